@@ -1,0 +1,41 @@
+//! The DreamSim perceptual-similarity engine behind the `dreamsim` GStreamer
+//! element, usable on its own: frames in (pixel format, planes, strides),
+//! embeddings and distances out. No GStreamer types appear in this API.
+//!
+//! ```no_run
+//! use dreamsim::{runtime, Engine, Frame, Model, ModelOptions};
+//! # fn main() -> dreamsim::Result<()> {
+//! let rt = runtime(None)?;
+//! let model = Model::load(rt, "ensemble.onnx".as_ref(), &ModelOptions::default())?;
+//! let mut engine = Engine::new(model);
+//! let pixels = vec![0u8; 640 * 480 * 3];
+//! let frame = Frame::rgb(&pixels, 640, 480, 640 * 3)?;
+//! let a = engine.embed_frame(&frame)?;
+//! let b = engine.embed_image_file("reference.png".as_ref())?;
+//! println!("distance {}", a.distance(&b)?);
+//! # Ok(()) }
+//! ```
+
+pub mod embedding;
+pub mod engine;
+pub mod error;
+pub mod frame;
+pub mod image_file;
+pub mod model;
+pub mod paths;
+pub mod preprocess;
+pub mod provider;
+pub mod runtime;
+
+pub use embedding::{distance, Embedding};
+pub use engine::Engine;
+pub use error::{Error, Result};
+pub use frame::{Colorimetry, Frame, PixelFormat, Plane, YuvMatrix, YuvRange};
+pub use model::{Model, ModelInfo, ModelOptions};
+pub use preprocess::Preprocessor;
+pub use provider::ExecutionProvider;
+pub use runtime::{runtime, Runtime};
+
+/// Version of this crate and the commit it was built from (set by build.rs).
+pub const BUILD_VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), "+", env!("DREAMSIM_GIT_COMMIT"));

@@ -1,0 +1,411 @@
+//! A DreamSim ONNX model: loading, the contract check, and inference.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::ArrayView4;
+use ort::ep::ExecutionProviderDispatch;
+use ort::session::Session;
+use ort::value::{TensorElementType, TensorRef, ValueType};
+
+use crate::embedding::Embedding;
+use crate::error::{Error, Result};
+use crate::provider::ExecutionProvider;
+use crate::runtime::Runtime;
+
+/// Name of the model's input tensor.
+pub const INPUT_NAME: &str = "image";
+/// Name of the model's output tensor.
+pub const OUTPUT_NAME: &str = "embedding";
+/// The input size every released DreamSim type uses.
+pub const DEFAULT_INPUT_SIZE: usize = 224;
+
+/// `metadata_props` keys written by the export tool.
+pub mod metadata_keys {
+    /// The DreamSim type, e.g. `ensemble` or `dino_vitb16`.
+    pub const TYPE: &str = "dreamsim.type";
+    /// Side of the square input in pixels.
+    pub const INPUT_SIZE: &str = "dreamsim.input_size";
+    /// Width D of the embedding.
+    pub const EMBEDDING_DIM: &str = "dreamsim.embedding_dim";
+    /// Version of the reference package the model reproduces.
+    pub const REFERENCE_VERSION: &str = "dreamsim.reference_version";
+    /// `fp32`, `fp16` or `int8`.
+    pub const PRECISION: &str = "dreamsim.precision";
+}
+
+/// How to run a model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelOptions {
+    /// Which execution provider to use.
+    pub provider: ExecutionProvider,
+    /// CPU threads for ONNX Runtime's intra-op pool; 0 lets ONNX Runtime choose.
+    pub threads: usize,
+    /// CUDA device for the GPU providers.
+    pub device_id: i32,
+    /// Let TensorRT build fp16 engines.
+    pub fp16: bool,
+    /// Where TensorRT keeps engine and timing caches; `None` disables them.
+    pub engine_cache: Option<PathBuf>,
+    /// Largest batch the TensorRT optimisation profile covers.
+    pub max_batch: usize,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        Self {
+            provider: ExecutionProvider::Auto,
+            threads: 0,
+            device_id: 0,
+            fp16: false,
+            engine_cache: None,
+            max_batch: 8,
+        }
+    }
+}
+
+/// What the model says about itself, checked against its graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    /// The DreamSim type (`dreamsim.type`), or the file stem when absent.
+    pub kind: String,
+    /// Side of the square input in pixels.
+    pub input_size: usize,
+    /// Width of the embedding.
+    pub embedding_dim: usize,
+    /// `dreamsim.precision`, when given.
+    pub precision: Option<String>,
+    /// `dreamsim.reference_version`, when given.
+    pub reference_version: Option<String>,
+    /// Fixed batch size of the graph, when it is not dynamic.
+    pub fixed_batch: Option<usize>,
+}
+
+/// A loaded model, ready to embed batches of preprocessed images.
+#[derive(Debug)]
+pub struct Model {
+    session: Session,
+    info: ModelInfo,
+    provider: ExecutionProvider,
+    fallbacks: Vec<String>,
+}
+
+fn provider_dispatch(
+    provider: ExecutionProvider,
+    options: &ModelOptions,
+    input_size: usize,
+) -> ExecutionProviderDispatch {
+    match provider {
+        ExecutionProvider::TensorRt => {
+            let shape = |n: usize| format!("{INPUT_NAME}:{n}x3x{input_size}x{input_size}");
+            let mut trt = ort::ep::TensorRT::default()
+                .with_device_id(options.device_id)
+                .with_fp16(options.fp16)
+                .with_profile_min_shapes(shape(1))
+                .with_profile_opt_shapes(shape(options.max_batch.max(1)))
+                .with_profile_max_shapes(shape(options.max_batch.max(1)));
+            if let Some(dir) = &options.engine_cache {
+                let dir = dir.display().to_string();
+                trt = trt
+                    .with_engine_cache(true)
+                    .with_engine_cache_path(&dir)
+                    .with_timing_cache(true)
+                    .with_timing_cache_path(&dir);
+            }
+            trt.build().error_on_failure()
+        }
+        ExecutionProvider::Cuda => ort::ep::CUDA::default()
+            .with_device_id(options.device_id)
+            .build()
+            .error_on_failure(),
+        ExecutionProvider::Cpu | ExecutionProvider::Auto => {
+            ort::ep::CPU::default().build().error_on_failure()
+        }
+    }
+}
+
+impl Model {
+    /// Loads the model at `path` on `runtime` and checks it against the
+    /// DreamSim ONNX contract.
+    ///
+    /// With [`ExecutionProvider::Auto`] the GPU providers are tried first and
+    /// the reasons they were skipped are kept in [`Model::fallbacks`]; an
+    /// explicitly requested provider that cannot start is an error.
+    pub fn load(runtime: &Runtime, path: &Path, options: &ModelOptions) -> Result<Self> {
+        std::fs::File::open(path).map_err(|source| Error::ModelNotFound {
+            path: path.to_path_buf(),
+            source,
+        })?;
+
+        let attempts: &[ExecutionProvider] = match options.provider {
+            ExecutionProvider::Auto => &[
+                ExecutionProvider::TensorRt,
+                ExecutionProvider::Cuda,
+                ExecutionProvider::Cpu,
+            ],
+            ExecutionProvider::Cpu => &[ExecutionProvider::Cpu],
+            ExecutionProvider::Cuda => &[ExecutionProvider::Cuda],
+            ExecutionProvider::TensorRt => &[ExecutionProvider::TensorRt],
+        };
+
+        let mut fallbacks = Vec::new();
+        for (i, &provider) in attempts.iter().enumerate() {
+            let last = i + 1 == attempts.len();
+            match Self::open_session(runtime, path, options, provider) {
+                Ok(session) => {
+                    let info = check_contract(&session, path)?;
+                    return Ok(Self {
+                        session,
+                        info,
+                        provider,
+                        fallbacks,
+                    });
+                }
+                Err(SessionError::Provider(message)) if !last => {
+                    fallbacks.push(format!("{provider} unavailable: {message}"));
+                }
+                Err(SessionError::Provider(message)) => {
+                    return Err(Error::ProviderUnavailable {
+                        provider: provider.as_str(),
+                        message: provider_hint(provider, &message),
+                    })
+                }
+                Err(SessionError::Model(message)) => {
+                    return Err(Error::ModelLoad {
+                        path: path.to_path_buf(),
+                        message,
+                    })
+                }
+            }
+        }
+        unreachable!("the last attempt always returns")
+    }
+
+    fn open_session(
+        runtime: &Runtime,
+        path: &Path,
+        options: &ModelOptions,
+        provider: ExecutionProvider,
+    ) -> std::result::Result<Session, SessionError> {
+        let model_err = |e: &dyn std::fmt::Display| SessionError::Model(e.to_string());
+        let mut builder = Session::builder(&runtime.environment)
+            .map_err(|e| model_err(&e))?
+            .with_intra_threads(options.threads)
+            .map_err(|e| model_err(&e))?
+            .with_inter_threads(1)
+            .map_err(|e| model_err(&e))?
+            .with_execution_providers([provider_dispatch(provider, options, DEFAULT_INPUT_SIZE)])
+            .map_err(|e| SessionError::Provider(e.to_string()))?;
+        builder.commit_from_file(path).map_err(|e| {
+            // A GPU provider that registered but cannot build the graph
+            // (missing cuDNN or TensorRT libraries) shows up only here.
+            if provider == ExecutionProvider::Cpu {
+                model_err(&e)
+            } else {
+                SessionError::Provider(e.to_string())
+            }
+        })
+    }
+
+    /// What the model declares, as checked at load.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The execution provider the model runs on.
+    pub fn provider(&self) -> ExecutionProvider {
+        self.provider
+    }
+
+    /// Why each faster provider was skipped under [`ExecutionProvider::Auto`].
+    pub fn fallbacks(&self) -> &[String] {
+        &self.fallbacks
+    }
+
+    /// Embeds a batch: `input` is `[N, 3, S, S]` RGB in [0, 1], standard layout.
+    /// Returns N embeddings, in order.
+    pub fn embed(&mut self, input: ArrayView4<'_, f32>) -> Result<Vec<Embedding>> {
+        let n = input.shape()[0];
+        let s = self.info.input_size;
+        if input.shape()[1..] != [3, s, s] {
+            return Err(Error::Inference(format!(
+                "input batch has shape {:?}, the model takes [N, 3, {s}, {s}]",
+                input.shape()
+            )));
+        }
+        if let Some(fixed) = self.info.fixed_batch {
+            if n != fixed {
+                return Err(Error::Inference(format!(
+                    "the model takes batches of exactly {fixed}, got {n}"
+                )));
+            }
+        }
+        let tensor =
+            TensorRef::from_array_view(input).map_err(|e| Error::Inference(e.to_string()))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![INPUT_NAME => tensor])
+            .map_err(|e| Error::Inference(e.to_string()))?;
+        let (shape, data) = outputs[OUTPUT_NAME]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| Error::Inference(e.to_string()))?;
+        let d = self.info.embedding_dim;
+        if shape.len() != 2 || shape[0] as usize != n || shape[1] as usize != d {
+            return Err(Error::Inference(format!(
+                "the model returned shape {shape}, expected [{n}, {d}]"
+            )));
+        }
+        Ok(data.chunks_exact(d).map(Embedding::from_slice).collect())
+    }
+}
+
+enum SessionError {
+    Provider(String),
+    Model(String),
+}
+
+fn provider_hint(provider: ExecutionProvider, message: &str) -> String {
+    let needs = match provider {
+        ExecutionProvider::TensorRt => {
+            "it needs the onnxruntime-gpu 1.31 library, CUDA 13, cuDNN 9 and TensorRT 10 \
+             (libnvinfer.so.10) on the library path"
+        }
+        ExecutionProvider::Cuda => {
+            "it needs the onnxruntime-gpu 1.31 library, CUDA 13 and cuDNN 9 on the library path"
+        }
+        _ => "",
+    };
+    if needs.is_empty() {
+        message.to_string()
+    } else {
+        format!("{message}; {needs}, or use execution-provider=cpu or auto")
+    }
+}
+
+fn tensor_parts(value: &ValueType) -> Option<(TensorElementType, Vec<i64>)> {
+    Some((value.tensor_type()?, value.tensor_shape()?.to_vec()))
+}
+
+/// Checks names, element types, ranks and sizes of the graph against the
+/// contract and the model's own metadata.
+fn check_contract(session: &Session, path: &Path) -> Result<ModelInfo> {
+    let violation = |problem: String| Error::ModelContract {
+        path: path.to_path_buf(),
+        problem,
+    };
+
+    let metadata = session.metadata().map_err(|e| violation(e.to_string()))?;
+    let meta_usize = |key: &str| -> Result<Option<usize>> {
+        match metadata.custom(key) {
+            None => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .map(Some)
+                .map_err(|_| violation(format!("metadata {key} = `{v}` is not a number"))),
+        }
+    };
+    let meta_input = meta_usize(metadata_keys::INPUT_SIZE)?;
+    let meta_dim = meta_usize(metadata_keys::EMBEDDING_DIM)?;
+
+    let inputs = session.inputs();
+    if inputs.len() != 1 {
+        return Err(violation(format!(
+            "it has {} inputs ({}), expected exactly one named `{INPUT_NAME}`",
+            inputs.len(),
+            inputs
+                .iter()
+                .map(|i| i.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let input = &inputs[0];
+    if input.name() != INPUT_NAME {
+        return Err(violation(format!(
+            "its input is named `{}`, expected `{INPUT_NAME}`",
+            input.name()
+        )));
+    }
+    let (ty, shape) = tensor_parts(input.dtype())
+        .ok_or_else(|| violation(format!("input `{INPUT_NAME}` is not a tensor")))?;
+    if ty != TensorElementType::Float32 {
+        return Err(violation(format!(
+            "input `{INPUT_NAME}` is {ty:?}, expected float32"
+        )));
+    }
+    let expected_size = meta_input.unwrap_or(DEFAULT_INPUT_SIZE);
+    let size_ok = shape.len() == 4
+        && shape[1] == 3
+        && shape[2] == expected_size as i64
+        && shape[3] == expected_size as i64;
+    if !size_ok {
+        return Err(violation(format!(
+            "input `{INPUT_NAME}` has shape {shape:?}, expected [N, 3, {expected_size}, {expected_size}]"
+        )));
+    }
+    let fixed_batch = (shape[0] > 0).then_some(shape[0] as usize);
+
+    let outputs = session.outputs();
+    let output = outputs
+        .iter()
+        .find(|o| o.name() == OUTPUT_NAME)
+        .ok_or_else(|| {
+            violation(format!(
+                "it has no output named `{OUTPUT_NAME}` (outputs: {})",
+                outputs
+                    .iter()
+                    .map(|o| o.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+    let (ty, shape) = tensor_parts(output.dtype())
+        .ok_or_else(|| violation(format!("output `{OUTPUT_NAME}` is not a tensor")))?;
+    if ty != TensorElementType::Float32 {
+        return Err(violation(format!(
+            "output `{OUTPUT_NAME}` is {ty:?}, expected float32"
+        )));
+    }
+    if shape.len() != 2 {
+        return Err(violation(format!(
+            "output `{OUTPUT_NAME}` has rank {} (shape {shape:?}), expected [N, D]",
+            shape.len()
+        )));
+    }
+    let graph_dim = (shape[1] > 0).then_some(shape[1] as usize);
+    let embedding_dim = match (graph_dim, meta_dim) {
+        (Some(g), Some(m)) if g != m => {
+            return Err(violation(format!(
+                "output width is {g} but metadata {} says {m}",
+                metadata_keys::EMBEDDING_DIM
+            )))
+        }
+        (Some(d), _) | (None, Some(d)) => d,
+        (None, None) => {
+            return Err(violation(format!(
+                "output width is dynamic and metadata {} is missing",
+                metadata_keys::EMBEDDING_DIM
+            )))
+        }
+    };
+    if embedding_dim == 0 {
+        return Err(violation("embedding width is 0".into()));
+    }
+
+    let kind = metadata.custom(metadata_keys::TYPE).unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "unknown".into())
+    });
+    Ok(ModelInfo {
+        path: path.to_path_buf(),
+        kind,
+        input_size: expected_size,
+        embedding_dim,
+        precision: metadata.custom(metadata_keys::PRECISION),
+        reference_version: metadata.custom(metadata_keys::REFERENCE_VERSION),
+        fixed_batch,
+    })
+}

@@ -1,0 +1,29 @@
+//! Where the project keeps its files on a user's machine.
+
+use std::path::PathBuf;
+
+/// Overrides the directory the default model is read from.
+pub const MODEL_DIR_ENV: &str = "GST_DREAMSIM_MODEL_DIR";
+
+/// `$XDG_DATA_HOME/gst-dreamsim`, or `~/.local/share/gst-dreamsim`.
+pub fn data_dir() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_DATA_HOME") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(std::env::var_os("HOME")?).join(".local/share"),
+    };
+    Some(base.join("gst-dreamsim"))
+}
+
+/// The directory `tools/get_model.sh` writes exported models to:
+/// `$GST_DREAMSIM_MODEL_DIR` if set, else `data_dir()/models`.
+pub fn model_dir() -> Option<PathBuf> {
+    match std::env::var_os(MODEL_DIR_ENV) {
+        Some(d) if !d.is_empty() => Some(PathBuf::from(d)),
+        _ => Some(data_dir()?.join("models")),
+    }
+}
+
+/// The model loaded when none is named: the full DreamSim ensemble.
+pub fn default_model() -> Option<PathBuf> {
+    Some(model_dir()?.join("ensemble.onnx"))
+}

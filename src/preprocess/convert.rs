@@ -1,0 +1,201 @@
+//! Conversion of any supported frame to packed 8-bit RGB at its own size.
+//!
+//! RGB-family formats are exact byte shuffles (alpha and padding dropped, as
+//! PIL's `convert('RGB')` does). YUV formats follow the frame's matrix and
+//! range with nearest-neighbour chroma, in f64, rounded half up.
+
+use crate::frame::{Frame, PixelFormat, YuvRange};
+
+/// Writes `frame` as packed RGB (`width * 3` bytes per row, no padding) into `out`,
+/// which is resized to fit and reused across frames.
+pub fn to_packed_rgb(frame: &Frame<'_>, out: &mut Vec<u8>) {
+    let (w, h) = (frame.width(), frame.height());
+    out.resize(w * h * 3, 0);
+    match frame.format() {
+        PixelFormat::Gray8 => gray_to_rgb(frame, out),
+        f if f.is_yuv() => yuv420_to_rgb(frame, out),
+        f => {
+            let (bpp, [r, g, b]) = f
+                .packed_rgb_layout()
+                .expect("every non-YUV, non-grey format is packed RGB");
+            let plane = frame.plane(0);
+            for (y, dst_row) in out.chunks_exact_mut(w * 3).enumerate() {
+                let src_row = &plane.data[y * plane.stride..][..w * bpp];
+                for (dst, src) in dst_row.chunks_exact_mut(3).zip(src_row.chunks_exact(bpp)) {
+                    dst[0] = src[r];
+                    dst[1] = src[g];
+                    dst[2] = src[b];
+                }
+            }
+        }
+    }
+}
+
+fn gray_to_rgb(frame: &Frame<'_>, out: &mut [u8]) {
+    let w = frame.width();
+    let plane = frame.plane(0);
+    for (y, dst_row) in out.chunks_exact_mut(w * 3).enumerate() {
+        let src_row = &plane.data[y * plane.stride..][..w];
+        for (dst, &v) in dst_row.chunks_exact_mut(3).zip(src_row) {
+            dst.fill(v);
+        }
+    }
+}
+
+/// Per-sample lookup tables: the matrix is linear, so each channel is a sum
+/// of a luma term and chroma terms that can be tabulated once per frame
+/// instead of recomputed per pixel. The final rounding must see the same f64
+/// value as the direct formula, so the tables hold f64 terms, not rounded ones.
+struct YuvTables {
+    luma: [f64; 256],
+    cb: [f64; 256],
+    cr: [f64; 256],
+    r_cr: f64,
+    b_cb: f64,
+    kr: f64,
+    kb: f64,
+    g_div: f64,
+}
+
+impl YuvTables {
+    fn new(frame: &Frame<'_>) -> Self {
+        let (kr, kb) = frame.colorimetry().matrix.kr_kb();
+        let (y_off, y_scale, c_scale) = match frame.colorimetry().range {
+            YuvRange::Limited => (16.0, 219.0, 224.0),
+            YuvRange::Full => (0.0, 255.0, 255.0),
+        };
+        let mut luma = [0.0; 256];
+        let mut chroma = [0.0; 256];
+        for v in 0..256 {
+            luma[v] = (v as f64 - y_off) / y_scale;
+            chroma[v] = (v as f64 - 128.0) / c_scale;
+        }
+        Self {
+            luma,
+            cb: chroma,
+            cr: chroma,
+            r_cr: 2.0 * (1.0 - kr),
+            b_cb: 2.0 * (1.0 - kb),
+            kr,
+            kb,
+            g_div: 1.0 - kr - kb,
+        }
+    }
+
+    #[inline(always)]
+    fn rgb(&self, y: u8, u: u8, v: u8) -> [u8; 3] {
+        let yn = self.luma[y as usize];
+        let cb = self.cb[u as usize];
+        let cr = self.cr[v as usize];
+        let r = yn + self.r_cr * cr;
+        let b = yn + self.b_cb * cb;
+        let g = (yn - self.kr * r - self.kb * b) / self.g_div;
+        [quantise(r), quantise(g), quantise(b)]
+    }
+}
+
+#[inline(always)]
+fn quantise(v: f64) -> u8 {
+    (255.0 * v + 0.5).floor().clamp(0.0, 255.0) as u8
+}
+
+fn yuv420_to_rgb(frame: &Frame<'_>, out: &mut [u8]) {
+    let w = frame.width();
+    let tables = YuvTables::new(frame);
+    let luma = frame.plane(0);
+    // (plane, byte offset of the first sample, bytes between samples) for U and V.
+    let (u_src, v_src) = match frame.format() {
+        PixelFormat::I420 => ((frame.plane(1), 0, 1), (frame.plane(2), 0, 1)),
+        PixelFormat::Yv12 => ((frame.plane(2), 0, 1), (frame.plane(1), 0, 1)),
+        PixelFormat::Nv12 => ((frame.plane(1), 0, 2), (frame.plane(1), 1, 2)),
+        PixelFormat::Nv21 => ((frame.plane(1), 1, 2), (frame.plane(1), 0, 2)),
+        other => unreachable!("{other:?} is not YUV 4:2:0"),
+    };
+    for (y, dst_row) in out.chunks_exact_mut(w * 3).enumerate() {
+        let y_row = &luma.data[y * luma.stride..][..w];
+        let u_row = &u_src.0.data[(y / 2) * u_src.0.stride + u_src.1..];
+        let v_row = &v_src.0.data[(y / 2) * v_src.0.stride + v_src.1..];
+        for (x, (dst, &yv)) in dst_row.chunks_exact_mut(3).zip(y_row).enumerate() {
+            let c = x / 2;
+            dst.copy_from_slice(&tables.rgb(yv, u_row[c * u_src.2], v_row[c * v_src.2]));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{Colorimetry, Plane, YuvMatrix};
+
+    #[test]
+    fn packed_formats_reorder_channels_and_drop_alpha() {
+        // One pixel R=10, G=20, B=30 in every packed layout, with junk in A/x.
+        let cases: &[(PixelFormat, &[u8])] = &[
+            (PixelFormat::Rgb, &[10, 20, 30]),
+            (PixelFormat::Bgr, &[30, 20, 10]),
+            (PixelFormat::Rgba, &[10, 20, 30, 99]),
+            (PixelFormat::Bgra, &[30, 20, 10, 99]),
+            (PixelFormat::Argb, &[99, 10, 20, 30]),
+            (PixelFormat::Abgr, &[99, 30, 20, 10]),
+            (PixelFormat::Rgbx, &[10, 20, 30, 99]),
+            (PixelFormat::Bgrx, &[30, 20, 10, 99]),
+            (PixelFormat::Xrgb, &[99, 10, 20, 30]),
+            (PixelFormat::Xbgr, &[99, 30, 20, 10]),
+        ];
+        for &(format, px) in cases {
+            let frame = Frame::new(
+                format,
+                1,
+                1,
+                &[Plane {
+                    data: px,
+                    stride: px.len(),
+                }],
+                Colorimetry::default(),
+            )
+            .unwrap();
+            let mut out = Vec::new();
+            to_packed_rgb(&frame, &mut out);
+            assert_eq!(out, [10, 20, 30], "{format:?}");
+        }
+    }
+
+    #[test]
+    fn limited_range_black_and_white() {
+        for matrix in [YuvMatrix::Bt601, YuvMatrix::Bt709, YuvMatrix::Bt2020] {
+            let c = Colorimetry {
+                matrix,
+                range: YuvRange::Limited,
+            };
+            for (yv, expect) in [(16u8, 0u8), (235, 255)] {
+                let y = [yv; 4];
+                let u = [128u8];
+                let v = [128u8];
+                let frame = Frame::new(
+                    PixelFormat::I420,
+                    2,
+                    2,
+                    &[
+                        Plane {
+                            data: &y,
+                            stride: 2,
+                        },
+                        Plane {
+                            data: &u,
+                            stride: 1,
+                        },
+                        Plane {
+                            data: &v,
+                            stride: 1,
+                        },
+                    ],
+                    c,
+                )
+                .unwrap();
+                let mut out = Vec::new();
+                to_packed_rgb(&frame, &mut out);
+                assert!(out.iter().all(|&b| b == expect), "{matrix:?} {out:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Loading ONNX Runtime: one shared library and one environment per process.
+//!
+//! ONNX Runtime allows a single environment per process and `ort` keeps the
+//! loaded library in a global, so every model (and every element instance)
+//! shares the [`Runtime`] returned here.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use crate::error::{Error, Result};
+
+/// The environment variable that names the ONNX Runtime library, as `ort` uses it.
+pub const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
+
+/// The loaded ONNX Runtime.
+#[derive(Debug)]
+pub struct Runtime {
+    pub(crate) environment: ort::environment::Environment,
+    library: PathBuf,
+}
+
+impl Runtime {
+    /// The library file that was loaded.
+    pub fn library(&self) -> &Path {
+        &self.library
+    }
+
+    /// ONNX Runtime's own build description (version, commit).
+    pub fn build_info(&self) -> &'static str {
+        ort::info()
+    }
+}
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+// Serialises first-time loading; a failed attempt leaves RUNTIME empty so a
+// later call (say, after the user fixed a property) can try again.
+static LOADING: Mutex<()> = Mutex::new(());
+
+/// The places searched when neither a path nor `ORT_DYLIB_PATH` is given, in order.
+///
+/// `$XDG_DATA_HOME/gst-dreamsim/onnxruntime/` is where `tools/get_onnxruntime.sh`
+/// installs the library; the bare file names go through the dynamic linker's
+/// own search (`LD_LIBRARY_PATH`, `ldconfig`).
+pub fn default_library_locations() -> Vec<PathBuf> {
+    let mut places = Vec::new();
+    if let Some(data) = crate::paths::data_dir() {
+        places.push(data.join("onnxruntime").join("libonnxruntime.so"));
+    }
+    for p in [
+        "/usr/local/lib/libonnxruntime.so",
+        "/usr/lib/x86_64-linux-gnu/libonnxruntime.so",
+        "/usr/lib/aarch64-linux-gnu/libonnxruntime.so",
+        "/usr/lib/libonnxruntime.so",
+        "libonnxruntime.so.1",
+        "libonnxruntime.so",
+    ] {
+        places.push(PathBuf::from(p));
+    }
+    places
+}
+
+/// Returns the process's ONNX Runtime, loading it on first use.
+///
+/// The library is looked for at `explicit` if given (and only there), else at
+/// `$ORT_DYLIB_PATH` if set (and only there), else in
+/// [`default_library_locations`]. Once a library is loaded it stays loaded:
+/// later calls return it whatever path they name (see [`Runtime::library`]).
+pub fn runtime(explicit: Option<&Path>) -> Result<&'static Runtime> {
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let _guard = LOADING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+
+    let candidates: Vec<PathBuf> = match explicit {
+        Some(p) => vec![p.to_path_buf()],
+        None => match std::env::var_os(ORT_DYLIB_ENV) {
+            Some(p) if !p.is_empty() => vec![PathBuf::from(p)],
+            _ => default_library_locations(),
+        },
+    };
+
+    let mut last_reason = String::from("no candidate");
+    for candidate in &candidates {
+        // Absolute paths that do not exist are skipped without asking the
+        // dynamic linker, so the error lists real reasons only.
+        if candidate.is_absolute() && !candidate.exists() {
+            last_reason = format!("{} does not exist", candidate.display());
+            continue;
+        }
+        match ort::init_from(candidate) {
+            Ok(builder) => {
+                let environment = builder
+                    .with_name("gst-dreamsim")
+                    .build()
+                    .map_err(|e| Error::RuntimeInit(e.to_string()))?;
+                let rt = RUNTIME.get_or_init(|| Runtime {
+                    environment,
+                    library: candidate.clone(),
+                });
+                return Ok(rt);
+            }
+            Err(e) => last_reason = e.to_string(),
+        }
+    }
+    Err(Error::RuntimeNotFound {
+        reason: last_reason,
+        tried: candidates
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
