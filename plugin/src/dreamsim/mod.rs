@@ -1,0 +1,56 @@
+//! The `dreamsim` element: attaches to every analysed frame its DreamSim
+//! distance to the previous analysed frame and to a reference image.
+
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+/// The execution provider property's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstDreamSimExecutionProvider")]
+pub enum ExecutionProvider {
+    /// TensorRT, else CUDA, else the CPU; a warning says which runs.
+    #[default]
+    #[enum_value(name = "Auto: TensorRT, else CUDA, else CPU", nick = "auto")]
+    Auto = 0,
+    /// ONNX Runtime's CPU provider.
+    #[enum_value(name = "CPU (ONNX Runtime)", nick = "cpu")]
+    Cpu = 1,
+    /// ONNX Runtime's CUDA provider; an error if it cannot start.
+    #[enum_value(name = "CUDA (onnxruntime-gpu)", nick = "cuda")]
+    Cuda = 2,
+    /// ONNX Runtime's TensorRT provider; an error if it cannot start.
+    #[enum_value(name = "TensorRT (onnxruntime-gpu + TensorRT 10)", nick = "tensorrt")]
+    TensorRt = 3,
+}
+
+impl From<ExecutionProvider> for dreamsim::ExecutionProvider {
+    fn from(p: ExecutionProvider) -> Self {
+        match p {
+            ExecutionProvider::Auto => Self::Auto,
+            ExecutionProvider::Cpu => Self::Cpu,
+            ExecutionProvider::Cuda => Self::Cuda,
+            ExecutionProvider::TensorRt => Self::TensorRt,
+        }
+    }
+}
+
+glib::wrapper! {
+    /// The `dreamsim` element.
+    pub struct DreamSim(ObjectSubclass<imp::DreamSim>)
+        @extends gst_video::VideoFilter, gst_base::BaseTransform, gst::Element, gst::Object;
+}
+
+/// Registers the element with `plugin`.
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    // gst-inspect documents the enum's values through this.
+    ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    gst::Element::register(
+        Some(plugin),
+        "dreamsim",
+        gst::Rank::NONE,
+        DreamSim::static_type(),
+    )
+}

@@ -1,0 +1,269 @@
+//! `DreamSimMeta`: the per-buffer result of the `dreamsim` element, as a
+//! GStreamer custom meta with a typed reader and writer.
+//!
+//! The meta is registered with no tags, so elements that transform frames
+//! (`videoconvert`, `videoscale`) copy it to their output buffers.
+//!
+//! Structure fields (the schema; all optional ones are absent, never NaN):
+//!
+//! | field | type | meaning |
+//! |---|---|---|
+//! | `frame` | u64 | index of the buffer among those the element received since it started |
+//! | `distance` | f64 | DreamSim distance to the previous analysed frame; absent on the first |
+//! | `reference-distance` | f64 | distance to the reference image; absent without one |
+//! | `embedding` | GBytes | the frame's embedding, native-endian f32 (D values) |
+//! | `model` | string | the model's type, e.g. `ensemble` |
+//! | `scene-index` | u64 | set by `dreamsimscene`: index of the scene the frame belongs to |
+//! | `scene-start` | bool | set by `dreamsimscene`: true on the first frame of a scene |
+
+use std::sync::Once;
+
+use gst::glib;
+
+/// Name under which the meta is registered.
+pub const META_NAME: &str = "DreamSimMeta";
+
+const FRAME: &str = "frame";
+const DISTANCE: &str = "distance";
+const REFERENCE_DISTANCE: &str = "reference-distance";
+const EMBEDDING: &str = "embedding";
+const MODEL: &str = "model";
+const SCENE_INDEX: &str = "scene-index";
+const SCENE_START: &str = "scene-start";
+
+/// Registers the custom meta. Idempotent; every reader and writer calls it,
+/// so applications need not.
+pub fn register() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if !gst::meta::CustomMeta::is_registered(META_NAME) {
+            gst::meta::CustomMeta::register(META_NAME, &[]);
+        }
+    });
+}
+
+/// Scene information added by `dreamsimscene`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SceneMark {
+    /// Index of the scene this frame belongs to (0 for the first scene).
+    pub index: u64,
+    /// True when this frame starts the scene.
+    pub start: bool,
+}
+
+/// The typed content of a `DreamSimMeta`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DreamSimMeta {
+    /// Index of the buffer among those the `dreamsim` element received.
+    pub frame: u64,
+    /// Distance to the previous analysed frame (`None` on the first).
+    pub distance: Option<f64>,
+    /// Distance to the reference image (`None` without a reference).
+    pub reference_distance: Option<f64>,
+    /// The frame's centred, unit-norm embedding.
+    pub embedding: Vec<f32>,
+    /// The model's type.
+    pub model: String,
+    /// Scene information, once `dreamsimscene` has seen the buffer.
+    pub scene: Option<SceneMark>,
+}
+
+/// A meta whose structure does not follow the schema above.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed DreamSimMeta: {0}")]
+pub struct MetaError(pub String);
+
+fn embedding_from_bytes(bytes: &[u8]) -> Result<Vec<f32>, MetaError> {
+    if bytes.len() % 4 != 0 {
+        return Err(MetaError(format!(
+            "embedding has {} bytes, not a whole number of f32",
+            bytes.len()
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+impl DreamSimMeta {
+    /// Reads the meta of `buffer`: `None` when it has none, an error when it
+    /// is malformed.
+    pub fn from_buffer(buffer: &gst::BufferRef) -> Option<Result<Self, MetaError>> {
+        register();
+        let meta = gst::meta::CustomMeta::from_buffer(buffer, META_NAME).ok()?;
+        Some(Self::try_from(meta.structure()))
+    }
+
+    /// Whether `buffer` carries a `DreamSimMeta`.
+    pub fn is_on(buffer: &gst::BufferRef) -> bool {
+        register();
+        gst::meta::CustomMeta::from_buffer(buffer, META_NAME).is_ok()
+    }
+
+    /// Attaches this meta to `buffer`, replacing one already there.
+    pub fn add_to(&self, buffer: &mut gst::BufferRef) -> Result<(), MetaError> {
+        register();
+        let structure = gst::Structure::from(self);
+        let mut meta = match gst::meta::CustomMeta::from_mut_buffer(buffer, META_NAME) {
+            Ok(meta) => meta,
+            Err(_) => gst::meta::CustomMeta::add(buffer, META_NAME)
+                .map_err(|e| MetaError(e.to_string()))?,
+        };
+        let s = meta.mut_structure();
+        // Replace field by field: the meta owns its structure.
+        s.remove_fields(s.fields().map(|f| f.to_owned()).collect::<Vec<_>>());
+        for (name, value) in structure.iter() {
+            s.set_value(name, value.clone());
+        }
+        Ok(())
+    }
+
+    /// Marks the scene of an existing meta (used by `dreamsimscene`).
+    /// Returns false when the buffer has no `DreamSimMeta`.
+    pub fn set_scene(buffer: &mut gst::BufferRef, mark: SceneMark) -> bool {
+        register();
+        match gst::meta::CustomMeta::from_mut_buffer(buffer, META_NAME) {
+            Ok(mut meta) => {
+                let s = meta.mut_structure();
+                s.set(SCENE_INDEX, mark.index);
+                s.set(SCENE_START, mark.start);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl From<&DreamSimMeta> for gst::Structure {
+    fn from(m: &DreamSimMeta) -> Self {
+        let bytes: Vec<u8> = m.embedding.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        let mut s = gst::Structure::builder(META_NAME)
+            .field(FRAME, m.frame)
+            .field(EMBEDDING, glib::Bytes::from_owned(bytes))
+            .field(MODEL, &m.model)
+            .build();
+        if let Some(d) = m.distance {
+            s.set(DISTANCE, d);
+        }
+        if let Some(d) = m.reference_distance {
+            s.set(REFERENCE_DISTANCE, d);
+        }
+        if let Some(scene) = m.scene {
+            s.set(SCENE_INDEX, scene.index);
+            s.set(SCENE_START, scene.start);
+        }
+        s
+    }
+}
+
+impl TryFrom<&gst::StructureRef> for DreamSimMeta {
+    type Error = MetaError;
+
+    fn try_from(s: &gst::StructureRef) -> Result<Self, MetaError> {
+        let field_err = |name: &str, e: &dyn std::fmt::Display| MetaError(format!("{name}: {e}"));
+        let frame = s.get::<u64>(FRAME).map_err(|e| field_err(FRAME, &e))?;
+        let distance = s
+            .get_optional::<f64>(DISTANCE)
+            .map_err(|e| field_err(DISTANCE, &e))?;
+        let reference_distance = s
+            .get_optional::<f64>(REFERENCE_DISTANCE)
+            .map_err(|e| field_err(REFERENCE_DISTANCE, &e))?;
+        let bytes = s
+            .get::<glib::Bytes>(EMBEDDING)
+            .map_err(|e| field_err(EMBEDDING, &e))?;
+        let embedding = embedding_from_bytes(&bytes)?;
+        let model = s.get::<String>(MODEL).map_err(|e| field_err(MODEL, &e))?;
+        let index = s
+            .get_optional::<u64>(SCENE_INDEX)
+            .map_err(|e| field_err(SCENE_INDEX, &e))?;
+        let start = s
+            .get_optional::<bool>(SCENE_START)
+            .map_err(|e| field_err(SCENE_START, &e))?;
+        let scene = index.map(|index| SceneMark {
+            index,
+            start: start.unwrap_or(false),
+        });
+        Ok(Self {
+            frame,
+            distance,
+            reference_distance,
+            embedding,
+            model,
+            scene,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> DreamSimMeta {
+        DreamSimMeta {
+            frame: 7,
+            distance: Some(0.25),
+            reference_distance: None,
+            embedding: vec![0.5, -0.5, 0.5, -0.5],
+            model: "ensemble".into(),
+            scene: Some(SceneMark {
+                index: 2,
+                start: true,
+            }),
+        }
+    }
+
+    #[test]
+    fn structure_round_trip() {
+        gst::init().unwrap();
+        let m = sample();
+        let s = gst::Structure::from(&m);
+        assert!(!s.has_field(REFERENCE_DISTANCE));
+        assert_eq!(DreamSimMeta::try_from(s.as_ref()).unwrap(), m);
+    }
+
+    #[test]
+    fn buffer_round_trip_and_replace() {
+        gst::init().unwrap();
+        let mut buffer = gst::Buffer::new();
+        let b = buffer.get_mut().unwrap();
+        assert!(DreamSimMeta::from_buffer(b).is_none());
+        let mut m = sample();
+        m.add_to(b).unwrap();
+        assert_eq!(DreamSimMeta::from_buffer(b).unwrap().unwrap(), m);
+        m.distance = None;
+        m.scene = None;
+        m.add_to(b).unwrap();
+        assert_eq!(DreamSimMeta::from_buffer(b).unwrap().unwrap(), m);
+        assert!(DreamSimMeta::set_scene(
+            b,
+            SceneMark {
+                index: 3,
+                start: false
+            }
+        ));
+        let read = DreamSimMeta::from_buffer(b).unwrap().unwrap();
+        assert_eq!(
+            read.scene,
+            Some(SceneMark {
+                index: 3,
+                start: false
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_meta_is_an_error() {
+        gst::init().unwrap();
+        let s = gst::Structure::builder(META_NAME)
+            .field(FRAME, 1u64)
+            .build();
+        assert!(DreamSimMeta::try_from(s.as_ref()).is_err());
+        let s = gst::Structure::builder(META_NAME)
+            .field(FRAME, 1u64)
+            .field(EMBEDDING, glib::Bytes::from_owned(vec![0u8; 5]))
+            .field(MODEL, "x")
+            .build();
+        assert!(DreamSimMeta::try_from(s.as_ref()).is_err());
+    }
+}
