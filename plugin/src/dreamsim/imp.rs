@@ -1,15 +1,19 @@
-use std::path::PathBuf;
-use std::sync::{LazyLock, Mutex, MutexGuard};
+//! The `dreamsim` element: a streaming thread that queues buffers and
+//! events in order, and an inference thread (the src pad's task) that runs
+//! the model on batches, attaches the meta and pushes everything downstream.
+//! The streaming thread never waits on the model, only on a full queue.
 
-use dreamsim::{Colorimetry, Embedding, Engine, Frame, Model, ModelOptions, PixelFormat, Plane};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use dreamsim::{Embedding, Engine, Model, ModelOptions};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use gst_base::prelude::*;
-use gst_base::subclass::prelude::*;
-use gst_video::prelude::*;
-use gst_video::subclass::prelude::*;
 
+use super::queue::{ItemQueue, Next};
+use super::video;
 use super::ExecutionProvider;
 use crate::message::DreamSimMessage;
 use crate::meta::DreamSimMeta;
@@ -27,69 +31,8 @@ const DEFAULT_THREADS: u32 = 0;
 const DEFAULT_DEVICE_ID: i32 = 0;
 const DEFAULT_FP16: bool = false;
 const DEFAULT_POST_MESSAGES: bool = true;
-
-/// The raw formats the engine converts itself; anything else needs videoconvert.
-const FORMATS: &[gst_video::VideoFormat] = &[
-    gst_video::VideoFormat::Rgb,
-    gst_video::VideoFormat::Bgr,
-    gst_video::VideoFormat::Rgba,
-    gst_video::VideoFormat::Bgra,
-    gst_video::VideoFormat::Argb,
-    gst_video::VideoFormat::Abgr,
-    gst_video::VideoFormat::Rgbx,
-    gst_video::VideoFormat::Bgrx,
-    gst_video::VideoFormat::Xrgb,
-    gst_video::VideoFormat::Xbgr,
-    gst_video::VideoFormat::Gray8,
-    gst_video::VideoFormat::I420,
-    gst_video::VideoFormat::Yv12,
-    gst_video::VideoFormat::Nv12,
-    gst_video::VideoFormat::Nv21,
-];
-
-fn pixel_format(format: gst_video::VideoFormat) -> Option<PixelFormat> {
-    use gst_video::VideoFormat as V;
-    Some(match format {
-        V::Rgb => PixelFormat::Rgb,
-        V::Bgr => PixelFormat::Bgr,
-        V::Rgba => PixelFormat::Rgba,
-        V::Bgra => PixelFormat::Bgra,
-        V::Argb => PixelFormat::Argb,
-        V::Abgr => PixelFormat::Abgr,
-        V::Rgbx => PixelFormat::Rgbx,
-        V::Bgrx => PixelFormat::Bgrx,
-        V::Xrgb => PixelFormat::Xrgb,
-        V::Xbgr => PixelFormat::Xbgr,
-        V::Gray8 => PixelFormat::Gray8,
-        V::I420 => PixelFormat::I420,
-        V::Yv12 => PixelFormat::Yv12,
-        V::Nv12 => PixelFormat::Nv12,
-        V::Nv21 => PixelFormat::Nv21,
-        _ => return None,
-    })
-}
-
-/// The caps' colorimetry as the engine's; unknown values follow GStreamer's
-/// own defaults (BT.601 up to 576 lines, BT.709 above; limited range).
-fn colorimetry(info: &gst_video::VideoInfo) -> Colorimetry {
-    use dreamsim::{YuvMatrix, YuvRange};
-    use gst_video::VideoColorMatrix as M;
-    let c = info.colorimetry();
-    let matrix = match c.matrix() {
-        M::Bt709 => YuvMatrix::Bt709,
-        M::Bt601 => YuvMatrix::Bt601,
-        M::Bt2020 => YuvMatrix::Bt2020,
-        M::Smpte240m => YuvMatrix::Smpte240m,
-        M::Fcc => YuvMatrix::Fcc,
-        _ if info.height() > 576 => YuvMatrix::Bt709,
-        _ => YuvMatrix::Bt601,
-    };
-    let range = match c.range() {
-        gst_video::VideoColorRange::Range0_255 => YuvRange::Full,
-        _ => YuvRange::Limited,
-    };
-    Colorimetry { matrix, range }
-}
+const DEFAULT_BATCH_SIZE: u32 = 1;
+const DEFAULT_MAX_LATENCY_MS: u32 = 500;
 
 /// Maps an engine error to a GStreamer error domain and a message that says
 /// what to do.
@@ -120,6 +63,8 @@ struct Settings {
     threads: u32,
     interval: u32,
     post_messages: bool,
+    batch_size: u32,
+    max_latency_ms: u32,
 }
 
 impl Default for Settings {
@@ -135,26 +80,66 @@ impl Default for Settings {
             threads: DEFAULT_THREADS,
             interval: DEFAULT_INTERVAL,
             post_messages: DEFAULT_POST_MESSAGES,
+            batch_size: DEFAULT_BATCH_SIZE,
+            max_latency_ms: DEFAULT_MAX_LATENCY_MS,
         }
     }
 }
 
-struct State {
-    engine: Engine,
-    model_kind: String,
-    info: Option<gst_video::VideoInfo>,
-    previous: Option<Embedding>,
-    reference: Option<Embedding>,
-    /// The reference file `reference` was computed from.
-    reference_location: Option<PathBuf>,
+/// A queued buffer with what the inference thread needs to read it.
+struct Queued {
+    buffer: gst::Buffer,
+    /// The caps in force when it arrived (caps may change mid-stream).
+    info: Arc<gst_video::VideoInfo>,
+    frame: u64,
+}
+
+/// Shared between the streaming thread and the inference thread.
+struct Shared {
+    queue: ItemQueue<Queued, gst::Event>,
+    /// Set by flushes and deactivation: everything stops and nothing queues.
+    flushing: bool,
+    /// The last downstream flow result, returned to upstream.
+    flow: Result<gst::FlowSuccess, gst::FlowError>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            queue: ItemQueue::default(),
+            flushing: true,
+            flow: Err(gst::FlowError::Flushing),
+        }
+    }
+}
+
+/// Streaming-thread state.
+#[derive(Default)]
+struct Input {
+    info: Option<Arc<gst_video::VideoInfo>>,
     /// Buffers received since start; the `frame` field of the meta.
     frames_seen: u64,
 }
 
-#[derive(Default)]
+/// Inference-thread state, created at start.
+struct Inference {
+    engine: Engine,
+    model_kind: String,
+    previous: Option<Embedding>,
+    reference: Option<Embedding>,
+    /// The reference file `reference` was computed from.
+    reference_location: Option<PathBuf>,
+}
+
 pub struct DreamSim {
+    sinkpad: gst::Pad,
+    srcpad: gst::Pad,
     settings: Mutex<Settings>,
-    state: Mutex<Option<State>>,
+    shared: Mutex<Shared>,
+    /// Signalled when items are queued, taken or the queue is flushed.
+    cond: Condvar,
+    input: Mutex<Input>,
+    inference: Mutex<Option<Inference>>,
     active_provider: Mutex<Option<String>>,
 }
 
@@ -215,7 +200,7 @@ impl DreamSim {
             device_id: settings.device_id,
             fp16: settings.fp16,
             engine_cache: settings.engine_cache_location.clone(),
-            ..ModelOptions::default()
+            max_batch: settings.batch_size.max(1) as usize,
         };
         let model = Model::load(runtime, &model_path, &options).map_err(|e| error_message(&e))?;
         let info = model.info();
@@ -245,10 +230,35 @@ impl DreamSim {
         Ok(model)
     }
 
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = lock(&self.settings).clone();
+        let model = self.load_model(&settings)?;
+        *lock(&self.active_provider) = Some(model.provider().as_str().to_owned());
+        let model_kind = model.info().kind.clone();
+        let mut inference = Inference {
+            engine: Engine::new(model),
+            model_kind,
+            previous: None,
+            reference: None,
+            reference_location: None,
+        };
+        self.sync_reference(&mut inference, &settings.reference_location)?;
+        *lock(&self.inference) = Some(inference);
+        *lock(&self.input) = Input::default();
+        Ok(())
+    }
+
+    fn stop(&self) {
+        *lock(&self.inference) = None;
+        *lock(&self.input) = Input::default();
+        *lock(&self.active_provider) = None;
+        lock(&self.shared).queue.clear();
+    }
+
     /// Makes the reference embedding match the `reference-location` setting.
     fn sync_reference(
         &self,
-        state: &mut State,
+        state: &mut Inference,
         wanted: &Option<PathBuf>,
     ) -> Result<(), gst::ErrorMessage> {
         if &state.reference_location == wanted {
@@ -274,104 +284,405 @@ impl DreamSim {
         Ok(())
     }
 
-    fn embed(
+    // ---- streaming thread ----
+
+    fn sink_chain(
         &self,
-        state: &mut State,
-        buf: &gst::BufferRef,
-    ) -> Result<Embedding, gst::ErrorMessage> {
-        let info = state.info.as_ref().ok_or_else(|| {
-            gst::error_msg!(gst::CoreError::Negotiation, ("Buffer received before caps"))
-        })?;
-        let frame =
-            gst_video::VideoFrameRef::from_buffer_ref_readable(buf, info).map_err(|_| {
-                gst::error_msg!(
-                    gst::StreamError::Format,
-                    (
-                        "Buffer of {} bytes does not hold a {}x{} {} frame",
-                        buf.size(),
-                        info.width(),
-                        info.height(),
-                        info.format().to_str()
-                    )
-                )
+        _pad: &gst::Pad,
+        buffer: gst::Buffer,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let (interval, batch_size) = {
+            let s = lock(&self.settings);
+            (u64::from(s.interval.max(1)), s.batch_size.max(1) as usize)
+        };
+        let (info, frame) = {
+            let mut input = lock(&self.input);
+            let info = input.info.clone().ok_or_else(|| {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ("Buffer received before caps")
+                );
+                gst::FlowError::NotNegotiated
             })?;
-        let format = pixel_format(info.format()).ok_or_else(|| {
-            gst::error_msg!(
-                gst::CoreError::Negotiation,
-                ("Unsupported format {}", info.format().to_str())
-            )
-        })?;
-        let mut planes = [Plane::default(); 3];
-        for (i, plane) in planes
-            .iter_mut()
-            .enumerate()
-            .take(frame.n_planes() as usize)
-        {
-            let stride = usize::try_from(frame.plane_stride()[i]).map_err(|_| {
-                gst::error_msg!(
-                    gst::StreamError::Format,
-                    ("Negative strides are not supported")
-                )
-            })?;
-            let data = frame.plane_data(i as u32).map_err(|e| {
-                gst::error_msg!(gst::StreamError::Format, ("Plane {i} unreadable: {e}"))
-            })?;
-            *plane = Plane { data, stride };
+            let frame = input.frames_seen;
+            input.frames_seen += 1;
+            (info, frame)
+        };
+
+        let mut shared = lock(&self.shared);
+        // Room for one batch waiting while another runs: enough to keep the
+        // model busy without holding more upstream buffers than needed.
+        while !shared.flushing && shared.flow.is_ok() && shared.queue.buffers() >= batch_size {
+            shared = self.cond.wait(shared).unwrap_or_else(|e| e.into_inner());
         }
-        let engine_frame = Frame::new(
-            format,
-            info.width() as usize,
-            info.height() as usize,
-            &planes[..frame.n_planes() as usize],
-            colorimetry(info),
-        )
-        .map_err(|e| error_message(&e))?;
-        state
-            .engine
-            .embed_frame(&engine_frame)
-            .map_err(|e| error_message(&e))
+        if shared.flushing {
+            return Err(gst::FlowError::Flushing);
+        }
+        shared.flow?;
+        shared.queue.push_buffer(
+            Queued {
+                buffer,
+                info,
+                frame,
+            },
+            frame % interval == 0,
+            Instant::now(),
+        );
+        self.cond.notify_all();
+        Ok(gst::FlowSuccess::Ok)
     }
 
-    fn post_distance(&self, buf: &gst::BufferRef, frame: u64, meta: &DreamSimMeta) {
-        let segment = self.obj().segment();
-        let segment = segment.downcast_ref::<gst::ClockTime>();
+    fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        use gst::EventView;
+        gst::log!(CAT, obj = pad, "Handling event {event:?}");
+        match event.view() {
+            EventView::FlushStart(_) => {
+                {
+                    let mut shared = lock(&self.shared);
+                    shared.flushing = true;
+                    shared.flow = Err(gst::FlowError::Flushing);
+                    shared.queue.clear();
+                    self.cond.notify_all();
+                }
+                let ret = self.srcpad.push_event(event);
+                // Waits for the batch in flight; its buffers are then refused
+                // downstream and dropped.
+                let _ = self.srcpad.pause_task();
+                ret
+            }
+            EventView::FlushStop(_) => {
+                if let Some(state) = lock(&self.inference).as_mut() {
+                    gst::debug!(CAT, imp = self, "Flush: forgetting the previous frame");
+                    state.previous = None;
+                }
+                let ret = self.srcpad.push_event(event);
+                if self.srcpad.mode() == gst::PadMode::Push {
+                    self.start_task();
+                }
+                ret
+            }
+            EventView::Caps(c) => {
+                let caps = c.caps();
+                match gst_video::VideoInfo::from_caps(caps) {
+                    Ok(info) if video::pixel_format(info.format()).is_some() => {
+                        gst::debug!(CAT, imp = self, "Caps {caps}");
+                        lock(&self.input).info = Some(Arc::new(info));
+                        self.queue_event(event)
+                    }
+                    _ => {
+                        gst::element_imp_error!(
+                            self,
+                            gst::CoreError::Negotiation,
+                            (
+                                "{}",
+                                video::unsupported_caps_message(caps)
+                                    .unwrap_or_else(|| format!("Unusable caps {caps}"))
+                            )
+                        );
+                        false
+                    }
+                }
+            }
+            _ if event.is_serialized() => self.queue_event(event),
+            _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
+        }
+    }
+
+    /// Queues a serialized event behind the buffers that came before it.
+    fn queue_event(&self, event: gst::Event) -> bool {
+        let mut shared = lock(&self.shared);
+        if shared.flushing {
+            return false;
+        }
+        if event.type_() == gst::EventType::Eos {
+            // Upstream sends nothing more; a later flow error no longer matters.
+            gst::debug!(
+                CAT,
+                imp = self,
+                "EOS queued behind {} buffers",
+                shared.queue.buffers()
+            );
+        }
+        shared.queue.push_event(event);
+        self.cond.notify_all();
+        true
+    }
+
+    fn sink_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        let handled = gst::Pad::query_default(pad, Some(&*self.obj()), query);
+        // An unsupported format never reaches the caps event: negotiation
+        // just fails with `not-negotiated`. Say why, and what to do.
+        let explanation = match query.view() {
+            gst::QueryView::AcceptCaps(q) if !handled || !q.result() => {
+                video::unsupported_caps_message(q.caps())
+            }
+            gst::QueryView::Caps(q) if q.result().is_some_and(|c| c.is_empty()) => {
+                q.filter().and_then(video::unsupported_caps_message)
+            }
+            _ => None,
+        };
+        if let Some(message) = explanation {
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("{}", message));
+        }
+        handled
+    }
+
+    // ---- src side ----
+
+    fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+            let mut upstream = gst::query::Latency::new();
+            if !self.sinkpad.peer_query(&mut upstream) {
+                return false;
+            }
+            let (live, min, max) = upstream.result();
+            let ours = self.added_latency();
+            gst::debug!(CAT, imp = self, "Adding {ours} of latency to {min}");
+            q.set(live, min + ours, max.map(|m| m + ours));
+            return true;
+        }
+        gst::Pad::query_default(pad, Some(&*self.obj()), query)
+    }
+
+    /// The longest a buffer waits for its batch to fill.
+    fn added_latency(&self) -> gst::ClockTime {
+        let s = lock(&self.settings);
+        if s.batch_size > 1 {
+            gst::ClockTime::from_mseconds(u64::from(s.max_latency_ms))
+        } else {
+            gst::ClockTime::ZERO
+        }
+    }
+
+    fn src_activate_mode(
+        &self,
+        mode: gst::PadMode,
+        active: bool,
+    ) -> Result<(), gst::LoggableError> {
+        if mode != gst::PadMode::Push {
+            return Err(gst::loggable_error!(CAT, "Only push mode is supported"));
+        }
+        if active {
+            self.start_task();
+        } else {
+            {
+                let mut shared = lock(&self.shared);
+                shared.flushing = true;
+                shared.flow = Err(gst::FlowError::Flushing);
+                self.cond.notify_all();
+            }
+            self.srcpad
+                .stop_task()
+                .map_err(|e| gst::loggable_error!(CAT, "Cannot stop task: {e}"))?;
+            lock(&self.shared).queue.clear();
+        }
+        Ok(())
+    }
+
+    fn start_task(&self) {
+        {
+            let mut shared = lock(&self.shared);
+            shared.flushing = false;
+            shared.flow = Ok(gst::FlowSuccess::Ok);
+        }
+        let this = self.downgrade();
+        if let Err(e) = self.srcpad.start_task(move || {
+            if let Some(this) = this.upgrade() {
+                this.src_loop();
+            }
+        }) {
+            gst::error!(CAT, imp = self, "Cannot start the inference task: {e}");
+        }
+    }
+
+    /// One iteration of the inference thread: push one event or run one batch.
+    fn src_loop(&self) {
+        let (batch_size, max_latency) = {
+            let s = lock(&self.settings);
+            (
+                s.batch_size.max(1) as usize,
+                Duration::from_millis(u64::from(s.max_latency_ms)),
+            )
+        };
+        let next = {
+            let mut shared = lock(&self.shared);
+            loop {
+                if shared.flushing {
+                    drop(shared);
+                    let _ = self.srcpad.pause_task();
+                    return;
+                }
+                match shared.queue.next(batch_size, max_latency, Instant::now()) {
+                    Next::Idle => {
+                        shared = self.cond.wait(shared).unwrap_or_else(|e| e.into_inner());
+                    }
+                    Next::WaitUntil(deadline) => {
+                        let timeout = deadline.saturating_duration_since(Instant::now());
+                        shared = self
+                            .cond
+                            .wait_timeout(shared, timeout)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0;
+                    }
+                    next => break next,
+                }
+            }
+        };
+        self.cond.notify_all();
+
+        let flow = match next {
+            Next::Event(event) => {
+                let is_eos = event.type_() == gst::EventType::Eos;
+                if !self.srcpad.push_event(event) && is_eos {
+                    gst::debug!(CAT, imp = self, "EOS was not handled downstream");
+                }
+                if is_eos {
+                    Err(gst::FlowError::Eos)
+                } else {
+                    Ok(gst::FlowSuccess::Ok)
+                }
+            }
+            Next::Batch(items) => self.run_batch(items),
+            Next::Idle | Next::WaitUntil(_) => unreachable!("handled above"),
+        };
+
+        if let Err(err) = flow {
+            let mut shared = lock(&self.shared);
+            if !shared.flushing {
+                shared.flow = Err(err);
+            }
+            self.cond.notify_all();
+            drop(shared);
+            if err != gst::FlowError::Flushing && err != gst::FlowError::Eos {
+                gst::debug!(CAT, imp = self, "Pausing: {err:?}");
+                // FlowError::Error was posted by whoever returned it.
+                if err != gst::FlowError::Error {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Failed,
+                        ("Internal data stream error."),
+                        ["streaming stopped, reason {err:?}"]
+                    );
+                }
+            }
+            let _ = self.srcpad.pause_task();
+        }
+    }
+
+    /// Embeds the analysed buffers of a batch, attaches the meta, posts the
+    /// messages and pushes every buffer downstream in order.
+    fn run_batch(&self, items: Vec<(Queued, bool)>) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let (post_messages, reference_location) = {
+            let s = lock(&self.settings);
+            (s.post_messages, s.reference_location.clone())
+        };
+        let metas = {
+            let mut guard = lock(&self.inference);
+            let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+            self.analyse(state, &items, &reference_location)
+                .map_err(|msg| {
+                    self.post_error_message(msg);
+                    gst::FlowError::Error
+                })?
+        };
+
+        let mut metas = metas.into_iter();
+        for (queued, analyse) in items {
+            let mut buffer = queued.buffer;
+            if analyse {
+                let meta = metas.next().expect("one meta per analysed buffer");
+                meta.add_to(buffer.make_mut()).map_err(|e| {
+                    gst::element_imp_error!(self, gst::CoreError::Failed, ("{}", e));
+                    gst::FlowError::Error
+                })?;
+                if post_messages {
+                    self.post_distance(&buffer, &meta);
+                }
+            }
+            self.srcpad.push(buffer)?;
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn analyse(
+        &self,
+        state: &mut Inference,
+        items: &[(Queued, bool)],
+        reference_location: &Option<PathBuf>,
+    ) -> Result<Vec<DreamSimMeta>, gst::ErrorMessage> {
+        self.sync_reference(state, reference_location)?;
+        let analysed: Vec<&Queued> = items.iter().filter(|(_, a)| *a).map(|(q, _)| q).collect();
+        if analysed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mapped = analysed
+            .iter()
+            .map(|q| {
+                gst_video::VideoFrameRef::from_buffer_ref_readable(q.buffer.as_ref(), &q.info)
+                    .map_err(|_| {
+                        gst::error_msg!(
+                            gst::StreamError::Format,
+                            (
+                                "Buffer of {} bytes does not hold a {}x{} {} frame",
+                                q.buffer.size(),
+                                q.info.width(),
+                                q.info.height(),
+                                q.info.format().to_str()
+                            )
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let frames = mapped
+            .iter()
+            .map(video::engine_frame)
+            .collect::<Result<Vec<_>, _>>()?;
+        let embeddings = state
+            .engine
+            .embed_frames(&frames)
+            .map_err(|e| error_message(&e))?;
+        drop(frames);
+        drop(mapped);
+
+        let distance_to = |other: Option<&Embedding>, e: &Embedding| {
+            other
+                .map(|o| o.distance(e))
+                .transpose()
+                .map_err(|e| error_message(&e))
+        };
+        let mut metas = Vec::with_capacity(embeddings.len());
+        for (queued, embedding) in analysed.iter().zip(embeddings) {
+            metas.push(DreamSimMeta {
+                frame: queued.frame,
+                distance: distance_to(state.previous.as_ref(), &embedding)?,
+                reference_distance: distance_to(state.reference.as_ref(), &embedding)?,
+                embedding: embedding.as_slice().to_vec(),
+                model: state.model_kind.clone(),
+                scene: None,
+            });
+            state.previous = Some(embedding);
+        }
+        Ok(metas)
+    }
+
+    fn post_distance(&self, buf: &gst::BufferRef, meta: &DreamSimMeta) {
+        let segment = self.srcpad.sticky_event::<gst::event::Segment>(0);
+        let segment = segment
+            .as_ref()
+            .and_then(|s| s.segment().downcast_ref::<gst::ClockTime>().cloned());
         let pts = buf.pts();
         let msg = DreamSimMessage {
             timestamp: pts,
-            stream_time: segment.and_then(|s| s.to_stream_time(pts?)),
-            running_time: segment.and_then(|s| s.to_running_time(pts?)),
+            stream_time: segment.as_ref().and_then(|s| s.to_stream_time(pts?)),
+            running_time: segment.as_ref().and_then(|s| s.to_running_time(pts?)),
             duration: buf.duration(),
-            frame,
+            frame: meta.frame,
             distance: meta.distance,
             reference_distance: meta.reference_distance,
         };
+        gst::trace!(CAT, imp = self, "{msg:?}");
         let _ = self.obj().post_message(msg.to_message(&*self.obj()));
-    }
-
-    /// An unsupported format never reaches set_info: negotiation just fails
-    /// with `not-negotiated`. Say why, and what to do, while we can.
-    fn explain_unsupported_caps(&self, caps: &gst::CapsRef) {
-        let supported = |name: &str| {
-            gst_video::VideoFormat::from_string(name) != gst_video::VideoFormat::Unknown
-                && FORMATS.contains(&gst_video::VideoFormat::from_string(name))
-        };
-        let unsupported: Vec<String> = caps
-            .iter()
-            .filter(|s| s.name() == "video/x-raw")
-            .filter_map(|s| s.get::<&str>("format").ok())
-            .filter(|f| !supported(f))
-            .map(str::to_owned)
-            .collect();
-        if !unsupported.is_empty() && unsupported.len() == caps.size() {
-            gst::element_imp_error!(
-                self,
-                gst::CoreError::Negotiation,
-                (
-                    "Unsupported video format {}: dreamsim takes RGB, BGR, RGBA, BGRA, ARGB, ABGR, RGBx, BGRx, xRGB, xBGR, GRAY8, I420, YV12, NV12 or NV21 in system memory; put videoconvert before dreamsim",
-                    unsupported.join(", ")
-                )
-            );
-        }
     }
 }
 
@@ -379,15 +690,69 @@ impl DreamSim {
 impl ObjectSubclass for DreamSim {
     const NAME: &'static str = "GstDreamSim";
     type Type = super::DreamSim;
-    type ParentType = gst_video::VideoFilter;
+    type ParentType = gst::Element;
+
+    fn with_class(klass: &Self::Class) -> Self {
+        let sinkpad = gst::Pad::builder_from_template(&klass.pad_template("sink").unwrap())
+            .chain_function(|pad, parent, buffer| {
+                DreamSim::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |imp| imp.sink_chain(pad, buffer),
+                )
+            })
+            .event_function(|pad, parent, event| {
+                DreamSim::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.sink_event(pad, event),
+                )
+            })
+            .query_function(|pad, parent, query| {
+                DreamSim::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.sink_query(pad, query),
+                )
+            })
+            .flags(gst::PadFlags::PROXY_CAPS | gst::PadFlags::PROXY_ALLOCATION)
+            .build();
+        let srcpad = gst::Pad::builder_from_template(&klass.pad_template("src").unwrap())
+            .query_function(|pad, parent, query| {
+                DreamSim::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.src_query(pad, query),
+                )
+            })
+            .activatemode_function(|_pad, parent, mode, active| {
+                DreamSim::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::loggable_error!(CAT, "Panic activating src pad")),
+                    |imp| imp.src_activate_mode(mode, active),
+                )
+            })
+            .flags(gst::PadFlags::PROXY_CAPS | gst::PadFlags::PROXY_ALLOCATION)
+            .build();
+        Self {
+            sinkpad,
+            srcpad,
+            settings: Mutex::default(),
+            shared: Mutex::default(),
+            cond: Condvar::new(),
+            input: Mutex::default(),
+            inference: Mutex::default(),
+            active_provider: Mutex::default(),
+        }
+    }
 }
 
 impl ObjectImpl for DreamSim {
     fn constructed(&self) {
         self.parent_constructed();
-        // BaseTransform's QoS drops late buffers; a model that is slower
-        // than real time would then silently lose frames.
-        self.obj().set_qos(false);
+        let obj = self.obj();
+        obj.add_pad(&self.sinkpad).unwrap();
+        obj.add_pad(&self.srcpad).unwrap();
     }
 
     fn properties() -> &'static [glib::ParamSpec] {
@@ -481,6 +846,27 @@ impl ObjectImpl for DreamSim {
                     .default_value(DEFAULT_POST_MESSAGES)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder("batch-size")
+                    .nick("Batch size")
+                    .blurb(
+                        "Analysed frames run through the model together. A partial batch runs \
+                         at EOS, flush, caps change and after max-latency. Upstream buffer pools \
+                         must hold at least 2 x batch-size buffers",
+                    )
+                    .minimum(1)
+                    .maximum(256)
+                    .default_value(DEFAULT_BATCH_SIZE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-latency")
+                    .nick("Maximum latency")
+                    .blurb(
+                        "Milliseconds the first frame of a batch may wait for the batch to fill \
+                         (reported in latency queries when batch-size > 1)",
+                    )
+                    .default_value(DEFAULT_MAX_LATENCY_MS)
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -499,6 +885,8 @@ impl ObjectImpl for DreamSim {
             "threads" => s.threads = value.get().expect("type checked"),
             "interval" => s.interval = value.get().expect("type checked"),
             "post-messages" => s.post_messages = value.get().expect("type checked"),
+            "batch-size" => s.batch_size = value.get().expect("type checked"),
+            "max-latency" => s.max_latency_ms = value.get().expect("type checked"),
             other => unreachable!("unknown property {other}"),
         }
         gst::info!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
@@ -520,6 +908,8 @@ impl ObjectImpl for DreamSim {
             "threads" => s.threads.to_value(),
             "interval" => s.interval.to_value(),
             "post-messages" => s.post_messages.to_value(),
+            "batch-size" => s.batch_size.to_value(),
+            "max-latency" => s.max_latency_ms.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -543,9 +933,7 @@ impl ElementImpl for DreamSim {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst_video::VideoCapsBuilder::new()
-                .format_list(FORMATS.iter().copied())
-                .build();
+            let caps = video::caps();
             vec![
                 gst::PadTemplate::new(
                     "src",
@@ -565,149 +953,25 @@ impl ElementImpl for DreamSim {
         });
         TEMPLATES.as_ref()
     }
-}
 
-impl BaseTransformImpl for DreamSim {
-    const MODE: gst_base::subclass::BaseTransformMode =
-        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
-    // The element adds meta, so it must see every buffer.
-    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
-    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
-
-    fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = lock(&self.settings).clone();
-        let model = self.load_model(&settings)?;
-        *lock(&self.active_provider) = Some(model.provider().as_str().to_owned());
-        let model_kind = model.info().kind.clone();
-        let mut state = State {
-            engine: Engine::new(model),
-            model_kind,
-            info: None,
-            previous: None,
-            reference: None,
-            reference_location: None,
-            frames_seen: 0,
-        };
-        self.sync_reference(&mut state, &settings.reference_location)?;
-        *lock(&self.state) = Some(state);
-        Ok(())
-    }
-
-    fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        *lock(&self.state) = None;
-        *lock(&self.active_provider) = None;
-        Ok(())
-    }
-
-    fn sink_event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::FlushStop(_) = event.view() {
-            if let Some(state) = lock(&self.state).as_mut() {
-                gst::debug!(CAT, imp = self, "Flush: forgetting the previous frame");
-                state.previous = None;
-            }
-        }
-        self.parent_sink_event(event)
-    }
-
-    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
-        let handled = BaseTransformImplExt::parent_query(self, direction, query);
-        if direction == gst::PadDirection::Sink {
-            match query.view() {
-                gst::QueryView::AcceptCaps(q) if !handled || !q.result() => {
-                    self.explain_unsupported_caps(q.caps())
-                }
-                gst::QueryView::Caps(q) if q.result().is_some_and(|c| c.is_empty()) => {
-                    if let Some(filter) = q.filter() {
-                        self.explain_unsupported_caps(filter)
-                    }
-                }
-                _ => {}
-            }
-        }
-        handled
-    }
-
-    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (interval, post_messages, reference_location) = {
-            let s = lock(&self.settings);
-            (s.interval, s.post_messages, s.reference_location.clone())
-        };
-        let mut guard = lock(&self.state);
-        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-        let frame = state.frames_seen;
-        state.frames_seen += 1;
-        if frame % u64::from(interval.max(1)) != 0 {
-            return Ok(gst::FlowSuccess::Ok);
-        }
-
-        let result = self
-            .sync_reference(state, &reference_location)
-            .and_then(|()| {
-                let embedding = self.embed(state, buf)?;
-                let distance_to =
-                    |other: &Option<Embedding>| -> Result<Option<f64>, gst::ErrorMessage> {
-                        other
-                            .as_ref()
-                            .map(|o| o.distance(&embedding))
-                            .transpose()
-                            .map_err(|e| error_message(&e))
-                    };
-                let meta = DreamSimMeta {
-                    frame,
-                    distance: distance_to(&state.previous)?,
-                    reference_distance: distance_to(&state.reference)?,
-                    embedding: embedding.as_slice().to_vec(),
-                    model: state.model_kind.clone(),
-                    scene: None,
-                };
-                state.previous = Some(embedding);
-                Ok(meta)
-            });
-        drop(guard);
-        let meta = result.map_err(|msg| {
-            self.post_error_message(msg);
-            gst::FlowError::Error
-        })?;
-
-        gst::trace!(
-            CAT,
-            imp = self,
-            "frame {frame}: distance {:?}, reference {:?}",
-            meta.distance,
-            meta.reference_distance
-        );
-        meta.add_to(buf).map_err(|e| {
-            gst::element_imp_error!(self, gst::CoreError::Failed, ("{}", e));
-            gst::FlowError::Error
-        })?;
-        if post_messages {
-            self.post_distance(buf, frame, &meta);
-        }
-        Ok(gst::FlowSuccess::Ok)
-    }
-}
-
-impl VideoFilterImpl for DreamSim {
-    fn set_info(
+    fn change_state(
         &self,
-        incaps: &gst::Caps,
-        in_info: &gst_video::VideoInfo,
-        _outcaps: &gst::Caps,
-        _out_info: &gst_video::VideoInfo,
-    ) -> Result<(), gst::LoggableError> {
-        gst::debug!(CAT, imp = self, "Caps {incaps}");
-        if pixel_format(in_info.format()).is_none() {
-            return Err(gst::loggable_error!(
-                CAT,
-                "Unsupported format {}",
-                in_info.format().to_str()
-            ));
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        if transition == gst::StateChange::ReadyToPaused {
+            self.start().map_err(|msg| {
+                self.post_error_message(msg);
+                gst::StateChangeError
+            })?;
         }
-        let mut guard = lock(&self.state);
-        let state = guard
-            .as_mut()
-            .ok_or_else(|| gst::loggable_error!(CAT, "Caps before start"))?;
-        state.info = Some(in_info.clone());
-        Ok(())
+        let ret = self.parent_change_state(transition);
+        if matches!(
+            transition,
+            gst::StateChange::PausedToReady | gst::StateChange::ReadyToNull
+        ) || (transition == gst::StateChange::ReadyToPaused && ret.is_err())
+        {
+            self.stop();
+        }
+        ret
     }
 }

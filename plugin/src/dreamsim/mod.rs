@@ -1,10 +1,13 @@
 //! The `dreamsim` element: attaches to every analysed frame its DreamSim
-//! distance to the previous analysed frame and to a reference image.
+//! distance to the previous analysed frame and to a reference image, running
+//! the model on batches in its own thread.
 
 use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+mod queue;
+mod video;
 
 /// The execution provider property's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, glib::Enum)]
@@ -40,7 +43,7 @@ impl From<ExecutionProvider> for dreamsim::ExecutionProvider {
 glib::wrapper! {
     /// The `dreamsim` element.
     pub struct DreamSim(ObjectSubclass<imp::DreamSim>)
-        @extends gst_video::VideoFilter, gst_base::BaseTransform, gst::Element, gst::Object;
+        @extends gst::Element, gst::Object;
 }
 
 /// Registers the element with `plugin`.
