@@ -56,7 +56,8 @@ mod tests {
     #[test]
     fn identical_embeddings_have_zero_distance() {
         let e = Embedding::from(vec![0.6, -0.8]);
-        assert!(e.distance(&e).unwrap().abs() < 1e-12);
+        // 0.6 and 0.8 are not exact in f32, so the norm is 1 only to about 1e-8.
+        assert!(e.distance(&e).unwrap().abs() < 1e-6);
     }
 
     #[test]
