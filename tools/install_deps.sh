@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages the plugin and its tests need, if any
+# are missing: GStreamer headers, base/good/libav plugins and tools, and a
+# Python with pip (for the ONNX Runtime wheel and the test media). Uses sudo
+# when not root. Does nothing when everything is there.
+set -euo pipefail
+packages=(
+    pkg-config
+    libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+    gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav
+)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# Any python3 with pip will do (pyenv, venv...): only its absence matters.
+if ! { command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; }; then
+    missing+=(python3 python3-pip)
+fi
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install_deps: all system packages present"
+    exit 0
+fi
+command -v apt-get >/dev/null || { echo "install_deps: missing ${missing[*]}; install them with your package manager" >&2; exit 1; }
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+echo "install_deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
