@@ -64,7 +64,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     gst::init()?;
     gstdreamsim::plugin_register_static()?;
 
-    let dreamsim = gst::ElementFactory::make("dreamsim").name("dreamsim").build()?;
+    let dreamsim = gst::ElementFactory::make("dreamsim")
+        .name("dreamsim")
+        .build()?;
     for (property, value) in &args.element {
         dreamsim.set_property_from_str(property, value);
     }
@@ -74,7 +76,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let decode = gst::ElementFactory::make("decodebin").build()?;
     let convert = gst::ElementFactory::make("videoconvert").build()?;
-    let sink = gst::ElementFactory::make("fakesink").property("sync", false).build()?;
+    let sink = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .build()?;
     pipeline.add_many([&src, &decode, &convert, &dreamsim, &sink])?;
     src.link(&decode)?;
     gst::Element::link_many([&convert, &dreamsim, &sink])?;
@@ -85,7 +89,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
             .unwrap_or(false);
         if let (true, Some(convert)) = (is_video, convert_weak.upgrade()) {
-            let sinkpad = convert.static_pad("sink").expect("videoconvert has a sink pad");
+            let sinkpad = convert
+                .static_pad("sink")
+                .expect("videoconvert has a sink pad");
             if !sinkpad.is_linked() {
                 let _ = pad.link(&sinkpad);
             }
@@ -127,7 +133,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             gst::MessageView::Error(e) => {
                 result = Err(format!(
                     "{}: {}",
-                    e.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+                    e.src()
+                        .map(|s| s.path_string().to_string())
+                        .unwrap_or_default(),
                     e.error()
                 ));
                 break;
@@ -152,6 +160,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .take(5)
         .map(|(d, f)| format!("frame {f}: {d:.4}"))
         .collect();
-    eprintln!("largest distances to the previous frame: {}", top.join(", "));
+    eprintln!(
+        "largest distances to the previous frame: {}",
+        top.join(", ")
+    );
     Ok(())
 }

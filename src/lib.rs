@@ -16,6 +16,8 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod embedding;
 pub mod engine;
 pub mod error;
@@ -28,7 +30,7 @@ pub mod provider;
 pub mod runtime;
 
 pub use embedding::{distance, Embedding};
-pub use engine::Engine;
+pub use engine::{Engine, PreprocessingDevice};
 pub use error::{Error, Result};
 pub use frame::{Colorimetry, Frame, PixelFormat, Plane, YuvMatrix, YuvRange};
 pub use model::{Model, ModelInfo, ModelOptions};

@@ -88,6 +88,7 @@ pub struct Model {
     session: Session,
     info: ModelInfo,
     provider: ExecutionProvider,
+    device_id: i32,
     fallbacks: Vec<String>,
 }
 
@@ -159,6 +160,7 @@ impl Model {
                         session,
                         info,
                         provider,
+                        device_id: options.device_id,
                         fallbacks,
                     });
                 }
@@ -223,6 +225,11 @@ impl Model {
         &self.fallbacks
     }
 
+    /// The CUDA device the GPU providers run on (as given in [`ModelOptions`]).
+    pub fn device_id(&self) -> i32 {
+        self.device_id
+    }
+
     /// Embeds a batch: `input` is `[N, 3, S, S]` RGB in [0, 1], standard layout.
     /// Returns N embeddings, in order.
     pub fn embed(&mut self, input: ArrayView4<'_, f32>) -> Result<Vec<Embedding>> {
@@ -247,17 +254,80 @@ impl Model {
             .session
             .run(ort::inputs![INPUT_NAME => tensor])
             .map_err(|e| Error::Inference(e.to_string()))?;
-        let (shape, data) = outputs[OUTPUT_NAME]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| Error::Inference(e.to_string()))?;
-        let d = self.info.embedding_dim;
-        if shape.len() != 2 || shape[0] as usize != n || shape[1] as usize != d {
+        embeddings_of(&outputs, n, self.info.embedding_dim)
+    }
+
+    /// Embeds a batch that is already in CUDA device memory: `input` is the
+    /// device address of `[n, 3, S, S]` f32, handed to the session as a view
+    /// (no copy back to the host).
+    ///
+    /// Refused unless the model runs on the CUDA or TensorRT provider: a
+    /// session on the CPU provider would read the device address as host
+    /// memory.
+    ///
+    /// # Safety
+    /// `input` must address `n * 3 * S * S` initialised f32 on CUDA device
+    /// [`device_id`](Self::device_id), in a context ONNX Runtime can use (the
+    /// device's primary context), with all work writing it finished.
+    #[cfg(feature = "cuda")]
+    pub unsafe fn embed_device(&mut self, input: u64, n: usize) -> Result<Vec<Embedding>> {
+        use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
+        use ort::value::{Shape, TensorRefMut};
+
+        if !matches!(
+            self.provider,
+            ExecutionProvider::Cuda | ExecutionProvider::TensorRt
+        ) {
             return Err(Error::Inference(format!(
-                "the model returned shape {shape}, expected [{n}, {d}]"
+                "device memory cannot be given to a model on the {} provider",
+                self.provider
             )));
         }
-        Ok(data.chunks_exact(d).map(Embedding::from_slice).collect())
+        let s = self.info.input_size;
+        if let Some(fixed) = self.info.fixed_batch {
+            if n != fixed {
+                return Err(Error::Inference(format!(
+                    "the model takes batches of exactly {fixed}, got {n}"
+                )));
+            }
+        }
+        let err = |e: ort::Error| Error::Inference(e.to_string());
+        let info = MemoryInfo::new(
+            AllocationDevice::CUDA,
+            self.device_id,
+            AllocatorType::Device,
+            MemoryType::Default,
+        )
+        .map_err(err)?;
+        let shape = Shape::new([n as i64, 3, s as i64, s as i64]);
+        // SAFETY: forwarded from the caller.
+        let tensor = unsafe {
+            TensorRefMut::<f32>::from_raw(info, input as usize as *mut std::ffi::c_void, shape)
+        }
+        .map_err(err)?;
+        let outputs = self
+            .session
+            .run(ort::inputs![INPUT_NAME => tensor])
+            .map_err(err)?;
+        embeddings_of(&outputs, n, self.info.embedding_dim)
     }
+}
+
+/// The `n` embeddings of width `d` in a run's output, checked against the contract.
+fn embeddings_of(
+    outputs: &ort::session::SessionOutputs<'_>,
+    n: usize,
+    d: usize,
+) -> Result<Vec<Embedding>> {
+    let (shape, data) = outputs[OUTPUT_NAME]
+        .try_extract_tensor::<f32>()
+        .map_err(|e| Error::Inference(e.to_string()))?;
+    if shape.len() != 2 || shape[0] as usize != n || shape[1] as usize != d {
+        return Err(Error::Inference(format!(
+            "the model returned shape {shape}, expected [{n}, {d}]"
+        )));
+    }
+    Ok(data.chunks_exact(d).map(Embedding::from_slice).collect())
 }
 
 enum SessionError {

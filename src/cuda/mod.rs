@@ -1,0 +1,255 @@
+//! The GPU path (cargo feature `cuda`): frames to the device through a pinned
+//! staging buffer, PIL-exact preprocessing in CUDA kernels, and the model
+//! input handed to ONNX Runtime's CUDA or TensorRT provider as a view over
+//! device memory, with no copy back to the host.
+//!
+//! Everything loads at run time (`libcuda` and `libnvrtc` through cudarc's
+//! dynamic loading), so a build with this feature runs on machines without
+//! CUDA: [`GpuPreprocessor::new`] then fails with a [`CudaError`] and the
+//! [`Engine`](crate::Engine) preprocesses on the CPU as it always does.
+//!
+//! - [`plan`]: what to launch for a frame (pure host code, testable anywhere);
+//! - [`kernels`]: the CUDA C source and its NVRTC build;
+//! - [`GpuPreprocessor`]: upload, launches, downloads for tests.
+
+pub mod kernels;
+pub mod plan;
+mod preprocess;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use cudarc::driver::{CudaSlice, DevicePtr};
+
+pub use preprocess::GpuPreprocessor;
+
+use crate::embedding::Embedding;
+use crate::error::{Error, Result};
+use crate::frame::Frame;
+use crate::model::Model;
+use crate::provider::ExecutionProvider;
+
+/// Set to `cpu` to keep preprocessing on the CPU even when the model runs
+/// on a GPU provider (for comparisons and as an escape hatch).
+pub const PREPROCESS_ENV: &str = "DREAMSIM_PREPROCESS";
+
+/// Why the GPU path cannot run, or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CudaError {
+    /// `libcuda.so` cannot be loaded.
+    #[error("the NVIDIA driver library libcuda.so.1 cannot be loaded (no NVIDIA driver on this machine)")]
+    NoDriver,
+    /// `libnvrtc.so` cannot be loaded.
+    #[error(
+        "NVRTC (libnvrtc.so, CUDA 13) cannot be loaded; install the CUDA toolkit or the \
+         nvidia-cuda-nvrtc wheel and put its lib folder on LD_LIBRARY_PATH"
+    )]
+    NoNvrtc,
+    /// A driver call failed.
+    #[error("CUDA failed while {what}: {source}")]
+    Driver {
+        /// What was being done.
+        what: &'static str,
+        /// The driver's error.
+        source: cudarc::driver::DriverError,
+    },
+    /// NVRTC rejected the kernels.
+    #[error("NVRTC could not compile the preprocessing kernels: {0}")]
+    Compile(String),
+    /// A frame or request the GPU path does not handle.
+    #[error("{0}")]
+    Unsupported(String),
+    /// cudarc panicked (a missing driver symbol, say) and the panic was caught.
+    #[error("a CUDA call panicked: {0}")]
+    Panicked(String),
+}
+
+impl CudaError {
+    pub(crate) fn driver(what: &'static str, source: cudarc::driver::DriverError) -> Self {
+        Self::Driver { what, source }
+    }
+}
+
+impl From<CudaError> for Error {
+    fn from(e: CudaError) -> Self {
+        Error::Inference(format!("GPU preprocessing: {e}"))
+    }
+}
+
+/// Runs `f`, turning a panic inside cudarc (it panics where a library or
+/// symbol is missing) into an error, so the element never aborts on it.
+pub(crate) fn catch_panics<T>(f: impl FnOnce() -> Result<T, CudaError>) -> Result<T, CudaError> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(CudaError::Panicked(message))
+    })
+}
+
+/// Checks that `libcuda` loads; every driver call panics without it.
+pub fn driver_present() -> Result<(), CudaError> {
+    // SAFETY: only tries to load the library.
+    if unsafe { cudarc::driver::sys::is_culib_present() } {
+        Ok(())
+    } else {
+        Err(CudaError::NoDriver)
+    }
+}
+
+/// The number of CUDA devices, or why there are none usable.
+pub fn device_count() -> Result<usize, CudaError> {
+    driver_present()?;
+    catch_panics(|| {
+        cudarc::driver::CudaContext::device_count()
+            .map(|n| n.max(0) as usize)
+            .map_err(|e| CudaError::driver("counting devices", e))
+    })
+}
+
+/// Whether frames for a model on `provider` may be preprocessed on the GPU,
+/// given the value of [`PREPROCESS_ENV`]: `Err` says why not.
+///
+/// Only the CUDA and TensorRT providers may receive device memory: a tensor
+/// tagged as CUDA memory given to a session on the CPU provider is read as
+/// host memory (a crash), so every other provider keeps the CPU path.
+pub fn gpu_preprocessing_allowed(
+    provider: ExecutionProvider,
+    env: Option<&str>,
+) -> std::result::Result<(), String> {
+    if env.is_some_and(|v| v.eq_ignore_ascii_case("cpu")) {
+        return Err(format!("{PREPROCESS_ENV}=cpu"));
+    }
+    match provider {
+        ExecutionProvider::Cuda | ExecutionProvider::TensorRt => Ok(()),
+        other => Err(format!("the model runs on the {other} provider")),
+    }
+}
+
+/// The engine's GPU state: the preprocessor and the device batch buffer
+/// that the model reads in place.
+#[derive(Debug)]
+pub(crate) struct GpuInput {
+    preprocessor: GpuPreprocessor,
+    batch: Option<CudaSlice<f32>>,
+}
+
+impl GpuInput {
+    /// GPU preprocessing for `model`, or why the CPU keeps it.
+    pub(crate) fn for_model(model: &Model) -> std::result::Result<Self, String> {
+        let env = std::env::var(PREPROCESS_ENV).ok();
+        gpu_preprocessing_allowed(model.provider(), env.as_deref())?;
+        let device = usize::try_from(model.device_id())
+            .map_err(|_| format!("device id {} is not a CUDA ordinal", model.device_id()))?;
+        let preprocessor =
+            GpuPreprocessor::new(device, model.info().input_size).map_err(|e| e.to_string())?;
+        Ok(Self {
+            preprocessor,
+            batch: None,
+        })
+    }
+
+    /// The CUDA device ordinal.
+    pub(crate) fn device_id(&self) -> usize {
+        self.preprocessor.device_id()
+    }
+
+    /// Preprocesses `frames` into the device batch and runs `model` on it.
+    pub(crate) fn embed(
+        &mut self,
+        model: &mut Model,
+        frames: &[Frame<'_>],
+    ) -> Result<Vec<Embedding>> {
+        self.embed_with(model, frames.len(), |pre, i, slot| {
+            // SAFETY: `slot` is a batch slot of 3 * size * size floats.
+            unsafe { pre.process_to(&frames[i], slot) }
+        })
+    }
+
+    /// [`embed`](Self::embed) for frames already in device memory.
+    ///
+    /// # Safety
+    /// As [`GpuPreprocessor::process_device_frame`], for every frame, until
+    /// the call returns.
+    pub(crate) unsafe fn embed_device_frames(
+        &mut self,
+        model: &mut Model,
+        frames: &[plan::DeviceFrame],
+    ) -> Result<Vec<Embedding>> {
+        self.embed_with(model, frames.len(), |pre, i, slot| {
+            // SAFETY: forwarded from the caller; `slot` as above.
+            unsafe { pre.process_device_frame(&frames[i], slot) }
+        })
+    }
+
+    /// Grows the device batch to `n` inputs, lets `fill` write input `i` at
+    /// its slot address, waits for the stream and runs the model on the batch.
+    fn embed_with(
+        &mut self,
+        model: &mut Model,
+        n: usize,
+        mut fill: impl FnMut(&mut GpuPreprocessor, usize, u64) -> Result<(), CudaError>,
+    ) -> Result<Vec<Embedding>> {
+        let size = self.preprocessor.size();
+        let per_frame = 3 * size * size;
+        if self.batch.as_ref().is_none_or(|b| b.len() < n * per_frame) {
+            self.batch = None;
+            self.batch = Some(self.preprocessor.alloc_f32(n * per_frame)?);
+        }
+        let stream = self.preprocessor.stream().clone();
+        let base = self
+            .batch
+            .as_ref()
+            .expect("allocated above")
+            .device_ptr(&stream)
+            .0;
+        for i in 0..n {
+            let slot = base + (i * per_frame * std::mem::size_of::<f32>()) as u64;
+            fill(&mut self.preprocessor, i, slot)?;
+        }
+        // ONNX Runtime reads the batch on its own stream: the kernels must
+        // have finished first.
+        self.preprocessor.synchronize()?;
+        // SAFETY: `base` holds n * 3 * size * size floats of finished work on
+        // this device, and the buffer outlives the call.
+        unsafe { model.embed_device(base, n) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_gpu_providers_get_device_memory() {
+        use ExecutionProvider::*;
+        assert!(gpu_preprocessing_allowed(Cuda, None).is_ok());
+        assert!(gpu_preprocessing_allowed(TensorRt, Some("auto")).is_ok());
+        assert!(gpu_preprocessing_allowed(Cpu, None)
+            .unwrap_err()
+            .contains("cpu provider"));
+        // Auto is never what a loaded model runs on, but it is not a GPU.
+        assert!(gpu_preprocessing_allowed(Auto, None).is_err());
+        assert!(gpu_preprocessing_allowed(Cuda, Some("CPU"))
+            .unwrap_err()
+            .contains(PREPROCESS_ENV));
+    }
+
+    #[test]
+    fn the_engine_can_move_to_another_thread() {
+        // The element runs inference on its own thread.
+        fn send<T: Send>() {}
+        send::<crate::Engine>();
+        send::<GpuPreprocessor>();
+    }
+
+    #[test]
+    fn panics_become_errors() {
+        let r: std::result::Result<(), CudaError> = catch_panics(|| panic!("no symbol cuFoo"));
+        match r {
+            Err(CudaError::Panicked(m)) => assert!(m.contains("cuFoo")),
+            other => panic!("{other:?}"),
+        }
+    }
+}
