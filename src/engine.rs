@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use ndarray::{s, Array4};
 
@@ -34,6 +35,21 @@ impl fmt::Display for PreprocessingDevice {
     }
 }
 
+/// What an [`Engine`] has done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Frames embedded.
+    pub frames: u64,
+    /// Frames the model actually ran on (the others repeated their predecessor).
+    pub inferred_frames: u64,
+    /// Model runs.
+    pub batches: u64,
+    /// Time spent converting and resizing frames into model input (CPU path).
+    pub preprocess: Duration,
+    /// Time spent in the model (on the GPU path, upload and preprocessing too).
+    pub inference: Duration,
+}
+
 /// A model plus everything needed to feed it frames. The input batch buffer
 /// is kept and only grows, so a steady stream allocates nothing but the
 /// embeddings it returns.
@@ -42,6 +58,12 @@ pub struct Engine {
     model: Model,
     preprocessor: Preprocessor,
     batch: Array4<f32>,
+    /// Batch slot of each frame of the current call (reused buffer).
+    slots: Vec<Option<usize>>,
+    /// The last frame's resized input and embedding, to skip exact repeats.
+    last_input: Option<Vec<u8>>,
+    last_embedding: Option<Embedding>,
+    stats: EngineStats,
     /// GPU preprocessing and the device batch, when the model runs on a GPU
     /// provider and CUDA works here.
     #[cfg(feature = "cuda")]
@@ -70,6 +92,10 @@ impl Engine {
             model,
             preprocessor: Preprocessor::new(size),
             batch: Array4::zeros((1, 3, size, size)),
+            slots: Vec::new(),
+            last_input: None,
+            last_embedding: None,
+            stats: EngineStats::default(),
             #[cfg(feature = "cuda")]
             gpu,
             cpu_reason,
@@ -99,6 +125,11 @@ impl Engine {
     }
 
     /// Embeds a batch of frames in one model run; one embedding per frame, in order.
+    ///
+    /// A frame whose preprocessed input is identical to the frame before it
+    /// (in this batch, or the last frame of the previous call) reuses that
+    /// frame's embedding instead of running the model on it again: a still
+    /// picture or a repeated frame costs a comparison, not an inference.
     pub fn embed_frames(&mut self, frames: &[Frame<'_>]) -> Result<Vec<Embedding>> {
         let n = frames.len();
         if n == 0 {
@@ -106,20 +137,90 @@ impl Engine {
         }
         #[cfg(feature = "cuda")]
         if let Some(gpu) = &mut self.gpu {
-            return gpu.embed(&mut self.model, frames);
+            let started = Instant::now();
+            let embeddings = gpu.embed(&mut self.model, frames)?;
+            self.stats.frames += n as u64;
+            self.stats.inferred_frames += n as u64;
+            self.stats.batches += 1;
+            self.stats.inference += started.elapsed();
+            return Ok(embeddings);
         }
+        let result = self.embed_frames_cpu(frames);
+        if result.is_err() {
+            // last_input may already describe frames whose embeddings were
+            // never computed: nothing may be reused from this call.
+            self.last_input = None;
+            self.last_embedding = None;
+        }
+        result
+    }
+
+    fn embed_frames_cpu(&mut self, frames: &[Frame<'_>]) -> Result<Vec<Embedding>> {
+        let n = frames.len();
         let size = self.preprocessor.size();
         if self.batch.shape()[0] < n {
             self.batch = Array4::zeros((n, 3, size, size));
         }
+
+        let started = Instant::now();
+        // For each frame, the batch slot it runs in, or None when it repeats
+        // the frame before it.
+        self.slots.clear();
+        let mut used = 0;
         for (i, frame) in frames.iter().enumerate() {
-            let mut slot = self.batch.slice_mut(s![i, .., .., ..]);
+            let resized = self.preprocessor.resize(frame)?;
+            let repeat = self.last_input.as_deref() == Some(resized)
+                && (i > 0 || self.last_embedding.is_some());
+            if repeat {
+                self.slots.push(None);
+                continue;
+            }
+            let mut slot = self.batch.slice_mut(s![used, .., .., ..]);
             let out = slot
                 .as_slice_mut()
                 .expect("a batch slot of a standard-layout array is contiguous");
-            self.preprocessor.process(frame, out)?;
+            Preprocessor::to_planar(resized, out);
+            match &mut self.last_input {
+                Some(last) => last.copy_from_slice(resized),
+                None => self.last_input = Some(resized.to_vec()),
+            }
+            self.slots.push(Some(used));
+            used += 1;
         }
-        self.model.embed(self.batch.slice(s![..n, .., .., ..]))
+        let preprocessed = Instant::now();
+        self.stats.preprocess += preprocessed - started;
+
+        let mut embedded = if used > 0 {
+            let out = self.model.embed(self.batch.slice(s![..used, .., .., ..]))?;
+            self.stats.batches += 1;
+            self.stats.inference += preprocessed.elapsed();
+            out
+        } else {
+            Vec::new()
+        }
+        .into_iter();
+
+        let mut out = Vec::with_capacity(n);
+        let mut previous = self.last_embedding.take();
+        for slot in &self.slots {
+            let e = match slot {
+                Some(_) => embedded.next().expect("one embedding per used slot"),
+                None => previous
+                    .clone()
+                    .expect("a repeat follows an embedded frame"),
+            };
+            previous = Some(e.clone());
+            out.push(e);
+        }
+        self.last_embedding = previous;
+        self.stats.frames += n as u64;
+        self.stats.inferred_frames += used as u64;
+        Ok(out)
+    }
+
+    /// Counters and time spent so far, for benchmarks and logs.
+    pub fn stats(&self) -> EngineStats {
+        self.stats
     }
 
     /// Embeds frames that are already in CUDA device memory (decoded there,

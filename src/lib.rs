@@ -30,7 +30,7 @@ pub mod provider;
 pub mod runtime;
 
 pub use embedding::{distance, Embedding};
-pub use engine::{Engine, PreprocessingDevice};
+pub use engine::{Engine, EngineStats, PreprocessingDevice};
 pub use error::{Error, Result};
 pub use frame::{Colorimetry, Frame, PixelFormat, Plane, YuvMatrix, YuvRange};
 pub use model::{Model, ModelInfo, ModelOptions};

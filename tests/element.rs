@@ -25,7 +25,7 @@ fn model() -> String {
 fn harness(extra: &str) -> gst_check::Harness {
     init();
     gst_check::Harness::new_parse(&format!(
-        "dreamsim model-location={} execution-provider=cpu threads=1 {extra}",
+        "dreamsim name=dreamsim model-location={} execution-provider=cpu threads=1 {extra}",
         model()
     ))
 }
@@ -94,6 +94,13 @@ fn identical_frames_have_zero_distance() {
         let d = meta(&h.pull().unwrap()).distance.unwrap();
         assert!(d.abs() < 1e-6, "distance {d}");
     }
+    // The repeats reused the first frame's embedding.
+    let stats = h
+        .find_element("dreamsim")
+        .unwrap()
+        .property::<gst::Structure>("stats");
+    assert_eq!(stats.get::<u64>("frames").unwrap(), 3);
+    assert_eq!(stats.get::<u64>("inferred-frames").unwrap(), 1);
 }
 
 #[test]

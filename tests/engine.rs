@@ -419,3 +419,48 @@ fn frames_that_do_not_match_their_description_are_rejected() {
         Err(Error::InvalidFrame(_))
     ));
 }
+
+#[test]
+fn exact_repeats_reuse_the_previous_embedding() {
+    let mut engine = Engine::new(load("tiny_ensemble.onnx").unwrap());
+    let (wa, ha, a) = golden_image_rgb(golden_image("64x48_s40"));
+    let (wb, hb, b) = golden_image_rgb(golden_image("17x9_s46"));
+    let fa = Frame::rgb(&a, wa, ha, wa * 3).unwrap();
+    let fb = Frame::rgb(&b, wb, hb, wb * 3).unwrap();
+    // The same picture in another layout is the same model input.
+    let (a_bgrx, stride) = {
+        let mut out = Vec::with_capacity(wa * ha * 4);
+        for px in a.chunks_exact(3) {
+            out.extend_from_slice(&[px[2], px[1], px[0], 7]);
+        }
+        (out, wa * 4)
+    };
+    let fa_bgrx = Frame::new(
+        PixelFormat::Bgrx,
+        wa,
+        ha,
+        &[Plane {
+            data: &a_bgrx,
+            stride,
+        }],
+        Colorimetry::default(),
+    )
+    .unwrap();
+
+    let first = engine.embed_frames(&[fa, fa_bgrx, fb, fb]).unwrap();
+    let second = engine.embed_frames(&[fb, fa]).unwrap();
+    let stats = engine.stats();
+    assert_eq!(stats.frames, 6);
+    assert_eq!(stats.inferred_frames, 3, "A, B, then A again");
+    assert_eq!(stats.batches, 2);
+
+    let want_a = golden_embedding("tiny_ensemble", "64x48_s40");
+    let want_b = golden_embedding("tiny_ensemble", "17x9_s46");
+    for (e, want) in first
+        .iter()
+        .chain(&second)
+        .zip([&want_a, &want_a, &want_b, &want_b, &want_b, &want_a])
+    {
+        assert!(max_abs_diff(e.as_slice(), want) <= 1e-5);
+    }
+}

@@ -70,6 +70,18 @@ impl Preprocessor {
             "model input slice has the wrong length"
         );
         let rgb = self.resize(frame)?;
+        Self::to_planar(rgb, out);
+        Ok(())
+    }
+
+    /// Writes packed RGB bytes as planar R, G, B f32 values in [0, 1]
+    /// (`u8 as f32 / 255`); `out` holds three planes of `rgb.len() / 3`.
+    ///
+    /// # Panics
+    /// If `out.len() != rgb.len()`.
+    pub fn to_planar(rgb: &[u8], out: &mut [f32]) {
+        assert_eq!(out.len(), rgb.len(), "planar output has the wrong length");
+        let area = rgb.len() / 3;
         let (r, gb) = out.split_at_mut(area);
         let (g, b) = gb.split_at_mut(area);
         for (i, px) in rgb.chunks_exact(3).enumerate() {
@@ -77,6 +89,5 @@ impl Preprocessor {
             g[i] = px[1] as f32 / 255.0;
             b[i] = px[2] as f32 / 255.0;
         }
-        Ok(())
     }
 }

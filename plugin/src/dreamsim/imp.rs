@@ -141,6 +141,9 @@ pub struct DreamSim {
     input: Mutex<Input>,
     inference: Mutex<Option<Inference>>,
     active_provider: Mutex<Option<String>>,
+    /// Copied from the engine after each batch, so reading the property
+    /// never waits for a model run.
+    stats: Mutex<dreamsim::EngineStats>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -235,8 +238,19 @@ impl DreamSim {
         let model = self.load_model(&settings)?;
         *lock(&self.active_provider) = Some(model.provider().as_str().to_owned());
         let model_kind = model.info().kind.clone();
+        let engine = Engine::new(model);
+        match engine.cpu_preprocessing_reason() {
+            None => gst::info!(
+                CAT,
+                imp = self,
+                "Preprocessing on {}",
+                engine.preprocessing_device()
+            ),
+            Some(why) => gst::info!(CAT, imp = self, "Preprocessing on the CPU: {why}"),
+        }
+        *lock(&self.stats) = dreamsim::EngineStats::default();
         let mut inference = Inference {
-            engine: Engine::new(model),
+            engine,
             model_kind,
             previous: None,
             reference: None,
@@ -642,6 +656,7 @@ impl DreamSim {
             .engine
             .embed_frames(&frames)
             .map_err(|e| error_message(&e))?;
+        *lock(&self.stats) = state.engine.stats();
         drop(frames);
         drop(mapped);
 
@@ -743,6 +758,7 @@ impl ObjectSubclass for DreamSim {
             input: Mutex::default(),
             inference: Mutex::default(),
             active_provider: Mutex::default(),
+            stats: Mutex::default(),
         }
     }
 }
@@ -801,6 +817,15 @@ impl ObjectImpl for DreamSim {
                 glib::ParamSpecString::builder("active-provider")
                     .nick("Active provider")
                     .blurb("The execution provider actually running the model (NULL until started)")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb(
+                        "Since start: frames, inferred-frames (exact repeats of the previous \
+                         frame reuse its embedding), batches, preprocess-time and \
+                         inference-time (ns)",
+                    )
                     .read_only()
                     .build(),
                 glib::ParamSpecInt::builder("device-id")
@@ -893,8 +918,20 @@ impl ObjectImpl for DreamSim {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        if pspec.name() == "active-provider" {
-            return lock(&self.active_provider).to_value();
+        match pspec.name() {
+            "active-provider" => return lock(&self.active_provider).to_value(),
+            "stats" => {
+                let st = *lock(&self.stats);
+                return gst::Structure::builder("dreamsim-stats")
+                    .field("frames", st.frames)
+                    .field("inferred-frames", st.inferred_frames)
+                    .field("batches", st.batches)
+                    .field("preprocess-time", st.preprocess.as_nanos() as u64)
+                    .field("inference-time", st.inference.as_nanos() as u64)
+                    .build()
+                    .to_value();
+            }
+            _ => {}
         }
         let s = lock(&self.settings);
         match pspec.name() {
