@@ -71,6 +71,10 @@ pub enum Error {
     #[error("inference failed: {0}")]
     Inference(String),
 
+    /// The GPU path failed (CUDA driver, NVRTC, kernel launch or copy).
+    #[error("GPU preprocessing failed: {0}; set execution-provider=cpu to run without the GPU")]
+    Gpu(String),
+
     /// A frame's description does not match its data, or the format is unsupported.
     #[error("invalid frame: {0}")]
     InvalidFrame(String),

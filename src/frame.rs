@@ -67,7 +67,7 @@ impl PixelFormat {
     }
 
     /// (width in bytes, height in rows) that plane `i` needs for a `w` x `h` frame.
-    fn plane_extent(self, i: usize, w: usize, h: usize) -> (usize, usize) {
+    pub fn plane_extent(self, i: usize, w: usize, h: usize) -> (usize, usize) {
         let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
         match (self, i) {
             (Self::Gray8, _) => (w, h),

@@ -130,7 +130,7 @@ fn all_formats() -> Vec<PixelFormat> {
 
 /// (width in bytes, rows) of plane `i`, as Frame::new checks it.
 fn extent(format: PixelFormat, i: usize, w: usize, h: usize) -> (usize, usize) {
-    dreamsim::cuda::plan::plane_extent(format, i, w, h)
+    format.plane_extent(i, w, h)
 }
 
 /// A frame of `format` built from packed RGB `rgb` (RGB family and GRAY8:

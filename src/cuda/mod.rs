@@ -71,7 +71,7 @@ impl CudaError {
 
 impl From<CudaError> for Error {
     fn from(e: CudaError) -> Self {
-        Error::Inference(format!("GPU preprocessing: {e}"))
+        Error::Gpu(e.to_string())
     }
 }
 

@@ -17,7 +17,7 @@
 
 use std::ops::Range;
 
-use crate::frame::{Colorimetry, Frame, PixelFormat, YuvRange};
+use crate::frame::{Colorimetry, Frame, PixelFormat};
 use crate::preprocess::resample::{AxisCoeffs, Passes, ResizePlan};
 
 /// Threads per block of every kernel (one thread per output element).
@@ -394,19 +394,6 @@ impl ResizeTables {
     }
 }
 
-/// (width in bytes, rows) of plane `i` of a `w` x `h` frame: what
-/// [`Frame::new`] checks each plane against.
-pub fn plane_extent(format: PixelFormat, i: usize, w: usize, h: usize) -> (usize, usize) {
-    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-    match (format, i) {
-        (PixelFormat::Gray8, _) => (w, h),
-        (f, 0) if f.is_yuv() => (w, h),
-        (PixelFormat::I420 | PixelFormat::Yv12, _) => (cw, ch),
-        (PixelFormat::Nv12 | PixelFormat::Nv21, _) => (2 * cw, ch),
-        (f, _) => (f.packed_rgb_layout().map_or(0, |(bpp, _)| bpp) * w, h),
-    }
-}
-
 /// One plane's bytes in the staging buffer (and in its device copy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PlaneSpan {
@@ -438,7 +425,7 @@ impl InputLayout {
         };
         let mut offset = 0;
         for i in 0..layout.n_planes {
-            let (row_bytes, rows) = plane_extent(format, i, frame.width(), frame.height());
+            let (row_bytes, rows) = format.plane_extent(i, frame.width(), frame.height());
             let stride = frame.plane(i).stride;
             let len = stride * (rows - 1) + row_bytes;
             layout.planes[i] = PlaneSpan {
@@ -522,20 +509,9 @@ pub struct DeviceFrame {
 /// (range offsets and scales, then the matrix terms), in the same f64
 /// expressions, so the kernel sees the same doubles.
 pub fn yuv_constants(colorimetry: Colorimetry) -> [f64; 8] {
-    let (kr, kb) = colorimetry.matrix.kr_kb();
-    let (y_off, y_scale, c_scale) = match colorimetry.range {
-        YuvRange::Limited => (16.0, 219.0, 224.0),
-        YuvRange::Full => (0.0, 255.0, 255.0),
-    };
+    let k = crate::preprocess::convert::YuvCoefficients::new(colorimetry);
     [
-        y_off,
-        y_scale,
-        c_scale,
-        2.0 * (1.0 - kr),
-        2.0 * (1.0 - kb),
-        kr,
-        kb,
-        1.0 - kr - kb,
+        k.y_offset, k.y_scale, k.c_scale, k.r_cr, k.b_cb, k.kr, k.kb, k.g_div,
     ]
 }
 
@@ -800,7 +776,7 @@ mod tests {
             let planes: Vec<Plane> = (0..format.n_planes())
                 .map(|i| Plane {
                     data: &data,
-                    stride: plane_extent(format, i, w, h).0,
+                    stride: format.plane_extent(i, w, h).0,
                 })
                 .collect();
             let frame = Frame::new(format, w, h, &planes, Colorimetry::default()).unwrap();
@@ -900,7 +876,7 @@ mod tests {
     fn yuv_constants_are_the_cpu_expressions() {
         let c = yuv_constants(Colorimetry {
             matrix: crate::frame::YuvMatrix::Bt709,
-            range: YuvRange::Limited,
+            range: crate::frame::YuvRange::Limited,
         });
         assert_eq!(c[..3], [16.0, 219.0, 224.0]);
         assert_eq!(c[3], 2.0 * (1.0 - 0.2126));

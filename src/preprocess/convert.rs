@@ -42,38 +42,42 @@ fn gray_to_rgb(frame: &Frame<'_>, out: &mut [u8]) {
     }
 }
 
-/// Per-sample lookup tables: the matrix is linear, so each channel is a sum
-/// of a luma term and chroma terms that can be tabulated once per frame
-/// instead of recomputed per pixel. The final rounding must see the same f64
-/// value as the direct formula, so the tables hold f64 terms, not rounded ones.
-struct YuvTables {
-    luma: [f64; 256],
-    cb: [f64; 256],
-    cr: [f64; 256],
-    r_cr: f64,
-    b_cb: f64,
-    kr: f64,
-    kb: f64,
-    g_div: f64,
+/// The constants of the YUV to RGB conversion for one colorimetry, in the
+/// form both the CPU and the GPU path evaluate, so they round identically:
+/// `Yn = (Y - y_offset) / y_scale`, `Cb = (U - 128) / c_scale` (same for Cr),
+/// `R = Yn + r_cr * Cr`, `B = Yn + b_cb * Cb`, `G = (Yn - kr * R - kb * B) / g_div`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct YuvCoefficients {
+    /// Luma offset (16 limited, 0 full).
+    pub y_offset: f64,
+    /// Luma scale (219 limited, 255 full).
+    pub y_scale: f64,
+    /// Chroma scale (224 limited, 255 full).
+    pub c_scale: f64,
+    /// 2 (1 - Kr).
+    pub r_cr: f64,
+    /// 2 (1 - Kb).
+    pub b_cb: f64,
+    /// Kr.
+    pub kr: f64,
+    /// Kb.
+    pub kb: f64,
+    /// 1 - Kr - Kb.
+    pub g_div: f64,
 }
 
-impl YuvTables {
-    fn new(frame: &Frame<'_>) -> Self {
-        let (kr, kb) = frame.colorimetry().matrix.kr_kb();
-        let (y_off, y_scale, c_scale) = match frame.colorimetry().range {
+impl YuvCoefficients {
+    /// The constants for `colorimetry`.
+    pub fn new(colorimetry: crate::frame::Colorimetry) -> Self {
+        let (kr, kb) = colorimetry.matrix.kr_kb();
+        let (y_offset, y_scale, c_scale) = match colorimetry.range {
             YuvRange::Limited => (16.0, 219.0, 224.0),
             YuvRange::Full => (0.0, 255.0, 255.0),
         };
-        let mut luma = [0.0; 256];
-        let mut chroma = [0.0; 256];
-        for v in 0..256 {
-            luma[v] = (v as f64 - y_off) / y_scale;
-            chroma[v] = (v as f64 - 128.0) / c_scale;
-        }
         Self {
-            luma,
-            cb: chroma,
-            cr: chroma,
+            y_offset,
+            y_scale,
+            c_scale,
             r_cr: 2.0 * (1.0 - kr),
             b_cb: 2.0 * (1.0 - kb),
             kr,
@@ -81,15 +85,39 @@ impl YuvTables {
             g_div: 1.0 - kr - kb,
         }
     }
+}
+
+/// Per-sample lookup tables: the matrix is linear, so each channel is a sum
+/// of a luma term and chroma terms that can be tabulated once per frame
+/// instead of recomputed per pixel. The final rounding must see the same f64
+/// value as the direct formula, so the tables hold f64 terms, not rounded ones.
+struct YuvTables {
+    luma: [f64; 256],
+    chroma: [f64; 256],
+    k: YuvCoefficients,
+}
+
+impl YuvTables {
+    fn new(frame: &Frame<'_>) -> Self {
+        let k = YuvCoefficients::new(frame.colorimetry());
+        let mut luma = [0.0; 256];
+        let mut chroma = [0.0; 256];
+        for v in 0..256 {
+            luma[v] = (v as f64 - k.y_offset) / k.y_scale;
+            chroma[v] = (v as f64 - 128.0) / k.c_scale;
+        }
+        Self { luma, chroma, k }
+    }
 
     #[inline(always)]
     fn rgb(&self, y: u8, u: u8, v: u8) -> [u8; 3] {
+        let k = &self.k;
         let yn = self.luma[y as usize];
-        let cb = self.cb[u as usize];
-        let cr = self.cr[v as usize];
-        let r = yn + self.r_cr * cr;
-        let b = yn + self.b_cb * cb;
-        let g = (yn - self.kr * r - self.kb * b) / self.g_div;
+        let cb = self.chroma[u as usize];
+        let cr = self.chroma[v as usize];
+        let r = yn + k.r_cr * cr;
+        let b = yn + k.b_cb * cb;
+        let g = (yn - k.kr * r - k.kb * b) / k.g_div;
         [quantise(r), quantise(g), quantise(b)]
     }
 }
