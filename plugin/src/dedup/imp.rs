@@ -23,7 +23,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-// For the real DreamSim ensemble; see docs/scenes-and-dedup.md.
+// For the real DreamSim ensemble; see the README (Defaults, and what they were checked on).
 const DEFAULT_THRESHOLD: f64 = 0.02;
 const DEFAULT_MAX_CONSECUTIVE_DROPS: u32 = 0;
 const DEFAULT_EXTEND_DURATION: bool = false;

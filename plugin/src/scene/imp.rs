@@ -27,8 +27,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 const DEFAULT_MODE: SceneMode = SceneMode::Adaptive;
-// Defaults for the real DreamSim ensemble; see docs/scenes-and-dedup.md for
-// how they were chosen and what was verified.
+// Defaults for the real DreamSim ensemble; the README ("Defaults, and what
+// they were checked on") says how they were chosen and what was verified.
 const DEFAULT_THRESHOLD: f64 = 0.2;
 const DEFAULT_ADAPTIVE_THRESHOLD: f64 = 3.0;
 const DEFAULT_MIN_DISTANCE: f64 = 0.05;
