@@ -10,6 +10,8 @@
 //! Columns: `frame,time_s,distance,reference_distance` (empty where the
 //! element gives none: the first frame has no previous one).
 
+mod common;
+
 use std::time::Instant;
 
 use gst::prelude::*;
@@ -64,39 +66,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     gst::init()?;
     gstdreamsim::plugin_register_static()?;
 
-    let dreamsim = gst::ElementFactory::make("dreamsim")
-        .name("dreamsim")
-        .build()?;
+    let dreamsim = common::make("dreamsim")?;
     for (property, value) in &args.element {
         dreamsim.set_property_from_str(property, value);
     }
-    let pipeline = gst::Pipeline::new();
-    let src = gst::ElementFactory::make("filesrc")
-        .property("location", &args.video)
-        .build()?;
-    let decode = gst::ElementFactory::make("decodebin").build()?;
-    let convert = gst::ElementFactory::make("videoconvert").build()?;
-    let sink = gst::ElementFactory::make("fakesink")
-        .property("sync", false)
-        .build()?;
-    pipeline.add_many([&src, &decode, &convert, &dreamsim, &sink])?;
-    src.link(&decode)?;
-    gst::Element::link_many([&convert, &dreamsim, &sink])?;
-    let convert_weak = convert.downgrade();
-    decode.connect_pad_added(move |_, pad| {
-        let is_video = pad
-            .current_caps()
-            .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
-            .unwrap_or(false);
-        if let (true, Some(convert)) = (is_video, convert_weak.upgrade()) {
-            let sinkpad = convert
-                .static_pad("sink")
-                .expect("videoconvert has a sink pad");
-            if !sinkpad.is_linked() {
-                let _ = pad.link(&sinkpad);
-            }
-        }
-    });
+    let uri = common::to_uri(&args.video)?;
+    let chain = [dreamsim.clone(), common::fakesink()?];
+    let pipeline = common::decoding_pipeline("distances", &uri, &chain)?;
 
     let start = Instant::now();
     pipeline.set_state(gst::State::Playing)?;

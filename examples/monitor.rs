@@ -16,11 +16,15 @@
 //! Exit status: 0 when no alert was raised, 3 when one was, 1 on errors and
 //! 2 on usage errors.
 
-use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use common::timecode;
 use gst::prelude::*;
 use gstdreamsim::message::DreamSimMessage;
 
@@ -53,6 +57,7 @@ status 3) when it passes a limit.
 Exit status: 0 no alert, 3 alert raised, 1 error, 2 usage error.
 ";
 
+const PROGRAM: &str = "monitor";
 const EXIT_ALERT: u8 = 3;
 
 #[derive(Debug)]
@@ -85,45 +90,28 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
         quiet: false,
     };
     let mut positional = Vec::new();
-    let mut args = args.peekable();
-    while let Some(arg) = args.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |what: &str| -> Result<String, String> {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{name} needs {what}"))
-        };
-        fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
-            v.parse()
-                .map_err(|_| format!("{name}: `{v}` is not a valid number"))
-        }
-        match name.as_str() {
-            "-h" | "--help" => return Err(String::new()),
-            "--pipeline" => o.pipeline = Some(value("a pipeline description")?),
-            "--limit" => o.limit = num(&name, value("a distance")?)?,
-            "--consecutive" => o.consecutive = num(&name, value("a frame count")?)?,
-            "--every" => o.every = num(&name, value("a frame count")?)?,
-            "--stop-on-alert" => o.stop_on_alert = true,
-            "--csv" => o.csv = Some(value("a path")?.into()),
-            "--model" => o.model = Some(value("a path")?),
-            "--provider" => {
-                let p = value("a name")?;
-                if !["auto", "cpu", "cuda", "tensorrt"].contains(&p.as_str()) {
-                    return Err(format!(
-                        "--provider: `{p}` is not auto, cpu, cuda or tensorrt"
-                    ));
-                }
-                o.provider = Some(p);
+    common::parse(
+        args,
+        |a, args| {
+            match a.name.as_str() {
+                "--pipeline" => o.pipeline = Some(a.value(args, "a pipeline description")?),
+                "--limit" => o.limit = a.number(args, "a distance")?,
+                "--consecutive" => o.consecutive = a.number(args, "a frame count")?,
+                "--every" => o.every = a.number(args, "a frame count")?,
+                "--stop-on-alert" => o.stop_on_alert = true,
+                "--csv" => o.csv = Some(a.value(args, "a path")?.into()),
+                "--model" => o.model = Some(a.value(args, "a path")?),
+                "--provider" => o.provider = Some(a.provider(args)?),
+                "--quiet" => o.quiet = true,
+                _ => return Ok(false),
             }
-            "--quiet" => o.quiet = true,
-            s if s.starts_with('-') && s.len() > 1 => return Err(format!("unknown option {s}")),
-            _ => positional.push(arg),
-        }
-    }
+            Ok(true)
+        },
+        |arg| {
+            positional.push(arg);
+            Ok(())
+        },
+    )?;
     if o.consecutive == 0 || o.every == 0 {
         return Err("--consecutive and --every take 1 or more".into());
     }
@@ -138,98 +126,6 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
     o.reference = positional.pop().expect("counted").into();
     o.input = positional.pop();
     Ok(o)
-}
-
-/// A file path or a URI, as a URI.
-fn to_uri(input: &str) -> Result<String, String> {
-    if input.contains("://") {
-        return Ok(input.to_owned());
-    }
-    let path = Path::new(input);
-    if !path.exists() {
-        return Err(format!("{input}: no such file"));
-    }
-    let absolute = std::fs::canonicalize(path).map_err(|e| format!("{input}: {e}"))?;
-    gst::glib::filename_to_uri(&absolute, None)
-        .map(|u| u.to_string())
-        .map_err(|e| format!("{input}: {e}"))
-}
-
-fn make(factory: &str) -> Result<gst::Element, String> {
-    gst::ElementFactory::make(factory).build().map_err(|_| {
-        format!("GStreamer element {factory} is missing (is the plugin that has it installed?)")
-    })
-}
-
-/// `uridecodebin` for `uri`, its first video stream linked to `video_sink`,
-/// the other streams to fakesinks.
-fn add_decoder(
-    pipeline: &gst::Pipeline,
-    uri: &str,
-    video_sink: &gst::Element,
-) -> Result<(), String> {
-    let decoder = gst::ElementFactory::make("uridecodebin")
-        .property("uri", uri)
-        .build()
-        .map_err(|_| "GStreamer element uridecodebin is missing".to_string())?;
-    pipeline.add(&decoder).map_err(|e| e.to_string())?;
-    // Without a video stream nothing would ever reach EOS: say so instead.
-    let video_pad = video_sink.static_pad("sink").expect("sink pad");
-    decoder.connect_no_more_pads(move |decoder| {
-        if !video_pad.is_linked() {
-            let _ = decoder.post_message(
-                gst::message::Error::builder(
-                    gst::StreamError::WrongType,
-                    "The input has no video stream",
-                )
-                .src(decoder)
-                .build(),
-            );
-        }
-    });
-    let pipeline = pipeline.downgrade();
-    let video_sink = video_sink.downgrade();
-    decoder.connect_pad_added(move |_, pad| {
-        let (Some(pipeline), Some(video_sink)) = (pipeline.upgrade(), video_sink.upgrade()) else {
-            return;
-        };
-        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-        let is_video = caps
-            .structure(0)
-            .is_some_and(|s| s.name().starts_with("video/"));
-        let sink_pad = video_sink.static_pad("sink").expect("sink pad");
-        if is_video && !sink_pad.is_linked() {
-            if let Err(e) = pad.link(&sink_pad) {
-                eprintln!("monitor: cannot link the video stream: {e:?}");
-            }
-            return;
-        }
-        // Audio and further video streams: consumed, not used.
-        let Ok(sink) = gst::ElementFactory::make("fakesink")
-            .property("sync", false)
-            .property("async", false)
-            .build()
-        else {
-            return;
-        };
-        if pipeline.add(&sink).is_ok() {
-            let _ = sink.sync_state_with_parent();
-            let _ = pad.link(&sink.static_pad("sink").expect("sink pad"));
-        }
-    });
-    Ok(())
-}
-
-/// `HH:MM:SS.mmm`.
-fn timecode(t: gst::ClockTime) -> String {
-    let ms = t.mseconds();
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    )
 }
 
 /// Alerts on runs of frames above the limit: one alert when a run reaches
@@ -280,8 +176,7 @@ impl Watch {
 }
 
 fn run(o: &Options) -> Result<bool, String> {
-    gst::init().map_err(|e| e.to_string())?;
-    gstdreamsim::plugin_register_static().map_err(|e| e.to_string())?;
+    common::init()?;
     if !o.reference.is_file() {
         return Err(format!("{}: no such image", o.reference.display()));
     }
@@ -302,19 +197,10 @@ fn run(o: &Options) -> Result<bool, String> {
             (pipeline, dreamsim)
         }
         (None, Some(input)) => {
-            let pipeline = gst::Pipeline::new();
-            let convert = make("videoconvert")?;
-            let dreamsim = make("dreamsim")?;
-            let sink = gst::ElementFactory::make("fakesink")
-                .property("sync", false)
-                .build()
-                .map_err(|_| "GStreamer element fakesink is missing".to_string())?;
-            pipeline
-                .add_many([&convert, &dreamsim, &sink])
-                .map_err(|e| e.to_string())?;
-            gst::Element::link_many([&convert, &dreamsim, &sink]).map_err(|e| e.to_string())?;
-            add_decoder(&pipeline, &to_uri(input)?, &convert)?;
-            (pipeline, dreamsim)
+            let dreamsim = common::make("dreamsim")?;
+            let chain = [dreamsim.clone(), common::fakesink()?];
+            let uri = common::to_uri(input)?;
+            (common::decoding_pipeline(PROGRAM, &uri, &chain)?, dreamsim)
         }
         (None, None) => unreachable!("checked by parse_args"),
     };
@@ -328,9 +214,7 @@ fn run(o: &Options) -> Result<bool, String> {
     }
 
     let mut out: Box<dyn Write> = match &o.csv {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?,
-        )),
+        Some(path) => Box::new(common::create(path)?),
         None => Box::new(std::io::LineWriter::new(std::io::stdout())),
     };
     let write_err = |e: std::io::Error| format!("writing the distances: {e}");
@@ -340,79 +224,43 @@ fn run(o: &Options) -> Result<bool, String> {
     )
     .map_err(write_err)?;
 
-    let bus = pipeline.bus().expect("pipeline bus");
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|_| "the pipeline does not start".to_string())?;
-    let interactive = std::io::stderr().is_terminal();
-    let mut shown = Instant::now();
     let mut watch = Watch::default();
-    let result = loop {
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else {
-            let every = if interactive { 0.5 } else { 10.0 };
-            if !o.quiet && shown.elapsed() >= Duration::from_secs_f64(every) {
-                shown = Instant::now();
-                let line = format!(
-                    "monitor: {} / {}, {} frames analysed, {} alert(s)",
-                    pipeline
-                        .query_position::<gst::ClockTime>()
-                        .map_or("--".into(), timecode),
-                    pipeline
-                        .query_duration::<gst::ClockTime>()
-                        .map_or("--".into(), timecode),
-                    watch.frames,
-                    watch.alerts
-                );
-                if interactive {
-                    eprint!("\r{line}\x1b[K");
-                } else {
-                    eprintln!("{line}");
-                }
-            }
-            continue;
+    let result = common::run_bus(PROGRAM, &pipeline, !o.quiet, |msg, progress| {
+        let Some(msg) = msg else {
+            progress.show(&pipeline, |_| {
+                format!(
+                    "{} frames analysed, {} alert(s)",
+                    watch.frames, watch.alerts
+                )
+            });
+            return Ok(ControlFlow::Continue(()));
         };
-        if let Some(m) = DreamSimMessage::from_message(&msg) {
-            let Some(d) = m.reference_distance else {
-                continue;
-            };
-            let time = m.stream_time;
-            writeln!(
-                out,
-                "{},{},{},{d:.6},{}",
-                m.frame,
-                time.map(timecode).unwrap_or_default(),
-                time.map(|t| format!("{:.3}", t.seconds_f64()))
-                    .unwrap_or_default(),
-                m.distance.map(|d| format!("{d:.6}")).unwrap_or_default()
-            )
-            .map_err(write_err)?;
-            if let Some(line) = watch.push(o, &m, d) {
-                if interactive && !o.quiet {
-                    eprint!("\r\x1b[K");
-                }
-                eprintln!("monitor: {line}");
-                if o.stop_on_alert && watch.alerting {
-                    break Ok(());
-                }
+        let Some(m) = DreamSimMessage::from_message(msg) else {
+            return Ok(ControlFlow::Continue(()));
+        };
+        let Some(d) = m.reference_distance else {
+            return Ok(ControlFlow::Continue(()));
+        };
+        let time = m.stream_time;
+        writeln!(
+            out,
+            "{},{},{},{d:.6},{}",
+            m.frame,
+            time.map(timecode).unwrap_or_default(),
+            time.map(|t| format!("{:.3}", t.seconds_f64()))
+                .unwrap_or_default(),
+            m.distance.map(|d| format!("{d:.6}")).unwrap_or_default()
+        )
+        .map_err(write_err)?;
+        if let Some(line) = watch.push(o, &m, d) {
+            progress.done();
+            eprintln!("{PROGRAM}: {line}");
+            if o.stop_on_alert && watch.alerting {
+                return Ok(ControlFlow::Break(()));
             }
-            continue;
         }
-        match msg.view() {
-            gst::MessageView::Eos(_) => break Ok(()),
-            gst::MessageView::Error(e) => {
-                break Err(format!(
-                    "{}{}",
-                    e.error(),
-                    e.debug().map(|d| format!(" ({d})")).unwrap_or_default()
-                ))
-            }
-            gst::MessageView::Warning(w) => eprintln!("monitor: warning: {}", w.error()),
-            _ => {}
-        }
-    };
-    if interactive && !o.quiet {
-        eprint!("\r\x1b[K");
-    }
+        Ok(ControlFlow::Continue(()))
+    });
     let _ = pipeline.set_state(gst::State::Null);
     out.flush().map_err(write_err)?;
     result?;
@@ -447,23 +295,10 @@ fn run(o: &Options) -> Result<bool, String> {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args(std::env::args().skip(1)) {
-        Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("monitor: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&options) {
-        Ok(false) => ExitCode::SUCCESS,
-        Ok(true) => ExitCode::from(EXIT_ALERT),
-        Err(e) => {
-            eprintln!("monitor: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::main(PROGRAM, USAGE, parse_args(std::env::args().skip(1)), |o| {
+        Ok(match run(o)? {
+            false => ExitCode::SUCCESS,
+            true => ExitCode::from(EXIT_ALERT),
+        })
+    })
 }

@@ -10,15 +10,20 @@
 //!     --model tests/fixtures/tiny_ensemble.onnx .cache/media/bikes.mp4
 //! ```
 
-use std::io::{IsTerminal, Write};
+mod common;
+
+use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use gst::prelude::*;
 use gstdreamsim::scene_message::SceneMessage;
+
+const PROGRAM: &str = "scenes";
 
 const USAGE: &str = "\
 Usage: scenes [OPTIONS] INPUT
@@ -63,47 +68,26 @@ struct Options {
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut o = Options::default();
     let mut input = None;
-    let mut args = args.peekable();
-    while let Some(arg) = args.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |what: &str| -> Result<String, String> {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{name} needs {what}"))
-        };
-        fn num<T: std::str::FromStr>(name: &str, v: String) -> Result<T, String> {
-            v.parse()
-                .map_err(|_| format!("{name}: `{v}` is not a valid number"))
-        }
-        match name.as_str() {
-            "-h" | "--help" => return Err(String::new()),
-            "--model" => o.model = Some(value("a path")?),
-            "--provider" => {
-                let p = value("a name")?;
-                if !["auto", "cpu", "cuda", "tensorrt"].contains(&p.as_str()) {
-                    return Err(format!(
-                        "--provider: `{p}` is not auto, cpu, cuda or tensorrt"
-                    ));
-                }
-                o.provider = Some(p);
+    common::parse(
+        args,
+        |a, args| {
+            match a.name.as_str() {
+                "--model" => o.model = Some(a.value(args, "a path")?),
+                "--provider" => o.provider = Some(a.provider(args)?),
+                "--threshold" => o.threshold = Some(a.number(args, "a distance")?),
+                "--adaptive-threshold" => o.adaptive_threshold = Some(a.number(args, "a ratio")?),
+                "--min-distance" => o.min_distance = Some(a.number(args, "a distance")?),
+                "--window" => o.window = Some(a.number(args, "a frame count")?),
+                "--min-scene-len" => o.min_scene_len = Some(a.number(args, "a frame count")?),
+                "--csv" => o.csv = Some(a.value(args, "a path")?.into()),
+                "--edl" => o.edl = Some(a.value(args, "a path")?.into()),
+                "--quiet" => o.quiet = true,
+                _ => return Ok(false),
             }
-            "--threshold" => o.threshold = Some(num(&name, value("a distance")?)?),
-            "--adaptive-threshold" => o.adaptive_threshold = Some(num(&name, value("a ratio")?)?),
-            "--min-distance" => o.min_distance = Some(num(&name, value("a distance")?)?),
-            "--window" => o.window = Some(num(&name, value("a frame count")?)?),
-            "--min-scene-len" => o.min_scene_len = Some(num(&name, value("a frame count")?)?),
-            "--csv" => o.csv = Some(value("a path")?.into()),
-            "--edl" => o.edl = Some(value("a path")?.into()),
-            "--quiet" => o.quiet = true,
-            s if s.starts_with('-') && s.len() > 1 => return Err(format!("unknown option {s}")),
-            _ if input.is_none() => input = Some(arg),
-            _ => return Err(format!("unexpected argument {arg}")),
-        }
-    }
+            Ok(true)
+        },
+        common::one_operand(&mut input),
+    )?;
     if o.threshold.is_some()
         && (o.adaptive_threshold.is_some() || o.min_distance.is_some() || o.window.is_some())
     {
@@ -113,140 +97,6 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
     Ok(o)
 }
 
-/// A file path or a URI, as a URI.
-fn to_uri(input: &str) -> Result<String, String> {
-    if input.contains("://") {
-        return Ok(input.to_owned());
-    }
-    let path = Path::new(input);
-    if !path.exists() {
-        return Err(format!("{input}: no such file"));
-    }
-    let absolute = std::fs::canonicalize(path).map_err(|e| format!("{input}: {e}"))?;
-    gst::glib::filename_to_uri(&absolute, None)
-        .map(|u| u.to_string())
-        .map_err(|e| format!("{input}: {e}"))
-}
-
-fn make(factory: &str) -> Result<gst::Element, String> {
-    gst::ElementFactory::make(factory).build().map_err(|_| {
-        format!("GStreamer element {factory} is missing (is the plugin that has it installed?)")
-    })
-}
-
-/// `uridecodebin` for `uri`, its first video stream linked to `video_sink`,
-/// the other streams to fakesinks.
-fn add_decoder(
-    pipeline: &gst::Pipeline,
-    uri: &str,
-    video_sink: &gst::Element,
-) -> Result<(), String> {
-    let decoder = gst::ElementFactory::make("uridecodebin")
-        .property("uri", uri)
-        .build()
-        .map_err(|_| "GStreamer element uridecodebin is missing".to_string())?;
-    pipeline.add(&decoder).map_err(|e| e.to_string())?;
-    // Without a video stream nothing would ever reach EOS: say so instead.
-    let video_pad = video_sink.static_pad("sink").expect("sink pad");
-    decoder.connect_no_more_pads(move |decoder| {
-        if !video_pad.is_linked() {
-            let _ = decoder.post_message(
-                gst::message::Error::builder(
-                    gst::StreamError::WrongType,
-                    "The input has no video stream",
-                )
-                .src(decoder)
-                .build(),
-            );
-        }
-    });
-    let pipeline = pipeline.downgrade();
-    let video_sink = video_sink.downgrade();
-    decoder.connect_pad_added(move |_, pad| {
-        let (Some(pipeline), Some(video_sink)) = (pipeline.upgrade(), video_sink.upgrade()) else {
-            return;
-        };
-        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-        let is_video = caps
-            .structure(0)
-            .is_some_and(|s| s.name().starts_with("video/"));
-        let sink_pad = video_sink.static_pad("sink").expect("sink pad");
-        if is_video && !sink_pad.is_linked() {
-            if let Err(e) = pad.link(&sink_pad) {
-                eprintln!("scenes: cannot link the video stream: {e:?}");
-            }
-            return;
-        }
-        // Audio and further video streams: consumed, not used.
-        let Ok(sink) = gst::ElementFactory::make("fakesink")
-            .property("sync", false)
-            .property("async", false)
-            .build()
-        else {
-            return;
-        };
-        if pipeline.add(&sink).is_ok() {
-            let _ = sink.sync_state_with_parent();
-            let _ = pad.link(&sink.static_pad("sink").expect("sink pad"));
-        }
-    });
-    Ok(())
-}
-
-/// Progress on standard error: a line redrawn in place on a terminal, a
-/// line every ten seconds otherwise.
-struct Progress {
-    started: Instant,
-    shown: Instant,
-    interactive: bool,
-    enabled: bool,
-}
-
-impl Progress {
-    fn new(enabled: bool) -> Self {
-        let now = Instant::now();
-        Self {
-            started: now,
-            shown: now,
-            interactive: std::io::stderr().is_terminal(),
-            enabled,
-        }
-    }
-
-    fn show(&mut self, pipeline: &gst::Pipeline, frames: u64, what: &str) {
-        let every = if self.interactive { 0.5 } else { 10.0 };
-        if !self.enabled || self.shown.elapsed() < Duration::from_secs_f64(every) {
-            return;
-        }
-        self.shown = Instant::now();
-        let position = pipeline.query_position::<gst::ClockTime>();
-        let duration = pipeline.query_duration::<gst::ClockTime>();
-        let percent = match (position, duration) {
-            (Some(p), Some(d)) if d > gst::ClockTime::ZERO => {
-                format!(" ({:.1} %)", 100.0 * p.seconds_f64() / d.seconds_f64())
-            }
-            _ => String::new(),
-        };
-        let fps = frames as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        let line = format!(
-            "scenes: {} / {}{percent}, {frames} frames, {fps:.1} fps, {what}",
-            position.map_or("--".into(), |t| timecode(t.seconds_f64())),
-            duration.map_or("--".into(), |t| timecode(t.seconds_f64())),
-        );
-        if self.interactive {
-            eprint!("\r{line}\x1b[K");
-        } else {
-            eprintln!("{line}");
-        }
-    }
-
-    fn done(&self) {
-        if self.enabled && self.interactive {
-            eprint!("\r\x1b[K");
-        }
-    }
-}
-
 /// A scene start, as the scene list needs it.
 #[derive(Debug, Clone, Copy)]
 struct Start {
@@ -254,8 +104,7 @@ struct Start {
     stream_time: Option<gst::ClockTime>,
 }
 
-/// Runs the pipeline; returns the scene starts, the number of frames, the
-/// frame rate and the end of the last frame in stream time.
+/// What `analyse` finds.
 struct Analysis {
     starts: Vec<Start>,
     frames: u64,
@@ -263,24 +112,15 @@ struct Analysis {
     end: Option<gst::ClockTime>,
 }
 
+/// Runs the pipeline; returns the scene starts, the number of frames, the
+/// frame rate and the end of the last frame in stream time.
 fn analyse(o: &Options) -> Result<Analysis, String> {
-    let uri = to_uri(&o.input)?;
-    let pipeline = gst::Pipeline::new();
-    let convert = make("videoconvert")?;
-    let dreamsim = make("dreamsim")?;
-    let scene = make("dreamsimscene")?;
-    let sink = gst::ElementFactory::make("fakesink")
-        .property("sync", false)
-        .build()
-        .map_err(|_| "GStreamer element fakesink is missing".to_string())?;
+    let uri = common::to_uri(&o.input)?;
+    let dreamsim = common::dreamsim(o.model.as_deref(), o.provider.as_deref())?;
+    let scene = common::make("dreamsimscene")?;
+    let sink = common::fakesink()?;
 
     dreamsim.set_property("post-messages", false);
-    if let Some(m) = &o.model {
-        dreamsim.set_property("model-location", m);
-    }
-    if let Some(p) = &o.provider {
-        dreamsim.set_property_from_str("execution-provider", p);
-    }
     match o.threshold {
         Some(t) => {
             scene.set_property_from_str("mode", "fixed");
@@ -302,12 +142,8 @@ fn analyse(o: &Options) -> Result<Analysis, String> {
     if let Some(n) = o.min_scene_len {
         scene.set_property("min-scene-length", n);
     }
-
-    pipeline
-        .add_many([&convert, &dreamsim, &scene, &sink])
-        .map_err(|e| e.to_string())?;
-    gst::Element::link_many([&convert, &dreamsim, &scene, &sink]).map_err(|e| e.to_string())?;
-    add_decoder(&pipeline, &uri, &convert)?;
+    let pipeline =
+        common::decoding_pipeline(PROGRAM, &uri, &[dreamsim, scene.clone(), sink.clone()])?;
 
     // Frames and the end of the last one, counted where they leave.
     let frames = Arc::new(AtomicU64::new(0));
@@ -318,13 +154,8 @@ fn analyse(o: &Options) -> Result<Analysis, String> {
         sink_pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
             if let Some(buffer) = info.buffer() {
                 frames.fetch_add(1, Ordering::Relaxed);
-                let segment = pad.sticky_event::<gst::event::Segment>(0);
                 let stream_end = buffer.pts().and_then(|pts| {
-                    let pts = pts + buffer.duration().unwrap_or(gst::ClockTime::ZERO);
-                    segment?
-                        .segment()
-                        .downcast_ref::<gst::ClockTime>()?
-                        .to_stream_time(pts)
+                    common::stream_time(pad, pts + buffer.duration().unwrap_or_default())
                 });
                 if let Some(t) = stream_end {
                     end.store(t.nseconds(), Ordering::Relaxed);
@@ -334,45 +165,30 @@ fn analyse(o: &Options) -> Result<Analysis, String> {
         });
     }
 
-    let bus = pipeline.bus().expect("pipeline bus");
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|_| "the pipeline does not start".to_string())?;
-    let mut progress = Progress::new(!o.quiet);
     let mut starts = Vec::new();
-    let result = loop {
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else {
-            progress.show(
-                &pipeline,
-                frames.load(Ordering::Relaxed),
-                &format!("{} scenes", starts.len()),
-            );
-            continue;
-        };
-        if let Some(m) = SceneMessage::from_message(&msg) {
-            starts.push(Start {
-                frame: m.frame,
-                stream_time: m.stream_time,
-            });
-            continue;
-        }
-        match msg.view() {
-            gst::MessageView::Eos(_) => break Ok(()),
-            gst::MessageView::Error(e) => {
-                break Err(format!(
-                    "{}{}",
-                    e.error(),
-                    e.debug().map(|d| format!(" ({d})")).unwrap_or_default()
-                ))
+    let result = common::run_bus(PROGRAM, &pipeline, !o.quiet, |msg, progress| {
+        match msg {
+            None => {
+                let frames = frames.load(Ordering::Relaxed);
+                progress.show(&pipeline, |elapsed| {
+                    format!(
+                        "{frames} frames, {:.1} fps, {} scenes",
+                        frames as f64 / elapsed.max(1e-9),
+                        starts.len()
+                    )
+                });
             }
-            gst::MessageView::Warning(w) => {
-                progress.done();
-                eprintln!("scenes: warning: {}", w.error());
+            Some(msg) => {
+                if let Some(m) = SceneMessage::from_message(msg) {
+                    starts.push(Start {
+                        frame: m.frame,
+                        stream_time: m.stream_time,
+                    });
+                }
             }
-            _ => {}
         }
-    };
-    progress.done();
+        Ok(ControlFlow::Continue(()))
+    });
     let framerate = scene
         .static_pad("src")
         .and_then(|p| p.current_caps())
@@ -425,16 +241,9 @@ fn scene_list(a: &Analysis) -> Vec<Scene> {
         .collect()
 }
 
-/// `HH:MM:SS.mmm`.
+/// `HH:MM:SS.mmm`, rounded to the millisecond.
 fn timecode(seconds: f64) -> String {
-    let ms = (seconds.max(0.0) * 1000.0).round() as u64;
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    )
+    common::timecode_ms((seconds.max(0.0) * 1000.0).round() as u64)
 }
 
 /// PySceneDetect's `list-scenes` CSV: the cut list, a header, a row per
@@ -514,21 +323,8 @@ fn write_edl(
     Ok(())
 }
 
-fn write_file(
-    path: &Path,
-    f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<(), String> {
-    let mut file = std::io::BufWriter::new(
-        std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?,
-    );
-    f(&mut file)
-        .and_then(|()| file.flush())
-        .map_err(|e| format!("{}: {e}", path.display()))
-}
-
 fn run(o: &Options) -> Result<(), String> {
-    gst::init().map_err(|e| e.to_string())?;
-    gstdreamsim::plugin_register_static().map_err(|e| e.to_string())?;
+    common::init()?;
     let started = Instant::now();
     let analysis = analyse(o)?;
     if analysis.starts.is_empty() {
@@ -537,7 +333,7 @@ fn run(o: &Options) -> Result<(), String> {
     let scenes = scene_list(&analysis);
 
     match &o.csv {
-        Some(path) => write_file(path, |w| write_csv(w, &scenes))?,
+        Some(path) => common::write_file(path, |w| write_csv(w, &scenes))?,
         None => write_csv(&mut std::io::stdout().lock(), &scenes).map_err(|e| e.to_string())?,
     }
     if let Some(path) = &o.edl {
@@ -548,7 +344,9 @@ fn run(o: &Options) -> Result<(), String> {
                 let fps = (analysis.frames as f64 / seconds.max(1e-9))
                     .round()
                     .max(1.0) as u64;
-                eprintln!("scenes: the stream has no nominal frame rate; the EDL uses {fps} fps");
+                eprintln!(
+                    "{PROGRAM}: the stream has no nominal frame rate; the EDL uses {fps} fps"
+                );
                 fps
             }
         };
@@ -560,7 +358,7 @@ fn run(o: &Options) -> Result<(), String> {
             .file_stem()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| clip.clone());
-        write_file(path, |w| write_edl(w, &title, &clip, &scenes, fps))?;
+        common::write_file(path, |w| write_edl(w, &title, &clip, &scenes, fps))?;
     }
 
     if !o.quiet {
@@ -589,22 +387,7 @@ fn run(o: &Options) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args(std::env::args().skip(1)) {
-        Ok(o) => o,
-        Err(e) if e.is_empty() => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("scenes: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&options) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("scenes: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::main(PROGRAM, USAGE, parse_args(std::env::args().skip(1)), |o| {
+        run(o).map(|()| ExitCode::SUCCESS)
+    })
 }
