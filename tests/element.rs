@@ -480,3 +480,25 @@ fn batching_latency_is_reported() {
     assert!(min >= gst::ClockTime::from_mseconds(250), "latency {min}");
     pipeline.set_state(gst::State::Null).unwrap();
 }
+
+#[test]
+fn batches_fill_when_only_some_buffers_are_analysed() {
+    // 12 buffers, one in 3 analysed: 4 analysed frames, two full batches of
+    // 2. A queue that held fewer than batch-size x interval buffers would
+    // leave each batch waiting for max-latency and run it partial.
+    let mut h = harness("batch-size=2 interval=3 max-latency=20000");
+    h.set_src_caps_str("video/x-raw,format=RGB,width=48,height=32,framerate=25/1");
+    for i in 0..12 {
+        h.push(rgb_buffer(pattern_rgb(48, 32, i % 4, i, 0), i))
+            .unwrap();
+    }
+    let analysed: Vec<u64> = (0..12)
+        .filter_map(|_| DreamSimMeta::from_buffer(&h.pull().unwrap()).map(|m| m.unwrap().frame))
+        .collect();
+    assert_eq!(analysed, [0, 3, 6, 9]);
+    let stats = h
+        .find_element("dreamsim")
+        .unwrap()
+        .property::<gst::Structure>("stats");
+    assert_eq!(stats.get::<u64>("batches").unwrap(), 2);
+}

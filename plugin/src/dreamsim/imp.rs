@@ -326,8 +326,10 @@ impl DreamSim {
 
         let mut shared = lock(&self.shared);
         // Room for one batch waiting while another runs: enough to keep the
-        // model busy without holding more upstream buffers than needed.
-        while !shared.flushing && shared.flow.is_ok() && shared.queue.buffers() >= batch_size {
+        // model busy without holding more upstream buffers than needed. With
+        // an interval, a batch spans `interval` buffers per analysed frame.
+        let capacity = batch_size * interval as usize;
+        while !shared.flushing && shared.flow.is_ok() && shared.queue.buffers() >= capacity {
             shared = self.cond.wait(shared).unwrap_or_else(|e| e.into_inner());
         }
         if shared.flushing {
@@ -875,8 +877,8 @@ impl ObjectImpl for DreamSim {
                     .nick("Batch size")
                     .blurb(
                         "Analysed frames run through the model together. A partial batch runs \
-                         at EOS, flush, caps change and after max-latency. Upstream buffer pools \
-                         must hold at least 2 x batch-size buffers",
+                         at EOS, flush, caps change and after max-latency. The element holds up \
+                         to 2 x batch-size x interval buffers",
                     )
                     .minimum(1)
                     .maximum(256)
