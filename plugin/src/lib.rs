@@ -24,6 +24,7 @@ pub mod dedup_message;
 pub mod dreamsim;
 pub mod message;
 pub mod meta;
+mod pads;
 pub mod scene;
 pub mod scene_message;
 

@@ -881,22 +881,7 @@ impl ElementImpl for DreamSimScene {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             // The meta rides on any raw video, in any memory.
             let caps = gst::Caps::builder("video/x-raw").any_features().build();
-            vec![
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid template"),
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid template"),
-            ]
+            crate::pads::src_and_sink_templates(&caps)
         });
         TEMPLATES.as_ref()
     }
