@@ -9,7 +9,7 @@ use std::path::PathBuf;
 pub enum Error {
     /// No ONNX Runtime shared library could be found or loaded.
     #[error(
-        "ONNX Runtime could not be loaded ({reason}); tried: {tried}. Install ONNX Runtime 1.31 or \
+        "ONNX Runtime could not be loaded ({reason}); tried: {tried}. Install ONNX Runtime 1.24 or \
          newer and point the `onnxruntime-location` property or the ORT_DYLIB_PATH environment \
          variable at libonnxruntime.so"
     )]

@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod embedding;
@@ -35,7 +36,7 @@ pub use error::{Error, Result};
 pub use frame::{Colorimetry, Frame, PixelFormat, Plane, YuvMatrix, YuvRange};
 pub use model::{Model, ModelInfo, ModelOptions};
 pub use preprocess::Preprocessor;
-pub use provider::ExecutionProvider;
+pub use provider::{ComputePrecision, ExecutionProvider};
 pub use runtime::{runtime, Runtime};
 
 /// Version of this crate and the commit it was built from (set by build.rs).

@@ -9,7 +9,7 @@ use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use crate::embedding::Embedding;
 use crate::error::{Error, Result};
-use crate::provider::ExecutionProvider;
+use crate::provider::{ComputePrecision, ExecutionProvider};
 use crate::runtime::Runtime;
 
 /// Name of the model's input tensor.
@@ -42,9 +42,13 @@ pub struct ModelOptions {
     pub threads: usize,
     /// CUDA device for the GPU providers.
     pub device_id: i32,
-    /// Let TensorRT build fp16 engines.
+    /// Let TensorRT build fp16 engines (unless `full_precision`).
     pub fp16: bool,
-    /// Where TensorRT keeps engine and timing caches; `None` disables them.
+    /// Compute in fp32 on every provider: no bf16 on OpenVINO, no fp16
+    /// engines on TensorRT, and `Auto` never picks OpenVINO.
+    pub full_precision: bool,
+    /// Where TensorRT keeps engine and timing caches and OpenVINO its
+    /// compiled models; `None` disables them.
     pub engine_cache: Option<PathBuf>,
     /// Largest batch the TensorRT optimisation profile covers.
     pub max_batch: usize,
@@ -57,6 +61,7 @@ impl Default for ModelOptions {
             threads: 0,
             device_id: 0,
             fp16: false,
+            full_precision: false,
             engine_cache: None,
             max_batch: 8,
         }
@@ -88,8 +93,33 @@ pub struct Model {
     session: Session,
     info: ModelInfo,
     provider: ExecutionProvider,
+    precision: ComputePrecision,
     device_id: i32,
     fallbacks: Vec<String>,
+}
+
+/// What `provider` computes in under `options` on this processor.
+fn compute_precision(provider: ExecutionProvider, options: &ModelOptions) -> ComputePrecision {
+    match provider {
+        _ if options.full_precision => ComputePrecision::Fp32,
+        ExecutionProvider::TensorRt if options.fp16 => ComputePrecision::Fp16,
+        ExecutionProvider::OpenVino if crate::cpu::bf16_matrix_units().is_some() => {
+            ComputePrecision::Bf16
+        }
+        _ => ComputePrecision::Fp32,
+    }
+}
+
+/// The providers [`ExecutionProvider::Auto`] tries, in order. OpenVINO comes
+/// in only where it computes in bf16 (`bf16_units`) and reduced precision is
+/// allowed: in fp32 it is no faster than the CPU provider and less exact.
+fn auto_attempts(bf16_units: bool, full_precision: bool) -> Vec<ExecutionProvider> {
+    let mut attempts = vec![ExecutionProvider::TensorRt, ExecutionProvider::Cuda];
+    if bf16_units && !full_precision {
+        attempts.push(ExecutionProvider::OpenVino);
+    }
+    attempts.push(ExecutionProvider::Cpu);
+    attempts
 }
 
 fn provider_dispatch(
@@ -102,7 +132,7 @@ fn provider_dispatch(
             let shape = |n: usize| format!("{INPUT_NAME}:{n}x3x{input_size}x{input_size}");
             let mut trt = ort::ep::TensorRT::default()
                 .with_device_id(options.device_id)
-                .with_fp16(options.fp16)
+                .with_fp16(compute_precision(provider, options) == ComputePrecision::Fp16)
                 .with_profile_min_shapes(shape(1))
                 .with_profile_opt_shapes(shape(options.max_batch.max(1)))
                 .with_profile_max_shapes(shape(options.max_batch.max(1)));
@@ -120,6 +150,29 @@ fn provider_dispatch(
             .with_device_id(options.device_id)
             .build()
             .error_on_failure(),
+        ExecutionProvider::OpenVino => {
+            use ort::ep::ArbitrarilyConfigurableExecutionProvider;
+            // OpenVINO's own default on bf16 hardware is bf16, and its
+            // `precision` option cannot say fp32 on the CPU: the inference
+            // precision hint is set explicitly both ways.
+            let hint = match compute_precision(provider, options) {
+                ComputePrecision::Bf16 => "bf16",
+                _ => "f32",
+            };
+            let mut ov = ort::ep::OpenVINO::default()
+                .with_device_type("CPU")
+                .with_arbitrary_config(
+                    "load_config",
+                    format!(r#"{{"CPU":{{"INFERENCE_PRECISION_HINT":"{hint}"}}}}"#),
+                );
+            if options.threads > 0 {
+                ov = ov.with_num_threads(options.threads);
+            }
+            if let Some(dir) = &options.engine_cache {
+                ov = ov.with_cache_dir(dir.display());
+            }
+            ov.build().error_on_failure()
+        }
         ExecutionProvider::Cpu | ExecutionProvider::Auto => {
             ort::ep::CPU::default().build().error_on_failure()
         }
@@ -139,15 +192,12 @@ impl Model {
             source,
         })?;
 
-        let attempts: &[ExecutionProvider] = match options.provider {
-            ExecutionProvider::Auto => &[
-                ExecutionProvider::TensorRt,
-                ExecutionProvider::Cuda,
-                ExecutionProvider::Cpu,
-            ],
-            ExecutionProvider::Cpu => &[ExecutionProvider::Cpu],
-            ExecutionProvider::Cuda => &[ExecutionProvider::Cuda],
-            ExecutionProvider::TensorRt => &[ExecutionProvider::TensorRt],
+        let attempts = match options.provider {
+            ExecutionProvider::Auto => auto_attempts(
+                crate::cpu::bf16_matrix_units().is_some(),
+                options.full_precision,
+            ),
+            explicit => vec![explicit],
         };
 
         let mut fallbacks = Vec::new();
@@ -160,12 +210,17 @@ impl Model {
                         session,
                         info,
                         provider,
+                        precision: compute_precision(provider, options),
                         device_id: options.device_id,
                         fallbacks,
                     });
                 }
                 Err(SessionError::Provider(message)) if !last => {
-                    fallbacks.push(format!("{provider} unavailable: {message}"));
+                    fallbacks.push(format!(
+                        "{provider} unavailable: {} ({})",
+                        message.trim_end_matches(['.', ' ']),
+                        provider_needs(provider)
+                    ));
                 }
                 Err(SessionError::Provider(message)) => {
                     return Err(Error::ProviderUnavailable {
@@ -218,6 +273,11 @@ impl Model {
     /// The execution provider the model runs on.
     pub fn provider(&self) -> ExecutionProvider {
         self.provider
+    }
+
+    /// The arithmetic the model computes in on that provider.
+    pub fn compute_precision(&self) -> ComputePrecision {
+        self.precision
     }
 
     /// Why each faster provider was skipped under [`ExecutionProvider::Auto`].
@@ -335,8 +395,9 @@ enum SessionError {
     Model(String),
 }
 
-fn provider_hint(provider: ExecutionProvider, message: &str) -> String {
-    let needs = match provider {
+/// What `provider` needs to start, for messages; empty for the CPU.
+fn provider_needs(provider: ExecutionProvider) -> &'static str {
+    match provider {
         ExecutionProvider::TensorRt => {
             "it needs the onnxruntime-gpu 1.31 library, CUDA 13, cuDNN 9 and TensorRT 10 \
              (libnvinfer.so.10) on the library path"
@@ -344,8 +405,16 @@ fn provider_hint(provider: ExecutionProvider, message: &str) -> String {
         ExecutionProvider::Cuda => {
             "it needs the onnxruntime-gpu 1.31 library, CUDA 13 and cuDNN 9 on the library path"
         }
+        ExecutionProvider::OpenVino => {
+            "it needs the onnxruntime-openvino build of ONNX Runtime \
+             (tools/get_onnxruntime.sh --build openvino) as the loaded library"
+        }
         _ => "",
-    };
+    }
+}
+
+fn provider_hint(provider: ExecutionProvider, message: &str) -> String {
+    let needs = provider_needs(provider);
     if needs.is_empty() {
         message.to_string()
     } else {
@@ -478,4 +547,55 @@ fn check_contract(session: &Session, path: &Path) -> Result<ModelInfo> {
         reference_version: metadata.custom(metadata_keys::REFERENCE_VERSION),
         fixed_batch,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ExecutionProvider::*;
+
+    #[test]
+    fn auto_tries_openvino_only_on_bf16_hardware_without_full_precision() {
+        assert_eq!(auto_attempts(true, false), [TensorRt, Cuda, OpenVino, Cpu]);
+        assert_eq!(auto_attempts(true, true), [TensorRt, Cuda, Cpu]);
+        assert_eq!(auto_attempts(false, false), [TensorRt, Cuda, Cpu]);
+        assert_eq!(auto_attempts(false, true), [TensorRt, Cuda, Cpu]);
+    }
+
+    #[test]
+    fn full_precision_overrides_every_reduced_precision() {
+        let options = |fp16, full_precision| ModelOptions {
+            fp16,
+            full_precision,
+            ..ModelOptions::default()
+        };
+        assert_eq!(
+            compute_precision(TensorRt, &options(true, false)),
+            ComputePrecision::Fp16
+        );
+        assert_eq!(
+            compute_precision(TensorRt, &options(true, true)),
+            ComputePrecision::Fp32
+        );
+        assert_eq!(
+            compute_precision(TensorRt, &options(false, false)),
+            ComputePrecision::Fp32
+        );
+        assert_eq!(
+            compute_precision(OpenVino, &options(false, true)),
+            ComputePrecision::Fp32
+        );
+        let bf16 = if crate::cpu::bf16_matrix_units().is_some() {
+            ComputePrecision::Bf16
+        } else {
+            ComputePrecision::Fp32
+        };
+        assert_eq!(compute_precision(OpenVino, &options(false, false)), bf16);
+        for p in [Cpu, Cuda] {
+            assert_eq!(
+                compute_precision(p, &options(true, false)),
+                ComputePrecision::Fp32
+            );
+        }
+    }
 }

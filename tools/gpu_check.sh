@@ -26,7 +26,7 @@
 #                          nvidia-cuda-nvrtc wheel (site-packages/nvidia/cu13/lib)
 #   libonnxruntime.so      ORT_DYLIB_PATH if set, the bundle's copy, or the
 #                          Python onnxruntime / onnxruntime-gpu package's capi/
-#                          folder, if it is 1.31 or newer (older ones are refused
+#                          folder, if it is 1.24 or newer (older ones are refused
 #                          by the ort crate with BadVersion)
 #   CUDA 13 + cuDNN 9      for onnxruntime-gpu's CUDA provider: the pip
 #                          nvidia-* wheels' lib folders (PyTorch brings them)
@@ -255,7 +255,7 @@ else
     record "tensorrt 10" SKIPPED "libnvinfer.so.10 not found: the tensorrt provider cannot start"
 fi
 
-# ONNX Runtime >= 1.31, preferring one with the GPU providers.
+# ONNX Runtime >= 1.24, preferring one with the GPU providers.
 ort_version() { basename "$1" | sed -n 's/^libonnxruntime\.so\.\([0-9.]*\)$/\1/p'; }
 ORT_CANDIDATES=()
 [ -n "${ORT_DYLIB_PATH:-}" ] && ORT_CANDIDATES+=("$ORT_DYLIB_PATH")
@@ -274,8 +274,8 @@ for f in "${ORT_CANDIDATES[@]}"; do
     f=$(readlink -f "$f" 2>/dev/null || echo "$f")
     [ -e "$f" ] || continue
     v=$(ort_version "$f")
-    if [ -z "$v" ] || ! ver_ge "$v" 1.31; then
-        echo "ONNX Runtime ${v:-?} at $f is older than 1.31 (the ort crate refuses it): not used"
+    if [ -z "$v" ] || ! ver_ge "$v" 1.24; then
+        echo "ONNX Runtime ${v:-?} at $f is older than 1.24 (the ort crate refuses it): not used"
         continue
     fi
     if [ -e "$(dirname "$f")/libonnxruntime_providers_cuda.so" ]; then
@@ -292,7 +292,7 @@ elif [ -n "$ORT_CPU" ]; then
     record "onnxruntime" ok "CPU build only ($ORT_CPU): cuda/tensorrt providers will be skipped"
 else
     unset ORT_DYLIB_PATH
-    record "onnxruntime" SKIPPED "no ONNX Runtime >= 1.31 (bundle one with --bundle, or install onnxruntime-gpu 1.31): engine/element runs skipped"
+    record "onnxruntime" SKIPPED "no ONNX Runtime >= 1.24 (bundle one with --bundle, or install onnxruntime-gpu 1.31): engine/element runs skipped"
 fi
 
 # ------------------------------------------------------------------ binaries

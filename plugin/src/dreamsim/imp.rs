@@ -30,6 +30,7 @@ const DEFAULT_INTERVAL: u32 = 1;
 const DEFAULT_THREADS: u32 = 0;
 const DEFAULT_DEVICE_ID: i32 = 0;
 const DEFAULT_FP16: bool = false;
+const DEFAULT_FULL_PRECISION: bool = false;
 const DEFAULT_POST_MESSAGES: bool = true;
 const DEFAULT_BATCH_SIZE: u32 = 1;
 const DEFAULT_MAX_LATENCY_MS: u32 = 500;
@@ -59,6 +60,7 @@ struct Settings {
     execution_provider: ExecutionProvider,
     device_id: i32,
     fp16: bool,
+    full_precision: bool,
     engine_cache_location: Option<PathBuf>,
     threads: u32,
     interval: u32,
@@ -76,6 +78,7 @@ impl Default for Settings {
             execution_provider: ExecutionProvider::default(),
             device_id: DEFAULT_DEVICE_ID,
             fp16: DEFAULT_FP16,
+            full_precision: DEFAULT_FULL_PRECISION,
             engine_cache_location: None,
             threads: DEFAULT_THREADS,
             interval: DEFAULT_INTERVAL,
@@ -141,6 +144,7 @@ pub struct DreamSim {
     input: Mutex<Input>,
     inference: Mutex<Option<Inference>>,
     active_provider: Mutex<Option<String>>,
+    active_precision: Mutex<Option<String>>,
     /// Copied from the engine after each batch, so reading the property
     /// never waits for a model run.
     stats: Mutex<dreamsim::EngineStats>,
@@ -202,6 +206,7 @@ impl DreamSim {
             threads: settings.threads as usize,
             device_id: settings.device_id,
             fp16: settings.fp16,
+            full_precision: settings.full_precision,
             engine_cache: settings.engine_cache_location.clone(),
             max_batch: settings.batch_size.max(1) as usize,
         };
@@ -210,13 +215,28 @@ impl DreamSim {
         gst::info!(
             CAT,
             imp = self,
-            "Model {} ({}, {}-d embedding, precision {}) on {}",
+            "Model {} ({}, {}-d embedding, stored as {}) on {} computing in {}",
             info.path.display(),
             info.kind,
             info.embedding_dim,
             info.precision.as_deref().unwrap_or("unknown"),
-            model.provider()
+            model.provider(),
+            model.compute_precision()
         );
+        // Which provider runs decides speed and exactness: said at every
+        // start, not only when something was skipped.
+        let units = match (model.provider(), dreamsim::cpu::bf16_matrix_units()) {
+            (dreamsim::ExecutionProvider::OpenVino, Some(units)) => format!(" on {units}"),
+            _ => String::new(),
+        };
+        let running = format!(
+            "DreamSim runs on the {} execution provider in {}{units}",
+            model.provider(),
+            model.compute_precision()
+        );
+        gst::info!(CAT, imp = self, "{running}");
+        // gst-launch prints only the debug text of info messages.
+        gst::element_imp_info!(self, gst::LibraryError::Init, ("{running}"), ["{running}"]);
         if !model.fallbacks().is_empty() {
             let why = model.fallbacks().join("; ");
             gst::warning!(CAT, imp = self, "Running on {}: {why}", model.provider());
@@ -237,6 +257,7 @@ impl DreamSim {
         let settings = lock(&self.settings).clone();
         let model = self.load_model(&settings)?;
         *lock(&self.active_provider) = Some(model.provider().as_str().to_owned());
+        *lock(&self.active_precision) = Some(model.compute_precision().as_str().to_owned());
         let model_kind = model.info().kind.clone();
         let engine = Engine::new(model);
         match engine.cpu_preprocessing_reason() {
@@ -266,6 +287,7 @@ impl DreamSim {
         *lock(&self.inference) = None;
         *lock(&self.input) = Input::default();
         *lock(&self.active_provider) = None;
+        *lock(&self.active_precision) = None;
         lock(&self.shared).queue.clear();
     }
 
@@ -760,6 +782,7 @@ impl ObjectSubclass for DreamSim {
             input: Mutex::default(),
             inference: Mutex::default(),
             active_provider: Mutex::default(),
+            active_precision: Mutex::default(),
             stats: Mutex::default(),
         }
     }
@@ -799,7 +822,8 @@ impl ObjectImpl for DreamSim {
                 glib::ParamSpecString::builder("onnxruntime-location")
                     .nick("ONNX Runtime library")
                     .blurb(
-                        "Path of libonnxruntime.so (1.31 or newer). Unset: $ORT_DYLIB_PATH, else \
+                        "Path of libonnxruntime.so (1.24 or newer; the onnxruntime-openvino build \
+                         for the fast CPU path). Unset: $ORT_DYLIB_PATH, else \
                          $XDG_DATA_HOME/gst-dreamsim/onnxruntime/, /usr/local/lib, /usr/lib and \
                          the linker's search path. One runtime per process: the first one loaded stays",
                     )
@@ -811,14 +835,23 @@ impl ObjectImpl for DreamSim {
                 )
                 .nick("Execution provider")
                 .blurb(
-                    "Hardware that runs the model. An explicitly requested GPU provider that \
-                     cannot start is an error; auto falls back and posts a warning",
+                    "Hardware that runs the model. An explicitly requested provider that \
+                     cannot start is an error; auto falls back and posts a warning. Which one \
+                     runs: active-provider, active-precision and an info message at start",
                 )
                 .mutable_ready()
                 .build(),
                 glib::ParamSpecString::builder("active-provider")
                     .nick("Active provider")
                     .blurb("The execution provider actually running the model (NULL until started)")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecString::builder("active-precision")
+                    .nick("Active precision")
+                    .blurb(
+                        "The arithmetic the model actually runs in: fp32, bf16 (OpenVINO on \
+                         AMX / AVX512-BF16) or fp16 (TensorRT with fp16) (NULL until started)",
+                    )
                     .read_only()
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
@@ -843,11 +876,22 @@ impl ObjectImpl for DreamSim {
                     .default_value(DEFAULT_FP16)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("full-precision")
+                    .nick("Full precision")
+                    .blurb(
+                        "Compute in fp32 on every provider: auto then skips the bf16 CPU path \
+                         (OpenVINO), openvino runs in fp32 and TensorRT ignores fp16. Off: \
+                         faster, distances within about 1e-3 of fp32 (README, Throughput)",
+                    )
+                    .default_value(DEFAULT_FULL_PRECISION)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("engine-cache-location")
                     .nick("Engine cache location")
                     .blurb(
-                        "Directory where TensorRT keeps built engines and timing caches, so \
-                         later starts skip the engine build. Unset: no cache",
+                        "Directory where TensorRT keeps built engines and timing caches and \
+                         OpenVINO its compiled models, so later starts skip the build. Unset: \
+                         no cache",
                     )
                     .mutable_ready()
                     .build(),
@@ -908,6 +952,7 @@ impl ObjectImpl for DreamSim {
             "execution-provider" => s.execution_provider = value.get().expect("type checked"),
             "device-id" => s.device_id = value.get().expect("type checked"),
             "fp16" => s.fp16 = value.get().expect("type checked"),
+            "full-precision" => s.full_precision = value.get().expect("type checked"),
             "engine-cache-location" => s.engine_cache_location = path_from(value),
             "threads" => s.threads = value.get().expect("type checked"),
             "interval" => s.interval = value.get().expect("type checked"),
@@ -922,6 +967,7 @@ impl ObjectImpl for DreamSim {
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         match pspec.name() {
             "active-provider" => return lock(&self.active_provider).to_value(),
+            "active-precision" => return lock(&self.active_precision).to_value(),
             "stats" => {
                 let st = *lock(&self.stats);
                 return gst::Structure::builder("dreamsim-stats")
@@ -943,6 +989,7 @@ impl ObjectImpl for DreamSim {
             "execution-provider" => s.execution_provider.to_value(),
             "device-id" => s.device_id.to_value(),
             "fp16" => s.fp16.to_value(),
+            "full-precision" => s.full_precision.to_value(),
             "engine-cache-location" => path_value(&s.engine_cache_location),
             "threads" => s.threads.to_value(),
             "interval" => s.interval.to_value(),

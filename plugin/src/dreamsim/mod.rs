@@ -14,9 +14,14 @@ mod video;
 #[repr(u32)]
 #[enum_type(name = "GstDreamSimExecutionProvider")]
 pub enum ExecutionProvider {
-    /// TensorRT, else CUDA, else the CPU; a warning says which runs.
+    /// TensorRT, else CUDA, else OpenVINO in bf16 (only on processors with
+    /// bf16 matrix units, unless full-precision), else the CPU; a message
+    /// says which runs.
     #[default]
-    #[enum_value(name = "Auto: TensorRT, else CUDA, else CPU", nick = "auto")]
+    #[enum_value(
+        name = "Auto: TensorRT, else CUDA, else OpenVINO bf16 (AMX / AVX512-BF16 processors), else CPU",
+        nick = "auto"
+    )]
     Auto = 0,
     /// ONNX Runtime's CPU provider.
     #[enum_value(name = "CPU (ONNX Runtime)", nick = "cpu")]
@@ -27,6 +32,13 @@ pub enum ExecutionProvider {
     /// ONNX Runtime's TensorRT provider; an error if it cannot start.
     #[enum_value(name = "TensorRT (onnxruntime-gpu + TensorRT 10)", nick = "tensorrt")]
     TensorRt = 3,
+    /// ONNX Runtime's OpenVINO provider on the CPU; an error if the loaded
+    /// ONNX Runtime is not the onnxruntime-openvino build.
+    #[enum_value(
+        name = "OpenVINO on the CPU (onnxruntime-openvino): bf16 on AMX / AVX512-BF16",
+        nick = "openvino"
+    )]
+    OpenVino = 4,
 }
 
 impl From<ExecutionProvider> for dreamsim::ExecutionProvider {
@@ -36,6 +48,7 @@ impl From<ExecutionProvider> for dreamsim::ExecutionProvider {
             ExecutionProvider::Cpu => Self::Cpu,
             ExecutionProvider::Cuda => Self::Cuda,
             ExecutionProvider::TensorRt => Self::TensorRt,
+            ExecutionProvider::OpenVino => Self::OpenVino,
         }
     }
 }

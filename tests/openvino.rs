@@ -1,0 +1,211 @@
+//! The fast CPU path: the `openvino` provider and what `auto` and
+//! `full-precision` choose, with the onnxruntime-openvino build of ONNX
+//! Runtime loaded (one runtime per process, hence a test binary of its own).
+//!
+//! The library is taken from `$DREAMSIM_OPENVINO_ORT`, else
+//! `.cache/onnxruntime-openvino/` (`tools/get_onnxruntime.sh --build openvino
+//! --dest .cache/onnxruntime-openvino`, which `.ci/run` does). Without it the
+//! tests say SKIPPED, except under CI, where that is a failure.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Once;
+
+use common::*;
+use dreamsim::{runtime, ComputePrecision, Engine, ExecutionProvider, Frame, Model, ModelOptions};
+use gst::prelude::*;
+use gstdreamsim::message::DreamSimMessage;
+
+fn openvino_runtime() -> Option<PathBuf> {
+    let path = std::env::var_os("DREAMSIM_OPENVINO_ORT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".cache/onnxruntime-openvino/libonnxruntime.so"));
+    if path.exists() {
+        return Some(path);
+    }
+    let how = "tools/get_onnxruntime.sh --build openvino --dest .cache/onnxruntime-openvino";
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing under CI: run {how}",
+        path.display()
+    );
+    eprintln!(
+        "SKIPPED: no onnxruntime-openvino at {} ({how})",
+        path.display()
+    );
+    None
+}
+
+fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        gst::init().unwrap();
+        gstdreamsim::plugin_register_static().expect("register the plugin");
+    });
+}
+
+/// What the processor's bf16 units make of the openvino provider.
+fn expected_openvino_precision(full_precision: bool) -> ComputePrecision {
+    if !full_precision && dreamsim::cpu::bf16_matrix_units().is_some() {
+        ComputePrecision::Bf16
+    } else {
+        ComputePrecision::Fp32
+    }
+}
+
+fn load(path: &std::path::Path, provider: ExecutionProvider, full_precision: bool) -> Model {
+    let options = ModelOptions {
+        provider,
+        threads: 1,
+        full_precision,
+        ..ModelOptions::default()
+    };
+    Model::load(
+        runtime(Some(path)).unwrap(),
+        &fixture("tiny_dino.onnx"),
+        &options,
+    )
+    .unwrap()
+}
+
+#[test]
+fn openvino_in_full_precision_agrees_with_the_cpu_provider() {
+    let Some(ort) = openvino_runtime() else {
+        return;
+    };
+    let ov = load(&ort, ExecutionProvider::OpenVino, true);
+    assert_eq!(ov.provider(), ExecutionProvider::OpenVino);
+    assert_eq!(ov.compute_precision(), ComputePrecision::Fp32);
+    let cpu = load(&ort, ExecutionProvider::Cpu, true);
+
+    let (mut ov, mut cpu) = (Engine::new(ov), Engine::new(cpu));
+    let mut worst = 0f32;
+    for seed in 0..4 {
+        let rgb = pattern_rgb(96, 72, seed, 0, 0);
+        let frame = Frame::rgb(&rgb, 96, 72, 96 * 3).unwrap();
+        let a = ov.embed_frame(&frame).unwrap();
+        let b = cpu.embed_frame(&frame).unwrap();
+        worst = worst.max(max_abs_diff(a.as_slice(), b.as_slice()));
+    }
+    eprintln!("openvino fp32 vs cpu fp32: embeddings within {worst:.2e}");
+    assert!(worst < 1e-4, "embeddings differ by {worst}");
+}
+
+#[test]
+fn openvino_uses_bf16_only_on_bf16_hardware_and_never_in_full_precision() {
+    let Some(ort) = openvino_runtime() else {
+        return;
+    };
+    for full in [false, true] {
+        let model = load(&ort, ExecutionProvider::OpenVino, full);
+        assert_eq!(
+            model.compute_precision(),
+            expected_openvino_precision(full),
+            "full-precision={full}, bf16 units {:?}",
+            dreamsim::cpu::bf16_matrix_units()
+        );
+    }
+}
+
+#[test]
+fn auto_takes_openvino_only_where_it_pays() {
+    let Some(ort) = openvino_runtime() else {
+        return;
+    };
+    let fast = load(&ort, ExecutionProvider::Auto, false);
+    let full = load(&ort, ExecutionProvider::Auto, true);
+    // This build has no GPU providers: auto ends on the CPU side.
+    assert_eq!(full.provider(), ExecutionProvider::Cpu, "full precision");
+    assert_eq!(full.compute_precision(), ComputePrecision::Fp32);
+    match dreamsim::cpu::bf16_matrix_units() {
+        Some(_) => {
+            assert_eq!(fast.provider(), ExecutionProvider::OpenVino);
+            assert_eq!(fast.compute_precision(), ComputePrecision::Bf16);
+        }
+        None => {
+            assert_eq!(fast.provider(), ExecutionProvider::Cpu);
+            assert!(
+                fast.fallbacks().iter().all(|f| !f.starts_with("openvino")),
+                "without bf16 units openvino is not even tried: {:?}",
+                fast.fallbacks()
+            );
+        }
+    }
+}
+
+/// Runs `videotestsrc num-buffers=N ! dreamsim ... ! fakesink` and returns
+/// (active-provider, active-precision, the info texts, dreamsim messages).
+fn run_element(ort: &std::path::Path, props: &str) -> (String, String, Vec<String>, usize) {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=12 pattern=ball ! video/x-raw,width=160,height=120 ! \
+         dreamsim name=d model-location={} onnxruntime-location={} threads=1 batch-size=4 {props} ! \
+         fakesink sync=false",
+        fixture("tiny_ensemble.onnx").display(),
+        ort.display()
+    ))
+    .unwrap();
+    let d = pipeline
+        .downcast_ref::<gst::Bin>()
+        .unwrap()
+        .by_name("d")
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let (mut infos, mut messages) = (Vec::new(), 0);
+    let mut provider = None;
+    for msg in pipeline
+        .bus()
+        .unwrap()
+        .iter_timed(gst::ClockTime::from_seconds(60))
+    {
+        if DreamSimMessage::from_message(&msg).is_some() {
+            messages += 1;
+            continue;
+        }
+        match msg.view() {
+            gst::MessageView::Info(i) => infos.push(format!("{:?}", i.debug())),
+            gst::MessageView::Error(e) => panic!("{} ({:?})", e.error(), e.debug()),
+            gst::MessageView::Eos(_) => break,
+            _ => {}
+        }
+        if provider.is_none() {
+            provider = d.property::<Option<String>>("active-provider");
+        }
+    }
+    let provider = d.property::<Option<String>>("active-provider").or(provider);
+    let precision = d.property::<Option<String>>("active-precision");
+    pipeline.set_state(gst::State::Null).unwrap();
+    (
+        provider.expect("active-provider while playing"),
+        precision.expect("active-precision while playing"),
+        infos,
+        messages,
+    )
+}
+
+#[test]
+fn the_element_says_which_provider_and_precision_run() {
+    let Some(ort) = openvino_runtime() else {
+        return;
+    };
+    let (provider, precision, infos, messages) = run_element(&ort, "execution-provider=openvino");
+    assert_eq!(provider, "openvino");
+    assert_eq!(precision, expected_openvino_precision(false).as_str());
+    assert_eq!(messages, 12, "one message per frame, none lost");
+    let said = format!("in {precision}");
+    assert!(
+        infos
+            .iter()
+            .any(|i| i.contains("openvino execution provider") && i.contains(&said)),
+        "an info message at start names provider and precision: {infos:?}"
+    );
+
+    let (provider, precision, _, messages) =
+        run_element(&ort, "execution-provider=openvino full-precision=true");
+    assert_eq!(
+        (provider.as_str(), precision.as_str()),
+        ("openvino", "fp32")
+    );
+    assert_eq!(messages, 12);
+}
