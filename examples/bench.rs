@@ -1,21 +1,27 @@
 //! Throughput of the real path: `filesrc ! decodebin ! videoconvert !
 //! dreamsim ! fakesink` over a video, with the time per stage, CPU use and
 //! peak memory; optionally the agreement of a second model (reduced
-//! precision) with the first (fp32) on the same frames.
+//! precision) with the first (fp32) on the same frames, or of the element's
+//! own fast path (auto: OpenVINO bf16 on AMX / AVX512-BF16) with fp32.
 //!
 //! ```sh
 //! cargo run --release -p gst-plugin-dreamsim --example bench -- VIDEO --model MODEL.onnx \
-//!     [--threads N] [--batch-size N] [--provider P] [--compare MODEL2.onnx]
+//!     [--threads N] [--batch-size N] [--provider P] [--full-precision] [--frames N] \
+//!     [--compare MODEL2.onnx | --agreement]
 //! cargo run --release -p gst-plugin-dreamsim --example bench -- --synthetic 10000 --model M.onnx
 //! ```
 //!
 //! Stages: `decode` is a separate decode-only pass over the same input
 //! (decodebin + videoconvert), `preprocess` and `inference` are the
 //! element's own timers (its inference thread), `other` is the rest of the
-//! wall time of the full run (waiting for frames, pushing, start-up).
+//! wall time of the full run (waiting for frames, pushing). The model load
+//! at start (with OpenVINO's or TensorRT's compilation) is printed apart and
+//! left out of frames/s.
 //! `--synthetic N` uses N frames of videotestsrc instead of a file and
 //! prints the resident memory every N/10 frames (flat memory over a long
-//! stream).
+//! stream). `--agreement` runs the same model a second time on the CPU
+//! provider in full precision (fp32, the reference's arithmetic) and prints
+//! how far the first run's distances are from it.
 
 use std::time::{Duration, Instant};
 
@@ -28,13 +34,16 @@ struct Args {
     synthetic: Option<u64>,
     model: Option<String>,
     compare: Option<String>,
+    agreement: bool,
+    frames: Option<u64>,
     element: Vec<(String, String)>,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench (VIDEO | --synthetic N) --model MODEL.onnx [--compare MODEL2.onnx] \
-         [--threads N] [--batch-size N] [--provider P] [--interval N]"
+        "usage: bench (VIDEO | --synthetic N) --model MODEL.onnx [--compare MODEL2.onnx | \
+         --agreement] [--frames N] [--threads N] [--batch-size N] [--provider P] \
+         [--full-precision] [--interval N]"
     );
     std::process::exit(2)
 }
@@ -47,6 +56,9 @@ fn parse_args() -> Args {
         match a.as_str() {
             "--model" => out.model = Some(value()),
             "--compare" => out.compare = Some(value()),
+            "--agreement" => out.agreement = true,
+            "--frames" => out.frames = Some(value().parse().unwrap_or_else(|_| usage())),
+            "--full-precision" => out.element.push(("full-precision".into(), "true".into())),
             "--synthetic" => out.synthetic = Some(value().parse().unwrap_or_else(|_| usage())),
             "--threads" => out.element.push(("threads".into(), value())),
             "--batch-size" => out.element.push(("batch-size".into(), value())),
@@ -57,7 +69,10 @@ fn parse_args() -> Args {
             _ => out.video = Some(a),
         }
     }
-    if out.model.is_none() || (out.video.is_none() == out.synthetic.is_none()) {
+    if out.model.is_none()
+        || (out.video.is_none() == out.synthetic.is_none())
+        || (out.agreement && out.compare.is_some())
+    {
         usage()
     }
     out
@@ -95,9 +110,9 @@ fn process_usage() -> (Duration, u64, u64) {
 
 fn source(args: &Args) -> String {
     match (&args.video, args.synthetic) {
-        (Some(v), _) => format!("filesrc location=\"{v}\" ! decodebin ! videoconvert"),
+        (Some(v), _) => format!("filesrc location=\"{v}\" ! decodebin ! videoconvert name=last"),
         (None, Some(n)) => format!(
-            "videotestsrc num-buffers={n} pattern=ball ! video/x-raw,width=640,height=360 ! videoconvert"
+            "videotestsrc num-buffers={n} pattern=ball ! video/x-raw,width=640,height=360 ! videoconvert name=last"
         ),
         _ => unreachable!("checked in parse_args"),
     }
@@ -109,11 +124,39 @@ struct Run {
     distances: Vec<Option<f64>>,
     stats: gst::Structure,
     provider: String,
+    precision: String,
 }
 
-fn run(args: &Args, model: &str, launch_tail: &str) -> Result<Run, Box<dyn std::error::Error>> {
+/// One run of the full pipeline; `overrides` are set after the command line's
+/// element properties.
+/// With `--frames N`, ends the stream after N frames: later buffers are
+/// answered with EOS, so upstream stops decoding and sends EOS down itself.
+/// (`identity eos-after` let a few more through.)
+fn limit_frames(args: &Args, pipeline: &gst::Element) {
+    let Some(limit) = args.frames else { return };
+    let pad = pipeline
+        .downcast_ref::<gst::Bin>()
+        .expect("a pipeline")
+        .by_name("last")
+        .and_then(|e| e.static_pad("src"))
+        .expect("the source's last element");
+    let seen = std::sync::atomic::AtomicU64::new(0);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < limit {
+            return gst::PadProbeReturn::Ok;
+        }
+        info.flow_res = Err(gst::FlowError::Eos);
+        gst::PadProbeReturn::Handled
+    });
+}
+
+fn run(
+    args: &Args,
+    model: &str,
+    overrides: &[(&str, &str)],
+) -> Result<Run, Box<dyn std::error::Error>> {
     let launch = format!(
-        "{} ! dreamsim name=d model-location=\"{model}\" {launch_tail} ! fakesink sync=false",
+        "{} ! dreamsim name=d model-location=\"{model}\" ! fakesink sync=false",
         source(args)
     );
     let pipeline = gst::parse::launch(&launch)?;
@@ -125,6 +168,10 @@ fn run(args: &Args, model: &str, launch_tail: &str) -> Result<Run, Box<dyn std::
     for (k, v) in &args.element {
         dreamsim.set_property_from_str(k, v);
     }
+    for (k, v) in overrides {
+        dreamsim.set_property_from_str(k, v);
+    }
+    limit_frames(args, &pipeline);
     let (cpu0, _, _) = process_usage();
     let start = Instant::now();
     pipeline.set_state(gst::State::Playing)?;
@@ -163,6 +210,9 @@ fn run(args: &Args, model: &str, launch_tail: &str) -> Result<Run, Box<dyn std::
     let provider = dreamsim
         .property::<Option<String>>("active-provider")
         .unwrap_or_default();
+    let precision = dreamsim
+        .property::<Option<String>>("active-precision")
+        .unwrap_or_default();
     pipeline.set_state(gst::State::Null)?;
     if let Some(e) = failed {
         return Err(e.into());
@@ -173,6 +223,7 @@ fn run(args: &Args, model: &str, launch_tail: &str) -> Result<Run, Box<dyn std::
         distances,
         stats,
         provider,
+        precision,
     })
 }
 
@@ -181,6 +232,7 @@ fn decode_only(args: &Args) -> Result<(Duration, u64), Box<dyn std::error::Error
         "{} ! fakesink name=s sync=false signal-handoffs=true",
         source(args)
     ))?;
+    limit_frames(args, &pipeline);
     let sink = pipeline
         .downcast_ref::<gst::Bin>()
         .expect("a pipeline")
@@ -234,17 +286,37 @@ fn spearman(a: &[f64], b: &[f64]) -> f64 {
     cov / (va * vb).sqrt()
 }
 
+/// Prints how far `other`'s distances are from `base`'s, frame by frame.
+fn agreement(what: &str, base: &[Option<f64>], other: &[Option<f64>]) {
+    let pairs: Vec<(f64, f64)> = base
+        .iter()
+        .zip(other)
+        .filter_map(|(a, b)| Some(((*a)?, (*b)?)))
+        .collect();
+    let (a, b): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
+    let max = pairs.iter().map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    let mean = pairs.iter().map(|(x, y)| (x - y).abs()).sum::<f64>() / pairs.len().max(1) as f64;
+    println!(
+        "agreement of {what} over {} distances: max |delta| {max:.3e}, mean |delta| {mean:.3e}, Spearman {:.5}",
+        pairs.len(),
+        spearman(&a, &b)
+    );
+}
+
 fn report(name: &str, r: &Run, decode: Duration) {
     let ns = |k: &str| Duration::from_nanos(r.stats.get::<u64>(k).unwrap_or(0));
     let frames = r.stats.get::<u64>("frames").unwrap_or(0);
     let (pre, inf) = (ns("preprocess-time"), ns("inference-time"));
     let per = |d: Duration| d.as_secs_f64() * 1000.0 / frames.max(1) as f64;
-    let other = r.wall.saturating_sub(pre + inf);
-    println!("{name} on {}:", r.provider);
+    let load = ns("load-time");
+    let streaming = r.wall.saturating_sub(load);
+    let other = streaming.saturating_sub(pre + inf);
+    println!("{name} on {} in {}:", r.provider, r.precision);
     println!(
-        "  {frames} frames in {:.2} s: {:.2} frames/s (model ran on {} frames, {} batches)",
-        r.wall.as_secs_f64(),
-        frames as f64 / r.wall.as_secs_f64(),
+        "  {frames} frames in {:.2} s after a {:.2} s model load: {:.2} frames/s (model ran on {} frames, {} batches)",
+        streaming.as_secs_f64(),
+        load.as_secs_f64(),
+        frames as f64 / streaming.as_secs_f64(),
         r.stats.get::<u64>("inferred-frames").unwrap_or(0),
         r.stats.get::<u64>("batches").unwrap_or(0)
     );
@@ -274,25 +346,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         decoded as f64 / decode.as_secs_f64()
     );
     let model = args.model.clone().expect("checked");
-    let base = run(&args, &model, "")?;
+    let base = run(&args, &model, &[])?;
     report(&model, &base, decode);
     if let Some(other) = &args.compare {
-        let cmp = run(&args, other, "")?;
+        let cmp = run(&args, other, &[])?;
         report(other, &cmp, decode);
-        let pairs: Vec<(f64, f64)> = base
-            .distances
-            .iter()
-            .zip(&cmp.distances)
-            .filter_map(|(a, b)| Some(((*a)?, (*b)?)))
-            .collect();
-        let (a, b): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
-        let max = pairs.iter().map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
-        let mean =
-            pairs.iter().map(|(x, y)| (x - y).abs()).sum::<f64>() / pairs.len().max(1) as f64;
-        println!(
-            "agreement of {other} with {model} over {} distances: max |delta| {max:.3e}, mean |delta| {mean:.3e}, Spearman {:.5}",
-            pairs.len(),
-            spearman(&a, &b)
+        agreement(
+            &format!("{other} with {model}"),
+            &base.distances,
+            &cmp.distances,
+        );
+    }
+    if args.agreement {
+        let fp32 = run(
+            &args,
+            &model,
+            &[("execution-provider", "cpu"), ("full-precision", "true")],
+        )?;
+        report(&format!("{model} (fp32 reference run)"), &fp32, decode);
+        agreement(
+            &format!("{} {} with cpu fp32", base.provider, base.precision),
+            &fp32.distances,
+            &base.distances,
         );
     }
     let (_, peak, _) = process_usage();
