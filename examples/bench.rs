@@ -19,7 +19,7 @@
 //! left out of frames/s.
 //! `--synthetic N` uses N frames of videotestsrc instead of a file and
 //! prints the resident memory every N/10 frames (flat memory over a long
-//! stream). `--agreement` runs the same model a second time on the CPU
+//! stream). `--csv FILE` writes the first run's distances. `--agreement` runs the same model a second time on the CPU
 //! provider in full precision (fp32, the reference's arithmetic) and prints
 //! how far the first run's distances are from it.
 
@@ -36,6 +36,7 @@ struct Args {
     compare: Option<String>,
     agreement: bool,
     frames: Option<u64>,
+    csv: Option<String>,
     element: Vec<(String, String)>,
 }
 
@@ -43,7 +44,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: bench (VIDEO | --synthetic N) --model MODEL.onnx [--compare MODEL2.onnx | \
          --agreement] [--frames N] [--threads N] [--batch-size N] [--provider P] \
-         [--full-precision] [--interval N]"
+         [--full-precision] [--interval N] [--csv FILE]"
     );
     std::process::exit(2)
 }
@@ -57,6 +58,7 @@ fn parse_args() -> Args {
             "--model" => out.model = Some(value()),
             "--compare" => out.compare = Some(value()),
             "--agreement" => out.agreement = true,
+            "--csv" => out.csv = Some(value()),
             "--frames" => out.frames = Some(value().parse().unwrap_or_else(|_| usage())),
             "--full-precision" => out.element.push(("full-precision".into(), "true".into())),
             "--synthetic" => out.synthetic = Some(value().parse().unwrap_or_else(|_| usage())),
@@ -122,6 +124,8 @@ struct Run {
     wall: Duration,
     cpu: Duration,
     distances: Vec<Option<f64>>,
+    /// The element's frame number of each distance.
+    frames: Vec<u64>,
     stats: gst::Structure,
     provider: String,
     precision: String,
@@ -177,11 +181,13 @@ fn run(
     pipeline.set_state(gst::State::Playing)?;
     let bus = pipeline.bus().expect("a bus");
     let mut distances = Vec::new();
+    let mut frames = Vec::new();
     let step = args.synthetic.map(|n| (n / 10).max(1));
     let mut failed = None;
     for msg in bus.iter_timed(gst::ClockTime::NONE) {
         if let Some(m) = DreamSimMessage::from_message(&msg) {
             distances.push(m.distance);
+            frames.push(m.frame);
             if let Some(step) = step {
                 let n = distances.len() as u64;
                 if n % step == 0 {
@@ -221,6 +227,7 @@ fn run(
         wall,
         cpu: cpu1 - cpu0,
         distances,
+        frames,
         stats,
         provider,
         precision,
@@ -286,6 +293,22 @@ fn spearman(a: &[f64], b: &[f64]) -> f64 {
     cov / (va * vb).sqrt()
 }
 
+/// Writes `frame,distance` for every analysed frame of a run (empty distance
+/// for the first frame), to compare runs made apart (other machines, other
+/// thread counts) or with tools/reference_bench.py's CSV.
+fn write_csv(path: &str, frames: &[u64], distances: &[Option<f64>]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(out, "frame,distance")?;
+    for (i, d) in frames.iter().zip(distances) {
+        match d {
+            Some(d) => writeln!(out, "{i},{d:.9e}")?,
+            None => writeln!(out, "{i},")?,
+        }
+    }
+    out.flush()
+}
+
 /// Prints how far `other`'s distances are from `base`'s, frame by frame.
 fn agreement(what: &str, base: &[Option<f64>], other: &[Option<f64>]) {
     let pairs: Vec<(f64, f64)> = base
@@ -348,6 +371,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = args.model.clone().expect("checked");
     let base = run(&args, &model, &[])?;
     report(&model, &base, decode);
+    if let Some(path) = &args.csv {
+        write_csv(path, &base.frames, &base.distances)?;
+    }
     if let Some(other) = &args.compare {
         let cmp = run(&args, other, &[])?;
         report(other, &cmp, decode);
