@@ -215,7 +215,7 @@ def main(argv=None):
     print(f'  per frame: decode {per["decode"]:.1f} ms (in the run), preprocess {per["preprocess"]:.1f} ms, '
           f'inference {per["inference"]:.1f} ms, other {per["other"]:.1f} ms')
     print(f'  CPU {cpu:.1f} s = {cpu / wall:.2f} cores busy on average (decode subprocess {cpu_decode:.1f} s of it)')
-    print(f'  with the model load counted, as the element\'s bench counts its own: {n} frames in '
+    print(f'  with the model load counted: {n} frames in '
           f'{wall + a.load_s:.2f} s: {n / (wall + a.load_s):.2f} frames/s')
     print(f'peak resident memory of the process: {peak_kib // 1024} MiB '
           f'(decode subprocess, separate: {peak_dec_kib // 1024} MiB)')
