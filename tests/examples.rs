@@ -431,3 +431,62 @@ fn monitor_alerts_when_the_distance_passes_the_limit() {
         .iter()
         .all(|r| r.split(',').next().unwrap().parse::<u64>().unwrap() % 2 == 0));
 }
+
+#[test]
+fn bench_cuts_at_frames_writes_distances_and_checks_agreement() {
+    fetch_bikes();
+    let dir = scratch("bench");
+    let csv = dir.join("distances.csv");
+    let out = run(
+        "bench",
+        &[
+            BIKES,
+            "--model",
+            MODEL,
+            "--frames",
+            "12",
+            "--threads",
+            "1",
+            "--batch-size",
+            "4",
+            "--provider",
+            "cpu",
+            "--agreement",
+            "--csv",
+            csv.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("decode only: 12 frames"), "{text}");
+    // Both runs see exactly the first 12 frames, in batches of 4.
+    assert_eq!(
+        text.matches("\n  12 frames in ").count(),
+        2,
+        "the measured run and the fp32 run: {text}"
+    );
+    assert!(text.contains("model ran on 12 frames, 3 batches"), "{text}");
+    assert!(
+        text.contains("s model load: "),
+        "the load is reported apart: {text}"
+    );
+    // The same provider and precision twice: identical distances.
+    assert!(
+        text.contains("agreement of cpu fp32 with cpu fp32 over 11 distances: max |delta| 0.000e0"),
+        "{text}"
+    );
+    let rows: Vec<String> = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(rows[0], "frame,distance");
+    assert_eq!(rows.len(), 13, "{rows:?}");
+    assert_eq!(rows[1], "0,", "the first frame has no distance");
+    for (i, row) in rows[2..].iter().enumerate() {
+        let (frame, d) = row.split_once(',').unwrap();
+        assert_eq!(frame, (i + 1).to_string());
+        assert!(d.parse::<f64>().unwrap() > 0.0, "{row}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -151,7 +151,7 @@ rows = [
      f'PyTorch {ref["torch"]}, cpu, fp32'),
     ('model', os.path.basename(model), f'dreamsim {ref["type"]} (0.2.1){", random weights" if ref["random_weights"] else ""}'),
     ('threads / batch size', f'{threads} / {batch}', f'{ref["threads"]} (interop {ref["interop_threads"]}) / {ref["batch_size"]}'),
-    ('frames', q(e_frames, '.0f') + (f' ({run[4]:.0f} batches)' if run else ''),
+    ('frames', q(e_frames, '.0f') + (f' ({run[5]:.0f} batches)' if run else ''),
      f'{ref["frames"]} ({ref["batches"]} batches)'),
     ('model load, s', q(e_load, '.2f'), f'{ref["load_s"]:.2f}'),
     ('wall time, s (model load excluded)', q(e_wall, '.2f'), f'{ref["wall_s"]:.2f}'),

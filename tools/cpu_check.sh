@@ -52,34 +52,12 @@ while [ $# -gt 0 ]; do
 done
 WORK=${WORK:-.cache/cpu-check-run}
 
-START=$SECONDS
 LOG=${OUT:-/tmp/dreamsim-cpu-check}
 mkdir -p "$LOG"
-SUMMARY=()
 
-say() { printf '== %s\n' "$*"; }
-record() { # step status detail
-    SUMMARY+=("$(printf '%-22s %-8s %s' "$1" "$2" "$3")")
-    printf -- '-> %-20s %-8s %s\n' "$1" "$2" "$3"
-}
-# Seconds a step may take: its own cap, within what is left of the budget.
-allow() {
-    [ "$MODE" = bundle ] && { echo 3600; return; }
-    local cap=$1 left=$((BUDGET - (SECONDS - START) - 5))
-    [ "$left" -lt "$cap" ] && cap=$left
-    echo "$cap"
-}
-# run_step SECONDS LOGNAME CMD...: hard timeout, output to the log and the
-# terminal; returns the command's status (124: timed out, 125: no time left).
-run_step() {
-    local t=$1 name=$2; shift 2
-    if [ "$t" -lt 5 ]; then
-        echo "out of time budget" | tee "$LOG/$name.log"
-        return 125
-    fi
-    timeout --kill-after=5 "$t" "$@" 2>&1 | tee "$LOG/$name.log"
-    return "${PIPESTATUS[0]}"
-}
+STEP_WIDTH=22
+# shellcheck source=tools/check_steps.sh
+. "$ROOT/tools/check_steps.sh"
 # glibc's own libraries: never bundled, always the test machine's.
 is_glibc() {
     case "$(basename "$1")" in
@@ -213,7 +191,7 @@ fi
 say "bundle $BUNDLE_DIR"
 if [ ! -f "$BUNDLE_DIR/cpu-bundle.tar.xz" ]; then
     record "bundle" FAIL "no $BUNDLE_DIR/cpu-bundle.tar.xz: run tools/cpu_check.sh --bundle on the build machine and carry it"
-    printf '%s\n' "${SUMMARY[@]}"
+    print_summary
     exit 1
 fi
 cat "$BUNDLE_DIR/manifest" 2>/dev/null
@@ -413,8 +391,7 @@ fi
 
 echo
 say "summary ($((SECONDS - START)) s; logs in $LOG)"
-printf '%-22s %-8s %s\n' "step" "result" "detail"
-printf '%s\n' "${SUMMARY[@]}"
+print_summary
 for name in fp32-cpu auto; do
     [ -s "$LOG/$name.log" ] || continue
     echo
@@ -423,7 +400,4 @@ for name in fp32-cpu auto; do
     grep -hE 'Build Info|computing in|runs on the|unavailable|[Ff]all' "$LOG/$name.gst.log" 2>/dev/null \
         | sed 's/^.*:<[a-z0-9]*> //' | sort -u | head -n 6 | cut -c1-200
 done
-if printf '%s\n' "${SUMMARY[@]}" | awk 'substr($0, 24, 4) == "FAIL" { bad = 1 } END { exit !bad }'; then
-    exit 1
-fi
-exit 0
+[ "$FAILURES" = 0 ]

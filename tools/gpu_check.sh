@@ -52,36 +52,13 @@ done
 
 # ------------------------------------------------------------------ helpers
 
-START=$SECONDS
 BUDGET=${GPU_CHECK_BUDGET:-285}   # seconds for the whole run
 LOG=${OUT:-/tmp/dreamsim-gpu-check}
 mkdir -p "$LOG"
-SUMMARY=()
 
-say() { printf '== %s\n' "$*"; }
-record() { # step status detail
-    SUMMARY+=("$(printf '%-28s %-8s %s' "$1" "$2" "$3")")
-    printf -- '-> %-26s %-8s %s\n' "$1" "$2" "$3"
-}
-# Seconds a step may take: its own cap, within what is left of the budget.
-allow() {
-    # Building a bundle has no time budget (a cold release build takes minutes).
-    [ "$MODE" = bundle ] && { echo 3600; return; }
-    local cap=$1 left=$((BUDGET - (SECONDS - START) - 10))
-    [ "$left" -lt "$cap" ] && cap=$left
-    echo "$cap"
-}
-# run_step SECONDS LOGNAME CMD...: runs with a hard timeout, output to the
-# log and the terminal; returns the command's status (124: timed out).
-run_step() {
-    local t=$1 name=$2; shift 2
-    if [ "$t" -lt 5 ]; then
-        echo "out of time budget" >"$LOG/$name.log"
-        return 125
-    fi
-    timeout --kill-after=5 "$t" "$@" 2>&1 | tee "$LOG/$name.log"
-    return "${PIPESTATUS[0]}"
-}
+STEP_WIDTH=28
+# shellcheck source=tools/check_steps.sh
+. "$ROOT/tools/check_steps.sh"
 ver_ge() { # ver_ge A B: version A >= B
     [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]
 }
@@ -421,13 +398,9 @@ fi
 
 echo
 say "summary ($((SECONDS - START)) s; logs in $LOG)"
-printf '%-28s %-8s %s\n' "step" "result" "detail"
-printf '%s\n' "${SUMMARY[@]}"
+print_summary
 if [ -n "$BENCH_TABLE" ]; then
     echo
     echo "$BENCH_TABLE"
 fi
-if printf '%s\n' "${SUMMARY[@]}" | awk 'substr($0, 30, 4) == "FAIL" { bad = 1 } END { exit !bad }'; then
-    exit 1
-fi
-exit 0
+[ "$FAILURES" = 0 ]
