@@ -9,6 +9,8 @@
 
 use gst::prelude::*;
 
+use crate::message_fields::{element_message, element_structure, Fields};
+
 /// Name of the message structure.
 pub const MESSAGE_NAME: &str = "dreamsim-dedup";
 
@@ -21,13 +23,6 @@ pub struct DedupMessage {
     pub dropped: u64,
     /// Frames without `DreamSimMeta` (passed as they were; counted in `kept`).
     pub without_meta: u64,
-}
-
-fn bad(e: &dyn std::fmt::Display) -> glib::Error {
-    glib::Error::new(
-        gst::CoreError::Failed,
-        &format!("bad {MESSAGE_NAME} message: {e}"),
-    )
 }
 
 impl From<&DedupMessage> for gst::Structure {
@@ -44,13 +39,11 @@ impl TryFrom<&gst::StructureRef> for DedupMessage {
     type Error = glib::Error;
 
     fn try_from(s: &gst::StructureRef) -> Result<Self, Self::Error> {
-        if s.name() != MESSAGE_NAME {
-            return Err(bad(&format!("structure is named {}", s.name())));
-        }
+        let f = Fields::of(s, MESSAGE_NAME)?;
         Ok(Self {
-            kept: s.get("kept").map_err(|e| bad(&e))?,
-            dropped: s.get("dropped").map_err(|e| bad(&e))?,
-            without_meta: s.get("without-meta").map_err(|e| bad(&e))?,
+            kept: f.get("kept")?,
+            dropped: f.get("dropped")?,
+            without_meta: f.get("without-meta")?,
         })
     }
 }
@@ -58,20 +51,12 @@ impl TryFrom<&gst::StructureRef> for DedupMessage {
 impl DedupMessage {
     /// Reads a `dreamsim-dedup` element message; `None` for any other message.
     pub fn from_message(msg: &gst::MessageRef) -> Option<Self> {
-        match msg.view() {
-            gst::MessageView::Element(e) => {
-                let s = e.structure()?;
-                (s.name() == MESSAGE_NAME).then(|| Self::try_from(s).ok())?
-            }
-            _ => None,
-        }
+        element_structure(msg, MESSAGE_NAME).and_then(|s| Self::try_from(s).ok())
     }
 
     /// Builds the element message posted by `src`.
     pub fn to_message(&self, src: &impl IsA<gst::Object>) -> gst::Message {
-        gst::message::Element::builder(gst::Structure::from(self))
-            .src(src)
-            .build()
+        element_message(self.into(), src)
     }
 }
 

@@ -23,6 +23,7 @@ pub mod dedup;
 pub mod dedup_message;
 pub mod dreamsim;
 pub mod message;
+mod message_fields;
 pub mod meta;
 mod pads;
 pub mod scene;

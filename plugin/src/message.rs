@@ -14,6 +14,8 @@
 
 use gst::prelude::*;
 
+use crate::message_fields::{element_message, element_structure, Fields};
+
 /// Name of the message structure.
 pub const MESSAGE_NAME: &str = "dreamsim";
 
@@ -59,26 +61,15 @@ impl TryFrom<&gst::StructureRef> for DreamSimMessage {
     type Error = glib::Error;
 
     fn try_from(s: &gst::StructureRef) -> Result<Self, Self::Error> {
-        let bad = |e: &dyn std::fmt::Display| {
-            glib::Error::new(
-                gst::CoreError::Failed,
-                &format!("bad dreamsim message: {e}"),
-            )
-        };
-        if s.name() != MESSAGE_NAME {
-            return Err(bad(&format!("structure is named {}", s.name())));
-        }
-        let time = |name: &str| -> Result<Option<gst::ClockTime>, glib::Error> {
-            s.get::<Option<gst::ClockTime>>(name).map_err(|e| bad(&e))
-        };
+        let f = Fields::of(s, MESSAGE_NAME)?;
         Ok(Self {
-            timestamp: time("timestamp")?,
-            stream_time: time("stream-time")?,
-            running_time: time("running-time")?,
-            duration: time("duration")?,
-            frame: s.get("frame").map_err(|e| bad(&e))?,
-            distance: s.get_optional("distance").map_err(|e| bad(&e))?,
-            reference_distance: s.get_optional("reference-distance").map_err(|e| bad(&e))?,
+            timestamp: f.time("timestamp")?,
+            stream_time: f.time("stream-time")?,
+            running_time: f.time("running-time")?,
+            duration: f.time("duration")?,
+            frame: f.get("frame")?,
+            distance: f.optional("distance")?,
+            reference_distance: f.optional("reference-distance")?,
         })
     }
 }
@@ -86,20 +77,12 @@ impl TryFrom<&gst::StructureRef> for DreamSimMessage {
 impl DreamSimMessage {
     /// Reads a `dreamsim` element message; `None` for any other message.
     pub fn from_message(msg: &gst::MessageRef) -> Option<Self> {
-        match msg.view() {
-            gst::MessageView::Element(e) => {
-                let s = e.structure()?;
-                (s.name() == MESSAGE_NAME).then(|| Self::try_from(s).ok())?
-            }
-            _ => None,
-        }
+        element_structure(msg, MESSAGE_NAME).and_then(|s| Self::try_from(s).ok())
     }
 
     /// Builds the element message posted by `src`.
     pub fn to_message(&self, src: &impl IsA<gst::Object>) -> gst::Message {
-        gst::message::Element::builder(gst::Structure::from(self))
-            .src(src)
-            .build()
+        element_message(self.into(), src)
     }
 }
 

@@ -16,6 +16,8 @@
 
 use gst::prelude::*;
 
+use crate::message_fields::{element_message, element_structure, Fields};
+
 /// Name of the message structure.
 pub const MESSAGE_NAME: &str = "dreamsim-scene";
 
@@ -42,13 +44,6 @@ pub struct SceneMessage {
     pub score: Option<f64>,
 }
 
-fn bad(e: &dyn std::fmt::Display) -> glib::Error {
-    glib::Error::new(
-        gst::CoreError::Failed,
-        &format!("bad {MESSAGE_NAME} message: {e}"),
-    )
-}
-
 impl From<&SceneMessage> for gst::Structure {
     fn from(m: &SceneMessage) -> Self {
         let mut s = gst::Structure::builder(MESSAGE_NAME)
@@ -73,21 +68,16 @@ impl TryFrom<&gst::StructureRef> for SceneMessage {
     type Error = glib::Error;
 
     fn try_from(s: &gst::StructureRef) -> Result<Self, Self::Error> {
-        if s.name() != MESSAGE_NAME {
-            return Err(bad(&format!("structure is named {}", s.name())));
-        }
-        let time = |name: &str| -> Result<Option<gst::ClockTime>, glib::Error> {
-            s.get::<Option<gst::ClockTime>>(name).map_err(|e| bad(&e))
-        };
+        let f = Fields::of(s, MESSAGE_NAME)?;
         Ok(Self {
-            index: s.get("index").map_err(|e| bad(&e))?,
-            timestamp: time("timestamp")?,
-            stream_time: time("stream-time")?,
-            running_time: time("running-time")?,
-            duration: time("duration")?,
-            frame: s.get("frame").map_err(|e| bad(&e))?,
-            distance: s.get_optional("distance").map_err(|e| bad(&e))?,
-            score: s.get_optional("score").map_err(|e| bad(&e))?,
+            index: f.get("index")?,
+            timestamp: f.time("timestamp")?,
+            stream_time: f.time("stream-time")?,
+            running_time: f.time("running-time")?,
+            duration: f.time("duration")?,
+            frame: f.get("frame")?,
+            distance: f.optional("distance")?,
+            score: f.optional("score")?,
         })
     }
 }
@@ -95,20 +85,12 @@ impl TryFrom<&gst::StructureRef> for SceneMessage {
 impl SceneMessage {
     /// Reads a `dreamsim-scene` element message; `None` for any other message.
     pub fn from_message(msg: &gst::MessageRef) -> Option<Self> {
-        match msg.view() {
-            gst::MessageView::Element(e) => {
-                let s = e.structure()?;
-                (s.name() == MESSAGE_NAME).then(|| Self::try_from(s).ok())?
-            }
-            _ => None,
-        }
+        element_structure(msg, MESSAGE_NAME).and_then(|s| Self::try_from(s).ok())
     }
 
     /// Builds the element message posted by `src`.
     pub fn to_message(&self, src: &impl IsA<gst::Object>) -> gst::Message {
-        gst::message::Element::builder(gst::Structure::from(self))
-            .src(src)
-            .build()
+        element_message(self.into(), src)
     }
 }
 
