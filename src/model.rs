@@ -146,8 +146,12 @@ fn provider_dispatch(
             }
             trt.build().error_on_failure()
         }
+        // TF32 off explicitly, whatever ONNX Runtime's default: on this
+        // provider the element reports fp32, and the reduced-precision GPU
+        // path is TensorRT's fp16.
         ExecutionProvider::Cuda => ort::ep::CUDA::default()
             .with_device_id(options.device_id)
+            .with_tf32(false)
             .build()
             .error_on_failure(),
         ExecutionProvider::OpenVino => {
