@@ -37,7 +37,9 @@ FRAMES=64
 MODEL=
 BUDGET=${CPU_CHECK_BUDGET:-200}
 ORT_DIR=${ORT_OPENVINO_DIR:-.cache/onnxruntime-openvino}
-SOURCE_MODEL=${CPU_CHECK_SOURCE_MODEL:-/work/models-cache/out/ensemble.onnx}
+# The ensemble to strip into the bundle: the one tools/get_model.sh installs,
+# unless CPU_CHECK_SOURCE_MODEL names another (a random-weight export, say).
+SOURCE_MODEL=${CPU_CHECK_SOURCE_MODEL:-${GST_DREAMSIM_MODEL_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/gst-dreamsim/models}/ensemble.onnx}
 while [ $# -gt 0 ]; do
     case "$1" in
         --bundle) MODE=bundle; if [ $# -gt 1 ] && [ "${2#-}" = "$2" ]; then BUNDLE_DIR=$2; shift; fi; shift ;;
