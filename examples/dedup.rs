@@ -35,7 +35,7 @@ the frame stays on screen once the dropped frames are gone).
   INPUT                     video file or URI
   --model PATH              DreamSim ONNX model (default: the ensemble that
                             tools/get_model.sh installs)
-  --provider NAME           auto, cpu, cuda or tensorrt (default: auto)
+  --provider NAME           auto, cpu, cuda, tensorrt or openvino (default: auto)
   --threshold D             drop a frame within D of the last kept frame
                             (default: 0.02)
   --max-drops N             keep a frame after N dropped in a row

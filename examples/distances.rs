@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo run --release -p gst-plugin-dreamsim --example distances -- VIDEO \
-//!     [--model MODEL.onnx] [--reference IMAGE] [--provider auto|cpu|cuda|tensorrt] \
+//!     [--model MODEL.onnx] [--reference IMAGE] [--provider auto|cpu|cuda|tensorrt|openvino] \
 //!     [--batch-size N] [--interval N] [--threads N]
 //! ```
 //!
@@ -25,7 +25,7 @@ struct Args {
 fn usage() -> ! {
     eprintln!(
         "usage: distances VIDEO [--model MODEL.onnx] [--reference IMAGE] \
-         [--provider auto|cpu|cuda|tensorrt] [--batch-size N] [--interval N] [--threads N]"
+         [--provider auto|cpu|cuda|tensorrt|openvino] [--batch-size N] [--interval N] [--threads N]"
     );
     std::process::exit(2)
 }

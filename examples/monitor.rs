@@ -50,7 +50,7 @@ status 3) when it passes a limit.
                             output)
   --model PATH              DreamSim ONNX model (default: the ensemble that
                             tools/get_model.sh installs)
-  --provider NAME           auto, cpu, cuda or tensorrt (default: auto)
+  --provider NAME           auto, cpu, cuda, tensorrt or openvino (default: auto)
   --quiet                   no progress or summary on standard error
   -h, --help                this text
 

@@ -34,7 +34,7 @@ list in PySceneDetect's list-scenes CSV layout.
   INPUT                     video file or URI
   --model PATH              DreamSim ONNX model (default: the ensemble that
                             tools/get_model.sh installs)
-  --provider NAME           auto, cpu, cuda or tensorrt (default: auto)
+  --provider NAME           auto, cpu, cuda, tensorrt or openvino (default: auto)
   --threshold D             fixed mode: a scene starts where the distance to
                             the previous frame reaches D
   --adaptive-threshold R    adaptive mode (the default): a scene starts where

@@ -168,6 +168,7 @@ fn examples_reject_bad_usage() {
             &["--threshold", "0.1", "--window", "3", "x.mp4"][..],
         ),
         ("scenes", &["--bogus", "x.mp4"]),
+        ("scenes", &["--provider", "gpu", "x.mp4"]),
         ("scenes", &[]),
         ("dedup", &["--threshold", "much", "x.mp4"]),
         ("dedup", &["--encoder", "x264enc", "x.mp4"]),

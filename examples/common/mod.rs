@@ -114,16 +114,12 @@ impl Arg {
             .map_err(|_| format!("{}: `{v}` is not a valid number", self.name))
     }
 
-    /// `--provider`'s value, checked.
+    /// `--provider`'s value, checked by the engine's own parser.
     pub fn provider(&self, args: &mut dyn Iterator<Item = String>) -> Result<String, String> {
         let p = self.value(args, "a name")?;
-        if !["auto", "cpu", "cuda", "tensorrt"].contains(&p.as_str()) {
-            return Err(format!(
-                "{}: `{p}` is not auto, cpu, cuda or tensorrt",
-                self.name
-            ));
-        }
-        Ok(p)
+        p.parse::<dreamsim::ExecutionProvider>()
+            .map(|provider| provider.as_str().to_owned())
+            .map_err(|e| format!("{}: {e}", self.name))
     }
 }
 
