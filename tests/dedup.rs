@@ -4,25 +4,15 @@
 //! duplicates, and a slow pan.
 
 mod common;
+mod plugin_common;
 
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 
 use common::*;
 use gst::prelude::*;
 use gstdreamsim::dedup_message::DedupMessage;
 use gstdreamsim::meta::DreamSimMeta;
-
-fn init() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        gst::init().unwrap();
-        gstdreamsim::plugin_register_static().expect("register the plugin");
-    });
-}
-
-fn ms(n: u64) -> gst::ClockTime {
-    gst::ClockTime::from_mseconds(n)
-}
+use plugin_common::*;
 
 /// Frame `n` (40 ms each) whose embedding is the unit vector at `angle`
 /// radians: its distance to the one at angle 0 is 1 - cos(angle).
@@ -48,54 +38,27 @@ fn at_angle(n: u64, angle: Option<f32>) -> gst::Buffer {
     buffer
 }
 
-struct Dedup {
-    h: gst_check::Harness,
-    element: gst::Element,
-    bus: gst::Bus,
-    log: Arc<Mutex<Vec<String>>>,
+/// `dreamsimdedup` in a [`FilterHarness`]; buffers are logged by frame number.
+struct Dedup(FilterHarness);
+
+impl std::ops::Deref for Dedup {
+    type Target = FilterHarness;
+    fn deref(&self) -> &FilterHarness {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Dedup {
+    fn deref_mut(&mut self) -> &mut FilterHarness {
+        &mut self.0
+    }
 }
 
 impl Dedup {
     fn new(properties: &[(&str, &str)]) -> Self {
-        init();
-        let element = gst::ElementFactory::make("dreamsimdedup").build().unwrap();
-        for (name, value) in properties {
-            element.set_property_from_str(name, value);
-        }
-        let bus = gst::Bus::new();
-        element.set_bus(Some(&bus));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        {
-            let log = log.clone();
-            element.static_pad("src").unwrap().add_probe(
-                gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
-                move |_, info| {
-                    let entry = match &info.data {
-                        Some(gst::PadProbeData::Buffer(b)) => {
-                            format!("B{}", b.pts().unwrap().mseconds() / 40)
-                        }
-                        Some(gst::PadProbeData::Event(e)) => match e.type_() {
-                            gst::EventType::CustomDownstream
-                            | gst::EventType::CustomDownstreamOob => {
-                                format!("E:{}", e.structure().unwrap().name())
-                            }
-                            t => format!("E:{}", t.name()),
-                        },
-                        _ => return gst::PadProbeReturn::Ok,
-                    };
-                    log.lock().unwrap().push(entry);
-                    gst::PadProbeReturn::Ok
-                },
-            );
-        }
-        let mut h = gst_check::Harness::with_element(&element, Some("sink"), Some("src"));
-        h.set_src_caps_str("video/x-raw,format=RGB,width=4,height=4,framerate=25/1");
-        Self {
-            h,
-            element,
-            bus,
-            log,
-        }
+        Self(FilterHarness::new("dreamsimdedup", properties, |t| {
+            t.mseconds() / 40
+        }))
     }
 
     fn push_all(&mut self, angles: &[Option<f32>]) {
@@ -111,16 +74,6 @@ impl Dedup {
     fn kept(&mut self) -> Vec<u64> {
         std::iter::from_fn(|| self.h.try_pull())
             .map(|b| b.pts().unwrap().mseconds() / 40)
-            .collect()
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| !matches!(e.as_str(), "E:stream-start" | "E:caps" | "E:segment"))
-            .cloned()
             .collect()
     }
 

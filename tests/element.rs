@@ -2,21 +2,13 @@
 //! real pipelines for bus messages, errors and real media.
 
 mod common;
-
-use std::sync::Once;
+mod plugin_common;
 
 use common::*;
 use gst::prelude::*;
 use gstdreamsim::message::DreamSimMessage;
 use gstdreamsim::meta::DreamSimMeta;
-
-fn init() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        gst::init().unwrap();
-        gstdreamsim::plugin_register_static().expect("register the plugin");
-    });
-}
+use plugin_common::*;
 
 fn model() -> String {
     fixture("tiny_ensemble.onnx").display().to_string()

@@ -8,14 +8,15 @@
 //! tests say SKIPPED, except under CI, where that is a failure.
 
 mod common;
+mod plugin_common;
 
 use std::path::PathBuf;
-use std::sync::Once;
 
 use common::*;
 use dreamsim::{runtime, ComputePrecision, Engine, ExecutionProvider, Frame, Model, ModelOptions};
 use gst::prelude::*;
 use gstdreamsim::message::DreamSimMessage;
+use plugin_common::*;
 
 fn openvino_runtime() -> Option<PathBuf> {
     let path = std::env::var_os("DREAMSIM_OPENVINO_ORT")
@@ -35,14 +36,6 @@ fn openvino_runtime() -> Option<PathBuf> {
         path.display()
     );
     None
-}
-
-fn init() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        gst::init().unwrap();
-        gstdreamsim::plugin_register_static().expect("register the plugin");
-    });
 }
 
 /// What the processor's bf16 units make of the openvino provider.

@@ -3,28 +3,18 @@
 //! bikes.mp4 with the fixture model (scene starts, seeks, keyframes).
 
 mod common;
+mod plugin_common;
 
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 
 use common::*;
 use gst::prelude::*;
 use gstdreamsim::meta::{DreamSimMeta, SceneMark};
 use gstdreamsim::scene_message::SceneMessage;
+use plugin_common::*;
 
 /// Scene starts of bikes.mp4 (frame numbers, from 0).
 const BIKES_STARTS: [u64; 6] = [0, 30, 76, 137, 187, 242];
-
-fn init() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        gst::init().unwrap();
-        gstdreamsim::plugin_register_static().expect("register the plugin");
-    });
-}
-
-fn ms(n: u64) -> gst::ClockTime {
-    gst::ClockTime::from_mseconds(n)
-}
 
 /// A 4x4 RGB frame `n` (40 ms each), with `DreamSimMeta` when `distance` is
 /// given (`Some(None)`: analysed, no distance).
@@ -59,56 +49,27 @@ fn mark(b: &gst::BufferRef) -> Option<SceneMark> {
     DreamSimMeta::from_buffer(b)?.unwrap().scene
 }
 
-/// A harness around a configured `dreamsimscene`, with its bus and a log of
-/// what leaves its src pad ("B<ms>" for buffers, "E:<event name>" for events).
-struct Scene {
-    h: gst_check::Harness,
-    element: gst::Element,
-    bus: gst::Bus,
-    log: Arc<Mutex<Vec<String>>>,
+/// `dreamsimscene` in a [`FilterHarness`]; buffers are logged by PTS in ms.
+struct Scene(FilterHarness);
+
+impl std::ops::Deref for Scene {
+    type Target = FilterHarness;
+    fn deref(&self) -> &FilterHarness {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Scene {
+    fn deref_mut(&mut self) -> &mut FilterHarness {
+        &mut self.0
+    }
 }
 
 impl Scene {
     fn new(properties: &[(&str, &str)]) -> Self {
-        init();
-        let element = gst::ElementFactory::make("dreamsimscene").build().unwrap();
-        for (name, value) in properties {
-            element.set_property_from_str(name, value);
-        }
-        let bus = gst::Bus::new();
-        element.set_bus(Some(&bus));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        {
-            let log = log.clone();
-            element.static_pad("src").unwrap().add_probe(
-                gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
-                move |_, info| {
-                    let entry = match &info.data {
-                        Some(gst::PadProbeData::Buffer(b)) => {
-                            format!("B{}", b.pts().unwrap().mseconds())
-                        }
-                        Some(gst::PadProbeData::Event(e)) => match e.type_() {
-                            gst::EventType::CustomDownstream
-                            | gst::EventType::CustomDownstreamOob => {
-                                format!("E:{}", e.structure().unwrap().name())
-                            }
-                            t => format!("E:{}", t.name()),
-                        },
-                        _ => return gst::PadProbeReturn::Ok,
-                    };
-                    log.lock().unwrap().push(entry);
-                    gst::PadProbeReturn::Ok
-                },
-            );
-        }
-        let mut h = gst_check::Harness::with_element(&element, Some("sink"), Some("src"));
-        h.set_src_caps_str("video/x-raw,format=RGB,width=4,height=4,framerate=25/1");
-        Self {
-            h,
-            element,
-            bus,
-            log,
-        }
+        Self(FilterHarness::new("dreamsimscene", properties, |t| {
+            t.mseconds()
+        }))
     }
 
     fn push(&mut self, buffer: gst::Buffer) {
@@ -122,17 +83,6 @@ impl Scene {
     fn messages(&self) -> Vec<SceneMessage> {
         std::iter::from_fn(|| self.bus.pop())
             .filter_map(|m| SceneMessage::from_message(&m))
-            .collect()
-    }
-
-    /// The log without the events every stream starts with.
-    fn log(&self) -> Vec<String> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| !matches!(e.as_str(), "E:stream-start" | "E:caps" | "E:segment"))
-            .cloned()
             .collect()
     }
 
