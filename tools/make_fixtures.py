@@ -343,20 +343,9 @@ BRANCHES = {
         ln_pre=True,
         proj=8,
     ),
-    # OpenCLIP ViT-B/16: as CLIP with exact GELU.
-    "open_clip": dict(
-        mean=CLIP_MEAN,
-        std=CLIP_STD,
-        width=16,
-        heads=2,
-        blocks=2,
-        eps=1e-5,
-        act="gelu",
-        conv_bias=False,
-        ln_pre=True,
-        proj=8,
-    ),
 }
+# OpenCLIP ViT-B/16: as CLIP with exact GELU.
+BRANCHES["open_clip"] = dict(BRANCHES["clip"], act="gelu")
 
 
 def branch(g: Graph, image: str, batch_shape: str, name: str, cfg: dict, seed: int) -> tuple[str, int]:
