@@ -45,6 +45,7 @@ gst::plugin_define!(
     "MIT/X11",
     env!("CARGO_PKG_NAME"),
     env!("CARGO_PKG_NAME"),
-    env!("CARGO_PKG_REPOSITORY"),
+    // No public repository yet: the origin is the package itself.
+    env!("CARGO_PKG_NAME"),
     env!("BUILD_REL_DATE")
 );
