@@ -26,7 +26,7 @@
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
-use gstdreamsim::message::DreamSimMessage;
+use gstdreamsim::DreamSimMessage;
 
 #[derive(Default)]
 struct Args {
@@ -185,7 +185,7 @@ fn run(
     let step = args.synthetic.map(|n| (n / 10).max(1));
     let mut failed = None;
     for msg in bus.iter_timed(gst::ClockTime::NONE) {
-        if let Some(m) = DreamSimMessage::from_message(&msg) {
+        if let Some(m) = DreamSimMessage::from_message(&msg).transpose().unwrap() {
             distances.push(m.distance);
             frames.push(m.frame);
             if let Some(step) = step {

@@ -22,8 +22,8 @@ use std::time::Instant;
 
 use common::timecode;
 use gst::prelude::*;
-use gstdreamsim::dedup_message::DedupMessage;
 use gstdreamsim::meta::DreamSimMeta;
+use gstdreamsim::DedupMessage;
 
 const USAGE: &str = "\
 Usage: dedup [OPTIONS] INPUT
@@ -229,7 +229,7 @@ fn run(o: &Options) -> Result<(), String> {
                 format!("{} frames, {k} kept, {d} dropped, {elapsed:.0} s", k + d)
             }),
             Some(msg) => {
-                if let Some(c) = DedupMessage::from_message(msg) {
+                if let Some(c) = DedupMessage::from_message(msg).transpose().unwrap() {
                     counts = Some(c);
                 }
             }

@@ -15,7 +15,7 @@ mod common;
 use std::time::Instant;
 
 use gst::prelude::*;
-use gstdreamsim::message::DreamSimMessage;
+use gstdreamsim::DreamSimMessage;
 
 struct Args {
     video: String,
@@ -83,9 +83,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut frames = 0u64;
     let mut result = Ok(());
     for msg in bus.iter_timed(gst::ClockTime::NONE) {
-        if let Some(m) = DreamSimMessage::from_message(&msg) {
+        if let Some(m) = DreamSimMessage::from_message(&msg).transpose().unwrap() {
             frames += 1;
-            let t = m.timestamp.map(|t| t.nseconds() as f64 / 1e9);
+            let t = m.timing.timestamp.map(|t| t.nseconds() as f64 / 1e9);
             println!(
                 "{},{},{},{}",
                 m.frame,

@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use common::timecode;
 use gst::prelude::*;
-use gstdreamsim::message::DreamSimMessage;
+use gstdreamsim::DreamSimMessage;
 
 const USAGE: &str = "\
 Usage: monitor [OPTIONS] INPUT REFERENCE
@@ -147,9 +147,13 @@ impl Watch {
         self.frames += 1;
         self.sum += d;
         if self.worst.is_none_or(|(w, _, _)| d > w) {
-            self.worst = Some((d, m.frame, m.stream_time));
+            self.worst = Some((d, m.frame, m.timing.stream_time));
         }
-        let at = m.stream_time.map(timecode).unwrap_or_else(|| "--".into());
+        let at = m
+            .timing
+            .stream_time
+            .map(timecode)
+            .unwrap_or_else(|| "--".into());
         if d > o.limit {
             self.above += 1;
             self.run += 1;
@@ -235,13 +239,13 @@ fn run(o: &Options) -> Result<bool, String> {
             });
             return Ok(ControlFlow::Continue(()));
         };
-        let Some(m) = DreamSimMessage::from_message(msg) else {
+        let Some(m) = DreamSimMessage::from_message(msg).transpose().unwrap() else {
             return Ok(ControlFlow::Continue(()));
         };
         let Some(d) = m.reference_distance else {
             return Ok(ControlFlow::Continue(()));
         };
-        let time = m.stream_time;
+        let time = m.timing.stream_time;
         writeln!(
             out,
             "{},{},{},{d:.6},{}",

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use gst::prelude::*;
-use gstdreamsim::scene_message::SceneMessage;
+use gstdreamsim::SceneMessage;
 
 const PROGRAM: &str = "scenes";
 
@@ -179,10 +179,10 @@ fn analyse(o: &Options) -> Result<Analysis, String> {
                 });
             }
             Some(msg) => {
-                if let Some(m) = SceneMessage::from_message(msg) {
+                if let Some(m) = SceneMessage::from_message(msg).transpose().unwrap() {
                     starts.push(Start {
                         frame: m.frame,
-                        stream_time: m.stream_time,
+                        stream_time: m.timing.stream_time,
                     });
                 }
             }

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use gst::prelude::*;
-use gstdreamsim::dedup_message::DedupMessage;
 use gstdreamsim::meta::DreamSimMeta;
+use gstdreamsim::DedupMessage;
 use plugin_common::*;
 
 /// Frame `n` (40 ms each) whose embedding is the unit vector at `angle`
@@ -78,7 +78,8 @@ impl Dedup {
     }
 
     fn counts_message(&self) -> Option<DedupMessage> {
-        std::iter::from_fn(|| self.bus.pop()).find_map(|m| DedupMessage::from_message(&m))
+        std::iter::from_fn(|| self.bus.pop())
+            .find_map(|m| DedupMessage::from_message(&m).transpose().unwrap())
     }
 }
 
@@ -490,7 +491,7 @@ fn a_flushing_seek_keeps_the_first_frame_after_it() {
     let bus = pipeline.bus().unwrap();
     let mut counts = None;
     for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
-        if let Some(c) = DedupMessage::from_message(&msg) {
+        if let Some(c) = DedupMessage::from_message(&msg).transpose().unwrap() {
             counts = Some(c);
         }
         match msg.view() {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use common::*;
 use gst::prelude::*;
 use gstdreamsim::meta::{DreamSimMeta, SceneMark};
-use gstdreamsim::scene_message::SceneMessage;
+use gstdreamsim::SceneMessage;
 use plugin_common::*;
 
 /// Scene starts of bikes.mp4 (frame numbers, from 0).
@@ -82,7 +82,7 @@ impl Scene {
 
     fn messages(&self) -> Vec<SceneMessage> {
         std::iter::from_fn(|| self.bus.pop())
-            .filter_map(|m| SceneMessage::from_message(&m))
+            .filter_map(|m| SceneMessage::from_message(&m).transpose().unwrap())
             .collect()
     }
 
@@ -128,10 +128,10 @@ fn fixed_mode_decides_every_frame_at_once() {
             (m.index, m.frame, m.distance, m.score),
             (index, frame, distance, distance)
         );
-        assert_eq!(m.timestamp, Some(ms(40 * frame)));
-        assert_eq!(m.running_time, Some(ms(40 * frame)));
-        assert_eq!(m.stream_time, Some(ms(40 * frame)));
-        assert_eq!(m.duration, Some(ms(40)));
+        assert_eq!(m.timing.timestamp, Some(ms(40 * frame)));
+        assert_eq!(m.timing.running_time, Some(ms(40 * frame)));
+        assert_eq!(m.timing.stream_time, Some(ms(40 * frame)));
+        assert_eq!(m.timing.duration, Some(ms(40)));
     }
     assert_eq!(s.element.property::<u64>("scenes"), 3);
 }
@@ -412,7 +412,7 @@ fn run_to_eos(pipeline: &gst::Element) -> Vec<(String, SceneMessage)> {
     pipeline.set_state(gst::State::Playing).unwrap();
     let mut messages = Vec::new();
     for msg in bus.iter_timed(gst::ClockTime::from_seconds(300)) {
-        if let Some(m) = SceneMessage::from_message(&msg) {
+        if let Some(m) = SceneMessage::from_message(&msg).transpose().unwrap() {
             messages.push((msg.src().unwrap().name().to_string(), m));
         }
         match msg.view() {
@@ -467,7 +467,7 @@ fn bikes_scene_starts_in_adaptive_and_fixed_mode() {
         assert_eq!(frames, BIKES_STARTS, "{mode} mode");
     }
     for (_, m) in &messages {
-        assert_eq!(m.stream_time, Some(ms(40 * m.frame)));
+        assert_eq!(m.timing.stream_time, Some(ms(40 * m.frame)));
     }
     // Every frame leaves, marked with its scene.
     let marks = marks.lock().unwrap();
@@ -512,7 +512,7 @@ fn a_flushing_seek_starts_a_scene_where_playback_resumes() {
     let messages = run_to_eos(&pipeline);
     let times: Vec<u64> = messages
         .iter()
-        .filter_map(|(_, m)| m.stream_time)
+        .filter_map(|(_, m)| m.timing.stream_time)
         .map(|t| t.mseconds())
         .filter(|&t| t > 0)
         .collect();
@@ -532,10 +532,10 @@ fn a_flushing_seek_starts_a_scene_where_playback_resumes() {
 #[test]
 fn force_key_units_put_keyframes_at_the_cuts() {
     init();
-    if gst::ElementFactory::find("vp8enc").is_none() {
-        eprintln!("skipped: vp8enc (gst-plugins-good) is not installed");
-        return;
-    }
+    assert!(
+        gst::ElementFactory::find("vp8enc").is_some(),
+        "vp8enc is missing: install gst-plugins-good (tools/install_deps.sh)"
+    );
     // Without the events vp8enc would make one keyframe, at the start.
     let pipeline = gst::parse::launch(&format!(
         "filesrc location={} ! decodebin ! videoconvert ! dreamsim model-location={} \

@@ -3,34 +3,43 @@
 //! Elements:
 //! - `dreamsim`: attaches [`meta::DreamSimMeta`] (distance to the previous
 //!   analysed frame, to a reference image, and the embedding) to frames and
-//!   posts `dreamsim` bus messages ([`message::DreamSimMessage`]).
+//!   posts `dreamsim` bus messages ([`DreamSimMessage`]).
 //! - `dreamsimscene`: decides where scenes start from those distances (fixed
 //!   or adaptive threshold), marks frames with their scene
 //!   ([`meta::SceneMark`]), posts `dreamsim-scene` messages
-//!   ([`scene_message::SceneMessage`]) and can request keyframes at cuts.
+//!   ([`SceneMessage`]) and can request keyframes at cuts.
 //! - `dreamsimdedup`: drops frames whose embedding is within a threshold of
 //!   the last kept frame's; counts in properties and a `dreamsim-dedup`
-//!   message at EOS ([`dedup_message::DedupMessage`]).
+//!   message at EOS ([`DedupMessage`]).
 //!
-//! Applications read results with [`meta::DreamSimMeta::from_buffer`] or
-//! [`message::DreamSimMessage::from_message`],
-//! [`scene_message::SceneMessage::from_message`] and
-//! [`dedup_message::DedupMessage::from_message`].
+//! Applications read results with [`DreamSimMeta::from_buffer`] and the
+//! messages' typed readers [`DreamSimMessage::from_message`],
+//! [`SceneMessage::from_message`] and [`DedupMessage::from_message`]; all of
+//! them return `None` when the meta or message is not there and an error
+//! ([`MalformedStructure`]) when it breaks its schema.
 
 use gst::glib;
 
 pub mod dedup;
-pub mod dedup_message;
 pub mod dreamsim;
-pub mod message;
-mod message_fields;
+mod filter;
 pub mod meta;
+mod ort_log;
 mod pads;
 pub mod scene;
-pub mod scene_message;
+mod structure;
+mod timing;
+
+pub use dedup::DedupMessage;
+pub use dreamsim::DreamSimMessage;
+pub use meta::{DreamSimMeta, SceneMark};
+pub use scene::SceneMessage;
+pub use structure::MalformedStructure;
+pub use timing::FrameTiming;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();
+    ort_log::route_to_gstreamer();
     dreamsim::register(plugin)?;
     scene::register(plugin)?;
     dedup::register(plugin)?;

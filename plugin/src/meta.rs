@@ -20,6 +20,8 @@ use std::sync::Once;
 
 use gst::glib;
 
+use crate::structure::{Fields, MalformedStructure};
+
 /// Name under which the meta is registered.
 pub const META_NAME: &str = "DreamSimMeta";
 
@@ -68,15 +70,10 @@ pub struct DreamSimMeta {
     pub scene: Option<SceneMark>,
 }
 
-/// A meta whose structure does not follow the schema above.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("malformed DreamSimMeta: {0}")]
-pub struct MetaError(pub String);
-
-fn embedding_from_bytes(bytes: &[u8]) -> Result<Vec<f32>, MetaError> {
+fn embedding_from_bytes(fields: &Fields, bytes: &[u8]) -> Result<Vec<f32>, MalformedStructure> {
     if bytes.len() % 4 != 0 {
-        return Err(MetaError(format!(
-            "embedding has {} bytes, not a whole number of f32",
+        return Err(fields.bad(format!(
+            "{EMBEDDING} has {} bytes, not a whole number of f32",
             bytes.len()
         )));
     }
@@ -88,8 +85,8 @@ fn embedding_from_bytes(bytes: &[u8]) -> Result<Vec<f32>, MetaError> {
 
 impl DreamSimMeta {
     /// Reads the meta of `buffer`: `None` when it has none, an error when it
-    /// is malformed.
-    pub fn from_buffer(buffer: &gst::BufferRef) -> Option<Result<Self, MetaError>> {
+    /// breaks the schema above (the same rule as the messages' readers).
+    pub fn from_buffer(buffer: &gst::BufferRef) -> Option<Result<Self, MalformedStructure>> {
         register();
         let meta = gst::meta::CustomMeta::from_buffer(buffer, META_NAME).ok()?;
         Some(Self::try_from(meta.structure()))
@@ -102,13 +99,12 @@ impl DreamSimMeta {
     }
 
     /// Attaches this meta to `buffer`, replacing one already there.
-    pub fn add_to(&self, buffer: &mut gst::BufferRef) -> Result<(), MetaError> {
+    pub fn add_to(&self, buffer: &mut gst::BufferRef) -> Result<(), glib::BoolError> {
         register();
         let structure = gst::Structure::from(self);
         let mut meta = match gst::meta::CustomMeta::from_mut_buffer(buffer, META_NAME) {
             Ok(meta) => meta,
-            Err(_) => gst::meta::CustomMeta::add(buffer, META_NAME)
-                .map_err(|e| MetaError(e.to_string()))?,
+            Err(_) => gst::meta::CustomMeta::add(buffer, META_NAME)?,
         };
         let s = meta.mut_structure();
         // Replace field by field: the meta owns its structure.
@@ -158,39 +154,23 @@ impl From<&DreamSimMeta> for gst::Structure {
 }
 
 impl TryFrom<&gst::StructureRef> for DreamSimMeta {
-    type Error = MetaError;
+    type Error = MalformedStructure;
 
-    fn try_from(s: &gst::StructureRef) -> Result<Self, MetaError> {
-        let field_err = |name: &str, e: &dyn std::fmt::Display| MetaError(format!("{name}: {e}"));
-        let frame = s.get::<u64>(FRAME).map_err(|e| field_err(FRAME, &e))?;
-        let distance = s
-            .get_optional::<f64>(DISTANCE)
-            .map_err(|e| field_err(DISTANCE, &e))?;
-        let reference_distance = s
-            .get_optional::<f64>(REFERENCE_DISTANCE)
-            .map_err(|e| field_err(REFERENCE_DISTANCE, &e))?;
-        let bytes = s
-            .get::<glib::Bytes>(EMBEDDING)
-            .map_err(|e| field_err(EMBEDDING, &e))?;
-        let embedding = embedding_from_bytes(&bytes)?;
-        let model = s.get::<String>(MODEL).map_err(|e| field_err(MODEL, &e))?;
-        let index = s
-            .get_optional::<u64>(SCENE_INDEX)
-            .map_err(|e| field_err(SCENE_INDEX, &e))?;
-        let start = s
-            .get_optional::<bool>(SCENE_START)
-            .map_err(|e| field_err(SCENE_START, &e))?;
-        let scene = index.map(|index| SceneMark {
+    fn try_from(s: &gst::StructureRef) -> Result<Self, MalformedStructure> {
+        let f = Fields::of(s, META_NAME)?;
+        let bytes = f.get::<glib::Bytes>(EMBEDDING)?;
+        let scene = f.optional::<u64>(SCENE_INDEX)?.map(|index| SceneMark {
             index,
-            start: start.unwrap_or(false),
+            start: false,
         });
+        let start = f.optional::<bool>(SCENE_START)?.unwrap_or(false);
         Ok(Self {
-            frame,
-            distance,
-            reference_distance,
-            embedding,
-            model,
-            scene,
+            frame: f.get(FRAME)?,
+            distance: f.optional(DISTANCE)?,
+            reference_distance: f.optional(REFERENCE_DISTANCE)?,
+            embedding: embedding_from_bytes(&f, &bytes)?,
+            model: f.get(MODEL)?,
+            scene: scene.map(|mark| SceneMark { start, ..mark }),
         })
     }
 }

@@ -6,13 +6,15 @@
 //! arrives, so that its duration can cover the frames dropped after it;
 //! other serialized events wait behind it, so nothing is reordered.
 
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{LazyLock, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use crate::dedup_message::DedupMessage;
+use super::deduplicator::{Deduplicator, Verdict};
+use super::message::DedupMessage;
+use crate::filter::{self, lock, Output};
 use crate::meta::DreamSimMeta;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -30,59 +32,6 @@ const DEFAULT_EXTEND_DURATION: bool = false;
 const DEFAULT_POST_MESSAGES: bool = true;
 /// DreamSim distances are 1 - cosine: 0 to 2.
 const MAX_DISTANCE: f64 = 2.0;
-
-/// What happens to a frame.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Verdict {
-    /// Kept; it is the new reference. `distance` to the previous reference
-    /// (`None` for the first frame, after a reset, or when the embedding
-    /// size changed).
-    Keep { distance: Option<f64> },
-    /// Dropped: within the threshold of the reference.
-    Drop { distance: f64 },
-    /// No embedding: kept, the reference does not change.
-    Unanalysed,
-}
-
-/// Keep-or-drop decisions against the last kept frame.
-#[derive(Debug, Default)]
-pub(crate) struct Deduplicator {
-    /// Embedding of the last kept analysed frame.
-    reference: Option<Vec<f32>>,
-    /// Frames dropped since the last kept one.
-    run: u32,
-}
-
-impl Deduplicator {
-    /// Decides on the next frame. `max_run` bounds the frames dropped in a
-    /// row (0: no bound).
-    pub fn push(&mut self, embedding: Option<Vec<f32>>, threshold: f64, max_run: u32) -> Verdict {
-        let Some(embedding) = embedding else {
-            self.run = 0;
-            return Verdict::Unanalysed;
-        };
-        let distance = self
-            .reference
-            .as_deref()
-            .and_then(|r| dreamsim::distance(r, &embedding).ok());
-        if let Some(d) = distance {
-            let run_allowed = max_run == 0 || self.run < max_run;
-            if d <= threshold && run_allowed {
-                self.run += 1;
-                return Verdict::Drop { distance: d };
-            }
-        }
-        self.reference = Some(embedding);
-        self.run = 0;
-        Verdict::Keep { distance }
-    }
-
-    /// Forgets the reference (flush): the next analysed frame is kept.
-    pub fn reset(&mut self) {
-        self.reference = None;
-        self.run = 0;
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 struct Settings {
@@ -131,12 +80,6 @@ struct Held {
     events: Vec<gst::Event>,
 }
 
-#[derive(Debug)]
-enum Output {
-    Buffer(gst::Buffer),
-    Event(gst::Event),
-}
-
 #[derive(Debug, Default)]
 struct State {
     dedup: Deduplicator,
@@ -172,11 +115,6 @@ pub struct DreamSimDedup {
     sinkpad: gst::Pad,
     settings: Mutex<Settings>,
     state: Mutex<State>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere must not turn every later call into a panic too.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl DreamSimDedup {
@@ -248,28 +186,8 @@ impl DreamSimDedup {
         self.send(outputs).0
     }
 
-    /// Sends `outputs` downstream in order: the flow of the buffers, and
-    /// whether every event was accepted.
     fn send(&self, outputs: Vec<Output>) -> (Result<gst::FlowSuccess, gst::FlowError>, bool) {
-        let mut events_ok = true;
-        for output in outputs {
-            match output {
-                Output::Buffer(buffer) => {
-                    if let Err(e) = self.srcpad.push(buffer) {
-                        gst::debug!(CAT, imp = self, "Push failed: {e:?}");
-                        return (Err(e), events_ok);
-                    }
-                }
-                Output::Event(event) => events_ok &= self.srcpad.push_event(event),
-            }
-        }
-        (Ok(gst::FlowSuccess::Ok), events_ok)
-    }
-
-    fn post_latency(&self) {
-        let _ = self
-            .obj()
-            .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        filter::send(self.obj().upcast_ref(), &self.srcpad, *CAT, outputs)
     }
 
     fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
@@ -317,20 +235,13 @@ impl DreamSimDedup {
             | EventView::Gap(_)
             | EventView::SegmentDone(_) => {
                 if let EventView::Caps(c) = event.view() {
-                    let duration = c
-                        .caps()
-                        .structure(0)
-                        .and_then(|s| s.get::<gst::Fraction>("framerate").ok())
-                        .filter(|f| f.numer() > 0 && f.denom() > 0)
-                        .and_then(|f| {
-                            gst::ClockTime::SECOND.mul_div_floor(f.denom() as u64, f.numer() as u64)
-                        });
+                    let duration = filter::frame_duration(c.caps());
                     let changed = {
                         let mut state = lock(&self.state);
                         std::mem::replace(&mut state.frame_duration, duration) != duration
                     };
                     if changed && lock(&self.settings).extend_duration {
-                        self.post_latency();
+                        filter::post_latency(self.obj().upcast_ref());
                     }
                 }
                 let mut outputs = Vec::new();
@@ -354,63 +265,31 @@ impl DreamSimDedup {
 
     fn sink_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
         if let gst::QueryViewMut::Allocation(_) = query.view_mut() {
-            if !self.srcpad.peer_query(query) {
-                return false;
-            }
-            let extra = lock(&self.settings).held_buffers();
-            if extra > 0 {
-                if let gst::QueryViewMut::Allocation(q) = query.view_mut() {
-                    let pools: Vec<_> = q.allocation_pools().collect();
-                    for (i, (pool, size, min, max)) in pools.into_iter().enumerate() {
-                        let max = if max == 0 {
-                            0
-                        } else {
-                            max.saturating_add(extra)
-                        };
-                        q.set_nth_allocation_pool(
-                            i as u32,
-                            pool.as_ref(),
-                            size,
-                            min.saturating_add(extra),
-                            max,
-                        );
-                    }
-                }
-            }
-            return true;
+            let held = lock(&self.settings).held_buffers();
+            return filter::allocation_with_held_buffers(&self.srcpad, query, held);
         }
         gst::Pad::query_default(pad, Some(&*self.obj()), query)
     }
 
     fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
         if let gst::QueryViewMut::Latency(_) = query.view_mut() {
-            if !self.sinkpad.peer_query(query) {
-                return false;
-            }
             let settings = *lock(&self.settings);
             let frame = {
                 let state = lock(&self.state);
-                state
-                    .frame_duration
-                    .or(state.buffer_duration)
-                    .unwrap_or(gst::ClockTime::ZERO)
+                state.frame_duration.or(state.buffer_duration)
             };
-            let ours = gst::ClockTime::from_nseconds(
-                frame.nseconds().saturating_mul(settings.delay_frames()),
-            );
-            if let gst::QueryViewMut::Latency(q) = query.view_mut() {
-                let (live, min, max) = q.result();
-                if live && settings.extend_duration && settings.max_consecutive_drops == 0 {
-                    gst::warning!(
-                        CAT,
-                        imp = self,
-                        "extend-duration in a live pipeline without max-consecutive-drops: \
-                         a long run of duplicates delays frames without bound"
-                    );
-                }
-                q.set(live, min + ours, max.map(|m| m + ours));
+            let ours = filter::frames_of(frame, settings.delay_frames());
+            let live = filter::latency_plus(&self.sinkpad, query, ours);
+            if live == Some(true) && settings.extend_duration && settings.max_consecutive_drops == 0
+            {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "extend-duration in a live pipeline without max-consecutive-drops: \
+                     a long run of duplicates delays frames without bound"
+                );
             }
-            return true;
+            return live.is_some();
         }
         gst::Pad::query_default(pad, Some(&*self.obj()), query)
     }
@@ -546,7 +425,7 @@ impl ObjectImpl for DreamSimDedup {
         };
         gst::info!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
         if latency_changed && self.obj().current_state() > gst::State::Ready {
-            self.post_latency();
+            filter::post_latency(self.obj().upcast_ref());
         }
     }
 
@@ -610,81 +489,5 @@ impl ElementImpl for DreamSimDedup {
             };
         }
         Ok(ret)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn unit(angle: f32) -> Option<Vec<f32>> {
-        Some(vec![angle.cos(), angle.sin()])
-    }
-
-    /// Distance 1 - cos(angle) between `unit(0)` and `unit(angle)`.
-    fn verdicts(d: &mut Deduplicator, frames: &[Option<Vec<f32>>], max_run: u32) -> Vec<char> {
-        frames
-            .iter()
-            .map(|e| match d.push(e.clone(), 0.02, max_run) {
-                Verdict::Keep { .. } => 'K',
-                Verdict::Drop { .. } => 'D',
-                Verdict::Unanalysed => 'U',
-            })
-            .collect()
-    }
-
-    #[test]
-    fn compares_with_the_last_kept_frame() {
-        // A slow pan: 0.1 rad per frame is a distance of 0.005 to the
-        // previous frame, but 0.02 is passed after 0.2 rad (1 - cos 0.2 = 0.0199).
-        let pan: Vec<_> = (0..8).map(|i| unit(0.1 * i as f32)).collect();
-        let mut d = Deduplicator::default();
-        assert_eq!(
-            verdicts(&mut d, &pan, 0).iter().collect::<String>(),
-            "KDDKDDKD"
-        );
-    }
-
-    #[test]
-    fn the_first_frame_and_the_first_after_a_reset_are_kept() {
-        let mut d = Deduplicator::default();
-        let same = vec![unit(0.0), unit(0.0)];
-        assert_eq!(verdicts(&mut d, &same, 0), ['K', 'D']);
-        d.reset();
-        assert_eq!(verdicts(&mut d, &same, 0), ['K', 'D']);
-    }
-
-    #[test]
-    fn max_run_bounds_the_drops_in_a_row() {
-        let mut d = Deduplicator::default();
-        let same: Vec<_> = (0..8).map(|_| unit(0.0)).collect();
-        assert_eq!(
-            verdicts(&mut d, &same, 3).iter().collect::<String>(),
-            "KDDDKDDD"
-        );
-    }
-
-    #[test]
-    fn frames_without_embedding_are_kept_and_end_a_run() {
-        let mut d = Deduplicator::default();
-        let frames = vec![unit(0.0), unit(0.0), None, unit(0.0), unit(0.0), unit(1.0)];
-        assert_eq!(
-            verdicts(&mut d, &frames, 2).iter().collect::<String>(),
-            "KDUDDK"
-        );
-    }
-
-    #[test]
-    fn a_new_embedding_size_is_a_new_reference() {
-        let mut d = Deduplicator::default();
-        assert_eq!(d.push(unit(0.0), 0.02, 0), Verdict::Keep { distance: None });
-        assert_eq!(
-            d.push(Some(vec![1.0, 0.0, 0.0]), 0.02, 0),
-            Verdict::Keep { distance: None }
-        );
-        assert!(matches!(
-            d.push(Some(vec![1.0, 0.0, 0.0]), 0.02, 0),
-            Verdict::Drop { .. }
-        ));
     }
 }

@@ -4,11 +4,23 @@
 //! Comparing with the last kept frame, not the previous one, means a slow
 //! pan (A~B, B~C, but A and C far apart) keeps a frame every time the view
 //! has moved by the threshold, instead of being eaten frame by frame.
+//!
+//! ```text
+//! gst-launch-1.0 -m filesrc location=in.mp4 ! decodebin ! videoconvert \
+//!     ! dreamsim ! dreamsimdedup threshold=0.02 extend-duration=true ! autovideosink
+//! ```
+//!
+//! The keep-or-drop decision is [`deduplicator`]'s, GStreamer-free and
+//! unit-tested; at EOS the element posts a [`DedupMessage`] with its counts.
 
 use gst::glib;
 use gst::prelude::*;
 
+mod deduplicator;
 mod imp;
+mod message;
+
+pub use message::DedupMessage;
 
 glib::wrapper! {
     /// The `dreamsimdedup` element.

@@ -1,13 +1,27 @@
 //! The `dreamsim` element: attaches to every analysed frame its DreamSim
-//! distance to the previous analysed frame and to a reference image, running
-//! the model on batches in its own thread.
+//! distance to the previous analysed frame and to a reference image
+//! ([`crate::meta::DreamSimMeta`]), and posts a `dreamsim` message
+//! ([`DreamSimMessage`]) per analysed frame, running the model on batches in
+//! its own thread.
+//!
+//! ```text
+//! gst-launch-1.0 -m filesrc location=in.mp4 ! decodebin ! videoconvert \
+//!     ! dreamsim reference-location=known.png batch-size=4 ! fakesink
+//! ```
+//!
+//! `queue` keeps buffers and serialized events in order between the
+//! streaming thread and the model's; `video` maps a GStreamer frame to the
+//! engine's [`dreamsim::Frame`].
 
 use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+mod message;
 mod queue;
 mod video;
+
+pub use message::DreamSimMessage;
 
 /// The execution provider property's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, glib::Enum)]

@@ -1,12 +1,24 @@
 //! The `dreamsimscene` element: decides where scenes start from the
 //! distances in `DreamSimMeta`, marks every analysed frame with its scene
-//! (`SceneMark`), posts a `dreamsim-scene` message on each scene's first frame
-//! and can ask a downstream encoder for a keyframe there.
+//! (`SceneMark`), posts a `dreamsim-scene` message ([`SceneMessage`]) on each
+//! scene's first frame and can ask a downstream encoder for a keyframe there.
+//!
+//! ```text
+//! gst-launch-1.0 -m filesrc location=in.mp4 ! decodebin ! videoconvert \
+//!     ! dreamsim ! dreamsimscene force-key-units=true ! x264enc ! mp4mux ! filesink location=out.mp4
+//! ```
+//!
+//! The decision is [`detector`]'s, GStreamer-free and unit-tested; `imp`
+//! holds the buffers back until it is known.
 
 use gst::glib;
 use gst::prelude::*;
 
+mod detector;
 mod imp;
+mod message;
+
+pub use message::SceneMessage;
 
 /// How `dreamsimscene` decides that a frame starts a scene.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, glib::Enum)]

@@ -9,7 +9,7 @@
 
 use gst::prelude::*;
 
-use crate::message_fields::{element_message, element_structure, Fields};
+use crate::structure::{element_message, read_message, Fields, MalformedStructure};
 
 /// Name of the message structure.
 pub const MESSAGE_NAME: &str = "dreamsim-dedup";
@@ -36,7 +36,7 @@ impl From<&DedupMessage> for gst::Structure {
 }
 
 impl TryFrom<&gst::StructureRef> for DedupMessage {
-    type Error = glib::Error;
+    type Error = MalformedStructure;
 
     fn try_from(s: &gst::StructureRef) -> Result<Self, Self::Error> {
         let f = Fields::of(s, MESSAGE_NAME)?;
@@ -49,9 +49,10 @@ impl TryFrom<&gst::StructureRef> for DedupMessage {
 }
 
 impl DedupMessage {
-    /// Reads a `dreamsim-dedup` element message; `None` for any other message.
-    pub fn from_message(msg: &gst::MessageRef) -> Option<Self> {
-        element_structure(msg, MESSAGE_NAME).and_then(|s| Self::try_from(s).ok())
+    /// Reads a `dreamsim-dedup` element message: `None` for any other
+    /// message, an error when it breaks the schema above.
+    pub fn from_message(msg: &gst::MessageRef) -> Option<Result<Self, MalformedStructure>> {
+        read_message(msg, MESSAGE_NAME)
     }
 
     /// Builds the element message posted by `src`.
@@ -76,7 +77,7 @@ mod tests {
         assert_eq!(s.name(), MESSAGE_NAME);
         assert_eq!(DedupMessage::try_from(s.as_ref()).unwrap(), m);
         let msg = m.to_message(&gst::Bin::new());
-        assert_eq!(DedupMessage::from_message(&msg), Some(m));
+        assert_eq!(DedupMessage::from_message(&msg), Some(Ok(m)));
     }
 
     #[test]

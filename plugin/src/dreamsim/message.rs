@@ -14,7 +14,8 @@
 
 use gst::prelude::*;
 
-use crate::message_fields::{element_message, element_structure, Fields};
+use crate::structure::{element_message, read_message, Fields, MalformedStructure};
+use crate::timing::FrameTiming;
 
 /// Name of the message structure.
 pub const MESSAGE_NAME: &str = "dreamsim";
@@ -22,14 +23,8 @@ pub const MESSAGE_NAME: &str = "dreamsim";
 /// Typed content of a `dreamsim` element message.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DreamSimMessage {
-    /// Buffer PTS.
-    pub timestamp: Option<gst::ClockTime>,
-    /// PTS in stream time.
-    pub stream_time: Option<gst::ClockTime>,
-    /// PTS in running time.
-    pub running_time: Option<gst::ClockTime>,
-    /// Buffer duration.
-    pub duration: Option<gst::ClockTime>,
+    /// When the frame is.
+    pub timing: FrameTiming,
     /// Index of the buffer.
     pub frame: u64,
     /// Distance to the previous analysed frame.
@@ -40,11 +35,9 @@ pub struct DreamSimMessage {
 
 impl From<&DreamSimMessage> for gst::Structure {
     fn from(m: &DreamSimMessage) -> Self {
-        let mut s = gst::Structure::builder(MESSAGE_NAME)
-            .field("timestamp", m.timestamp)
-            .field("stream-time", m.stream_time)
-            .field("running-time", m.running_time)
-            .field("duration", m.duration)
+        let mut s = m
+            .timing
+            .write(gst::Structure::builder(MESSAGE_NAME))
             .field("frame", m.frame)
             .build();
         if let Some(d) = m.distance {
@@ -58,15 +51,12 @@ impl From<&DreamSimMessage> for gst::Structure {
 }
 
 impl TryFrom<&gst::StructureRef> for DreamSimMessage {
-    type Error = glib::Error;
+    type Error = MalformedStructure;
 
     fn try_from(s: &gst::StructureRef) -> Result<Self, Self::Error> {
         let f = Fields::of(s, MESSAGE_NAME)?;
         Ok(Self {
-            timestamp: f.time("timestamp")?,
-            stream_time: f.time("stream-time")?,
-            running_time: f.time("running-time")?,
-            duration: f.time("duration")?,
+            timing: FrameTiming::read(&f)?,
             frame: f.get("frame")?,
             distance: f.optional("distance")?,
             reference_distance: f.optional("reference-distance")?,
@@ -75,9 +65,10 @@ impl TryFrom<&gst::StructureRef> for DreamSimMessage {
 }
 
 impl DreamSimMessage {
-    /// Reads a `dreamsim` element message; `None` for any other message.
-    pub fn from_message(msg: &gst::MessageRef) -> Option<Self> {
-        element_structure(msg, MESSAGE_NAME).and_then(|s| Self::try_from(s).ok())
+    /// Reads a `dreamsim` element message: `None` for any other message,
+    /// an error when it breaks the schema above.
+    pub fn from_message(msg: &gst::MessageRef) -> Option<Result<Self, MalformedStructure>> {
+        read_message(msg, MESSAGE_NAME)
     }
 
     /// Builds the element message posted by `src`.
@@ -94,10 +85,12 @@ mod tests {
     fn round_trip() {
         gst::init().unwrap();
         let m = DreamSimMessage {
-            timestamp: Some(gst::ClockTime::from_mseconds(40)),
-            stream_time: Some(gst::ClockTime::from_mseconds(40)),
-            running_time: None,
-            duration: Some(gst::ClockTime::from_mseconds(40)),
+            timing: FrameTiming {
+                timestamp: Some(gst::ClockTime::from_mseconds(40)),
+                stream_time: Some(gst::ClockTime::from_mseconds(40)),
+                running_time: None,
+                duration: Some(gst::ClockTime::from_mseconds(40)),
+            },
             frame: 1,
             distance: Some(0.125),
             reference_distance: None,
@@ -105,6 +98,23 @@ mod tests {
         let s = gst::Structure::from(&m);
         assert!(!s.has_field("reference-distance"));
         assert_eq!(DreamSimMessage::try_from(s.as_ref()).unwrap(), m);
+        let msg = m.to_message(&gst::Bin::new());
+        assert_eq!(DreamSimMessage::from_message(&msg), Some(Ok(m)));
+        assert_eq!(
+            DreamSimMessage::from_message(&gst::message::Eos::new()),
+            None
+        );
+    }
+
+    #[test]
+    fn a_malformed_message_is_an_error_not_another_message() {
+        gst::init().unwrap();
+        let s = gst::Structure::builder(MESSAGE_NAME)
+            .field("frame", "seven")
+            .build();
+        let msg = crate::structure::element_message(s, &gst::Bin::new());
+        let e = DreamSimMessage::from_message(&msg).unwrap().unwrap_err();
+        assert_eq!(e.structure, MESSAGE_NAME);
     }
 
     #[test]

@@ -16,7 +16,8 @@
 
 use gst::prelude::*;
 
-use crate::message_fields::{element_message, element_structure, Fields};
+use crate::structure::{element_message, read_message, Fields, MalformedStructure};
+use crate::timing::FrameTiming;
 
 /// Name of the message structure.
 pub const MESSAGE_NAME: &str = "dreamsim-scene";
@@ -26,14 +27,8 @@ pub const MESSAGE_NAME: &str = "dreamsim-scene";
 pub struct SceneMessage {
     /// Index of the scene that starts (0 for the first).
     pub index: u64,
-    /// PTS of the scene's first frame.
-    pub timestamp: Option<gst::ClockTime>,
-    /// That PTS in stream time.
-    pub stream_time: Option<gst::ClockTime>,
-    /// That PTS in running time.
-    pub running_time: Option<gst::ClockTime>,
-    /// Duration of the scene's first frame.
-    pub duration: Option<gst::ClockTime>,
+    /// When the scene's first frame is.
+    pub timing: FrameTiming,
     /// The first frame's `frame` field in `DreamSimMeta`.
     pub frame: u64,
     /// Distance of the first frame to the previous analysed frame (`None` on
@@ -46,12 +41,9 @@ pub struct SceneMessage {
 
 impl From<&SceneMessage> for gst::Structure {
     fn from(m: &SceneMessage) -> Self {
-        let mut s = gst::Structure::builder(MESSAGE_NAME)
-            .field("index", m.index)
-            .field("timestamp", m.timestamp)
-            .field("stream-time", m.stream_time)
-            .field("running-time", m.running_time)
-            .field("duration", m.duration)
+        let mut s = m
+            .timing
+            .write(gst::Structure::builder(MESSAGE_NAME).field("index", m.index))
             .field("frame", m.frame)
             .build();
         if let Some(d) = m.distance {
@@ -65,16 +57,13 @@ impl From<&SceneMessage> for gst::Structure {
 }
 
 impl TryFrom<&gst::StructureRef> for SceneMessage {
-    type Error = glib::Error;
+    type Error = MalformedStructure;
 
     fn try_from(s: &gst::StructureRef) -> Result<Self, Self::Error> {
         let f = Fields::of(s, MESSAGE_NAME)?;
         Ok(Self {
             index: f.get("index")?,
-            timestamp: f.time("timestamp")?,
-            stream_time: f.time("stream-time")?,
-            running_time: f.time("running-time")?,
-            duration: f.time("duration")?,
+            timing: FrameTiming::read(&f)?,
             frame: f.get("frame")?,
             distance: f.optional("distance")?,
             score: f.optional("score")?,
@@ -83,9 +72,10 @@ impl TryFrom<&gst::StructureRef> for SceneMessage {
 }
 
 impl SceneMessage {
-    /// Reads a `dreamsim-scene` element message; `None` for any other message.
-    pub fn from_message(msg: &gst::MessageRef) -> Option<Self> {
-        element_structure(msg, MESSAGE_NAME).and_then(|s| Self::try_from(s).ok())
+    /// Reads a `dreamsim-scene` element message: `None` for any other
+    /// message, an error when it breaks the schema above.
+    pub fn from_message(msg: &gst::MessageRef) -> Option<Result<Self, MalformedStructure>> {
+        read_message(msg, MESSAGE_NAME)
     }
 
     /// Builds the element message posted by `src`.
@@ -103,10 +93,12 @@ mod tests {
         gst::init().unwrap();
         let m = SceneMessage {
             index: 3,
-            timestamp: Some(gst::ClockTime::from_mseconds(1200)),
-            stream_time: Some(gst::ClockTime::from_mseconds(1200)),
-            running_time: None,
-            duration: Some(gst::ClockTime::from_mseconds(40)),
+            timing: FrameTiming {
+                timestamp: Some(gst::ClockTime::from_mseconds(1200)),
+                stream_time: Some(gst::ClockTime::from_mseconds(1200)),
+                running_time: None,
+                duration: Some(gst::ClockTime::from_mseconds(40)),
+            },
             frame: 30,
             distance: Some(0.75),
             score: Some(12.5),
@@ -115,7 +107,7 @@ mod tests {
         assert_eq!(s.name(), MESSAGE_NAME);
         assert_eq!(SceneMessage::try_from(s.as_ref()).unwrap(), m);
         let msg = m.to_message(&gst::Bin::new());
-        assert_eq!(SceneMessage::from_message(&msg), Some(m));
+        assert_eq!(SceneMessage::from_message(&msg), Some(Ok(m)));
     }
 
     #[test]
@@ -123,10 +115,12 @@ mod tests {
         gst::init().unwrap();
         let m = SceneMessage {
             index: 0,
-            timestamp: Some(gst::ClockTime::ZERO),
-            stream_time: Some(gst::ClockTime::ZERO),
-            running_time: Some(gst::ClockTime::ZERO),
-            duration: None,
+            timing: FrameTiming {
+                timestamp: Some(gst::ClockTime::ZERO),
+                stream_time: Some(gst::ClockTime::ZERO),
+                running_time: Some(gst::ClockTime::ZERO),
+                duration: None,
+            },
             frame: 0,
             distance: None,
             score: None,
