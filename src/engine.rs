@@ -263,9 +263,20 @@ impl Engine {
 
     /// Embeds an image file (the reference image), read as the reference
     /// package reads it: `PIL.Image.open(path).convert('RGB')`.
+    ///
+    /// The image is not a frame of the stream: it counts in no statistic (a
+    /// benchmark reads them as the stream's), and the next frame is still
+    /// compared with the previous *frame* for reuse.
     pub fn embed_image_file(&mut self, path: &Path) -> Result<Embedding> {
         let img = image_file::read_rgb(path)?;
         let frame = Frame::rgb(&img.data, img.width, img.height, img.width * 3)?;
-        self.embed_frame(&frame)
+        let stats = self.stats;
+        let last_input = self.last_input.take();
+        let last_embedding = self.last_embedding.take();
+        let embedding = self.embed_frame(&frame);
+        self.stats = stats;
+        self.last_input = last_input;
+        self.last_embedding = last_embedding;
+        embedding
     }
 }

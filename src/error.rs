@@ -1,5 +1,7 @@
 //! The engine's error type: every failure says what went wrong and, where
-//! the user can act on it, what to do.
+//! the user can act on it, what to do in the engine's own terms (its
+//! functions, options and environment variables). A front end such as the
+//! GStreamer plugin adds how its own settings map to those.
 
 use std::path::PathBuf;
 
@@ -10,8 +12,8 @@ pub enum Error {
     /// No ONNX Runtime shared library could be found or loaded.
     #[error(
         "ONNX Runtime could not be loaded ({reason}); tried: {tried}. Install ONNX Runtime 1.24 or \
-         newer and point the `onnxruntime-location` property or the ORT_DYLIB_PATH environment \
-         variable at libonnxruntime.so"
+         newer (tools/get_onnxruntime.sh) and give the path of libonnxruntime.so to \
+         `dreamsim::runtime` or in the ORT_DYLIB_PATH environment variable"
     )]
     RuntimeNotFound {
         /// Why the last candidate failed.
@@ -25,10 +27,7 @@ pub enum Error {
     RuntimeInit(String),
 
     /// The model file does not exist or cannot be read.
-    #[error(
-        "model file {path} cannot be read ({source}); export one with tools/get_model.sh or set \
-         `model-location`"
-    )]
+    #[error("model file {path} cannot be read ({source}); export one with tools/get_model.sh")]
     ModelNotFound {
         /// The path that was given.
         path: PathBuf,
@@ -72,7 +71,7 @@ pub enum Error {
     Inference(String),
 
     /// The GPU path failed (CUDA driver, NVRTC, kernel launch or copy).
-    #[error("GPU preprocessing failed: {0}; set execution-provider=cpu to run without the GPU")]
+    #[error("GPU preprocessing failed: {0}; the CPU provider runs without the GPU")]
     Gpu(String),
 
     /// A frame's description does not match its data, or the format is unsupported.

@@ -25,6 +25,7 @@ pub mod error;
 pub mod frame;
 pub mod image_file;
 pub mod model;
+pub mod onnx_file;
 pub mod paths;
 pub mod preprocess;
 pub mod provider;
@@ -37,7 +38,7 @@ pub use frame::{Colorimetry, Frame, PixelFormat, Plane, YuvMatrix, YuvRange};
 pub use model::{Model, ModelInfo, ModelOptions};
 pub use preprocess::Preprocessor;
 pub use provider::{ComputePrecision, ExecutionProvider};
-pub use runtime::{runtime, Runtime};
+pub use runtime::{runtime, Runtime, RuntimeLogLevel};
 
 /// Version of this crate and the commit it was built from (set by build.rs).
 pub const BUILD_VERSION: &str =

@@ -122,6 +122,19 @@ fn auto_attempts(bf16_units: bool, full_precision: bool) -> Vec<ExecutionProvide
     attempts
 }
 
+/// The input size the model file declares in its metadata, else the
+/// default.
+fn declared_input_size(path: &Path) -> usize {
+    crate::onnx_file::metadata_value(path, metadata_keys::INPUT_SIZE)
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(DEFAULT_INPUT_SIZE)
+}
+
+/// A TensorRT profile shape for `n` images of `input_size` pixels square.
+fn profile_shape(n: usize, input_size: usize) -> String {
+    format!("{INPUT_NAME}:{n}x3x{input_size}x{input_size}")
+}
+
 fn provider_dispatch(
     provider: ExecutionProvider,
     options: &ModelOptions,
@@ -129,7 +142,7 @@ fn provider_dispatch(
 ) -> ExecutionProviderDispatch {
     match provider {
         ExecutionProvider::TensorRt => {
-            let shape = |n: usize| format!("{INPUT_NAME}:{n}x3x{input_size}x{input_size}");
+            let shape = |n: usize| profile_shape(n, input_size);
             let mut trt = ort::ep::TensorRT::default()
                 .with_device_id(options.device_id)
                 .with_fp16(compute_precision(provider, options) == ComputePrecision::Fp16)
@@ -204,10 +217,16 @@ impl Model {
             explicit => vec![explicit],
         };
 
+        // TensorRT's optimisation profile is fixed when its session is
+        // built, before the session can tell the declared input size: read
+        // it from the file. A wrong or missing value fails the contract
+        // check below, on every provider alike.
+        let input_size = declared_input_size(path);
+
         let mut fallbacks = Vec::new();
         for (i, &provider) in attempts.iter().enumerate() {
             let last = i + 1 == attempts.len();
-            match Self::open_session(runtime, path, options, provider) {
+            match Self::open_session(runtime, path, options, provider, input_size) {
                 Ok(session) => {
                     let info = check_contract(&session, path)?;
                     return Ok(Self {
@@ -248,6 +267,7 @@ impl Model {
         path: &Path,
         options: &ModelOptions,
         provider: ExecutionProvider,
+        input_size: usize,
     ) -> std::result::Result<Session, SessionError> {
         let model_err = |e: &dyn std::fmt::Display| SessionError::Model(e.to_string());
         let mut builder = Session::builder(&runtime.environment)
@@ -256,7 +276,7 @@ impl Model {
             .map_err(|e| model_err(&e))?
             .with_inter_threads(1)
             .map_err(|e| model_err(&e))?
-            .with_execution_providers([provider_dispatch(provider, options, DEFAULT_INPUT_SIZE)])
+            .with_execution_providers([provider_dispatch(provider, options, input_size)])
             .map_err(|e| SessionError::Provider(e.to_string()))?;
         builder.commit_from_file(path).map_err(|e| {
             // A GPU provider that registered but cannot build the graph
@@ -422,7 +442,7 @@ fn provider_hint(provider: ExecutionProvider, message: &str) -> String {
     if needs.is_empty() {
         message.to_string()
     } else {
-        format!("{message}; {needs}, or use execution-provider=cpu or auto")
+        format!("{message}; {needs}, or use the CPU provider or auto")
     }
 }
 
@@ -557,6 +577,32 @@ fn check_contract(session: &Session, path: &Path) -> Result<ModelInfo> {
 mod tests {
     use super::*;
     use ExecutionProvider::*;
+
+    /// A protobuf length-delimited field.
+    fn field(number: u8, payload: &[u8]) -> Vec<u8> {
+        assert!(payload.len() < 128 && number < 16);
+        let mut out = vec![(number << 3) | 2, payload.len() as u8];
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn the_tensorrt_profile_uses_the_input_size_the_file_declares() {
+        // A ModelProto with a graph (field 7) before its metadata (field
+        // 14), declaring 256-pixel input.
+        let entry = [field(1, b"dreamsim.input_size"), field(2, b"256")].concat();
+        let file = [field(7, &[0u8; 100]), field(14, &entry)].concat();
+        let path = std::env::temp_dir().join(format!("declared-{}.onnx", std::process::id()));
+        std::fs::write(&path, file).unwrap();
+        let size = declared_input_size(&path);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(size, 256);
+        assert_eq!(profile_shape(8, size), "image:8x3x256x256");
+        assert_eq!(
+            declared_input_size(Path::new("/nonexistent.onnx")),
+            DEFAULT_INPUT_SIZE
+        );
+    }
 
     #[test]
     fn auto_tries_openvino_only_on_bf16_hardware_without_full_precision() {

@@ -5,7 +5,7 @@
 //! shares the [`Runtime`] returned here.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Error, Result};
 
@@ -29,6 +29,64 @@ impl Runtime {
     pub fn build_info(&self) -> &'static str {
         ort::info()
     }
+}
+
+/// Severity of a message of ONNX Runtime's own log, least severe first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RuntimeLogLevel {
+    /// Everything ONNX Runtime says (graph partitioning, kernel choices).
+    Verbose,
+    /// Informational messages.
+    Info,
+    /// Warnings (for example a provider that could not be loaded).
+    Warning,
+    /// Errors.
+    Error,
+    /// Fatal errors.
+    Fatal,
+}
+
+impl From<ort::logging::LogLevel> for RuntimeLogLevel {
+    fn from(level: ort::logging::LogLevel) -> Self {
+        use ort::logging::LogLevel as L;
+        match level {
+            L::Verbose => Self::Verbose,
+            L::Info => Self::Info,
+            L::Warning => Self::Warning,
+            L::Error => Self::Error,
+            L::Fatal => Self::Fatal,
+        }
+    }
+}
+
+impl From<RuntimeLogLevel> for ort::logging::LogLevel {
+    fn from(level: RuntimeLogLevel) -> Self {
+        match level {
+            RuntimeLogLevel::Verbose => Self::Verbose,
+            RuntimeLogLevel::Info => Self::Info,
+            RuntimeLogLevel::Warning => Self::Warning,
+            RuntimeLogLevel::Error => Self::Error,
+            RuntimeLogLevel::Fatal => Self::Fatal,
+        }
+    }
+}
+
+/// Receives ONNX Runtime's own log: the severity, where in ONNX Runtime's
+/// code the message comes from, and the message.
+pub type RuntimeLogSink = Arc<dyn Fn(RuntimeLogLevel, &str, &str) + Send + Sync>;
+
+static LOG_SINK: Mutex<Option<(RuntimeLogSink, RuntimeLogLevel)>> = Mutex::new(None);
+
+/// Sends ONNX Runtime's own log (why a provider did not load, how the graph
+/// was partitioned) to `sink`, from `min_level` up, instead of ort's
+/// `tracing` output. It takes effect when the runtime is loaded, so call it
+/// before the first [`runtime`] call; returns false if that already happened.
+pub fn set_log_sink(sink: RuntimeLogSink, min_level: RuntimeLogLevel) -> bool {
+    if RUNTIME.get().is_some() {
+        return false;
+    }
+    *LOG_SINK.lock().unwrap_or_else(|e| e.into_inner()) = Some((sink, min_level));
+    true
 }
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
@@ -92,10 +150,24 @@ pub fn runtime(explicit: Option<&Path>) -> Result<&'static Runtime> {
         }
         match ort::init_from(candidate) {
             Ok(builder) => {
+                let mut builder = builder.with_name("gst-dreamsim");
+                let sink = LOG_SINK.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                if let Some((sink, _)) = &sink {
+                    let sink = Arc::clone(sink);
+                    builder = builder.with_logger(Arc::new(
+                        move |level, _category, _id, location: &str, message: &str| {
+                            sink(level.into(), location, message)
+                        },
+                    ));
+                }
                 let environment = builder
-                    .with_name("gst-dreamsim")
                     .build()
                     .map_err(|e| Error::RuntimeInit(e.to_string()))?;
+                if let Some((_, min_level)) = sink {
+                    // ONNX Runtime formats every message at or above this
+                    // level, so the sink's threshold is applied at the source.
+                    environment.set_log_level(min_level.into());
+                }
                 let rt = RUNTIME.get_or_init(|| Runtime {
                     environment,
                     library: candidate.clone(),

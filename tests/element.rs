@@ -6,8 +6,8 @@ mod plugin_common;
 
 use common::*;
 use gst::prelude::*;
-use gstdreamsim::message::DreamSimMessage;
 use gstdreamsim::meta::DreamSimMeta;
+use gstdreamsim::DreamSimMessage;
 use plugin_common::*;
 
 fn model() -> String {
@@ -127,6 +127,65 @@ fn distances_match_the_python_reference() {
         }
         previous = Some(want);
     }
+    let stats = h
+        .find_element("dreamsim")
+        .unwrap()
+        .property::<gst::Structure>("stats");
+    assert_eq!(
+        stats.get::<u64>("frames").unwrap(),
+        3,
+        "the reference image is not counted as a frame"
+    );
+    assert_eq!(stats.get::<u64>("batches").unwrap(), 3);
+}
+
+#[test]
+fn the_start_message_names_the_provider_and_the_build() {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=2 ! dreamsim model-location={} execution-provider=cpu \
+         threads=1 ! fakesink sync=false",
+        model()
+    ))
+    .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let (mut infos, mut progress) = (Vec::new(), Vec::new());
+    for msg in pipeline
+        .bus()
+        .unwrap()
+        .iter_timed(gst::ClockTime::from_seconds(30))
+    {
+        match msg.view() {
+            gst::MessageView::Info(i) => infos.push(format!("{:?}", i.debug())),
+            gst::MessageView::Progress(p) => {
+                let (kind, code, text) = p.get();
+                progress.push((kind, code.to_string(), text.to_string()));
+            }
+            gst::MessageView::Error(e) => panic!("{}", e.error()),
+            gst::MessageView::Eos(_) => break,
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(
+        infos.iter().any(
+            |i| i.contains("DreamSim runs on the cpu execution provider in fp32")
+                && i.contains(dreamsim::BUILD_VERSION)
+        ),
+        "{infos:?} names the provider and {}",
+        dreamsim::BUILD_VERSION
+    );
+    // The model load is announced and its end reported, for applications
+    // that show progress while TensorRT or OpenVINO compile.
+    assert_eq!(progress.len(), 2, "{progress:?}");
+    assert_eq!(progress[0].0, gst::ProgressType::Start);
+    assert_eq!(progress[1].0, gst::ProgressType::Complete);
+    assert!(progress.iter().all(|(_, code, _)| code == "model-load"));
+    assert!(progress[0].2.contains("tiny_ensemble.onnx"), "{progress:?}");
+    assert!(
+        progress[1].2.contains("on the cpu execution provider"),
+        "{progress:?}"
+    );
 }
 
 #[test]
@@ -194,7 +253,7 @@ fn run(pipeline: gst::Element) -> (Vec<DreamSimMessage>, Option<(String, String,
     let mut messages = Vec::new();
     let mut error = None;
     for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
-        if let Some(m) = DreamSimMessage::from_message(&msg) {
+        if let Some(m) = DreamSimMessage::from_message(&msg).transpose().unwrap() {
             messages.push(m);
         }
         match msg.view() {
@@ -229,7 +288,11 @@ fn messages_are_posted_for_every_frame() {
     assert!(messages[1..].iter().all(|m| m.distance.is_some()));
     for (i, m) in messages.iter().enumerate() {
         assert_eq!(m.frame, i as u64);
-        assert!(m.timestamp.is_some() && m.running_time.is_some() && m.stream_time.is_some());
+        assert!(
+            m.timing.timestamp.is_some()
+                && m.timing.running_time.is_some()
+                && m.timing.stream_time.is_some()
+        );
     }
     let (messages, _) = run_pipeline(&format!(
         "videotestsrc num-buffers=5 ! dreamsim model-location={} post-messages=false ! fakesink",

@@ -475,3 +475,23 @@ fn exact_repeats_reuse_the_previous_embedding() {
         assert!(max_abs_diff(e.as_slice(), want) <= 1e-5);
     }
 }
+
+#[test]
+fn the_reference_image_is_not_a_frame_of_the_stream() {
+    let mut engine = Engine::new(load("tiny_ensemble.onnx").unwrap());
+    let (w, h, a) = golden_image_rgb(golden_image("64x48_s40"));
+    let frame = Frame::rgb(&a, w, h, w * 3).unwrap();
+    engine.embed_frame(&frame).unwrap();
+    engine.embed_image_file(&fixture("reference.png")).unwrap();
+    let stats = engine.stats();
+    assert_eq!(
+        (stats.frames, stats.inferred_frames, stats.batches),
+        (1, 1, 1),
+        "the reference image counts in no statistic"
+    );
+    // The frame after the reference is still compared with the previous
+    // frame: the same picture again reuses its embedding.
+    engine.embed_frame(&frame).unwrap();
+    let stats = engine.stats();
+    assert_eq!((stats.frames, stats.inferred_frames), (2, 1));
+}

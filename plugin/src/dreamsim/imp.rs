@@ -4,7 +4,7 @@
 //! The streaming thread never waits on the model, only on a full queue.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use dreamsim::{Embedding, Engine, Model, ModelOptions};
@@ -12,11 +12,13 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
+use super::message::DreamSimMessage;
 use super::queue::{ItemQueue, Next};
 use super::video;
 use super::ExecutionProvider;
-use crate::message::DreamSimMessage;
+use crate::filter::lock;
 use crate::meta::DreamSimMeta;
+use crate::timing::FrameTiming;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -34,21 +36,43 @@ const DEFAULT_FULL_PRECISION: bool = false;
 const DEFAULT_POST_MESSAGES: bool = true;
 const DEFAULT_BATCH_SIZE: u32 = 1;
 const DEFAULT_MAX_LATENCY_MS: u32 = 500;
+/// The code of the `progress` messages posted while the model loads.
+const PROGRESS_CODE: &str = "model-load";
 
-/// Maps an engine error to a GStreamer error domain and a message that says
-/// what to do.
+/// Maps an engine error to a GStreamer error domain, and adds to the
+/// engine's advice which of this element's properties to change. Every
+/// variant is named: a new one must be placed here, not fall into a default.
 fn error_message(e: &dreamsim::Error) -> gst::ErrorMessage {
     use dreamsim::Error as E;
     match e {
-        E::RuntimeNotFound { .. } | E::RuntimeInit(_) | E::ProviderUnavailable { .. } => {
-            gst::error_msg!(gst::LibraryError::Init, ("{}", e))
-        }
-        E::ModelNotFound { .. } => gst::error_msg!(gst::ResourceError::NotFound, ("{}", e)),
+        E::RuntimeNotFound { .. } => gst::error_msg!(
+            gst::LibraryError::Init,
+            ("{e}; the element takes that path in its `onnxruntime-location` property")
+        ),
+        E::RuntimeInit(_) => gst::error_msg!(gst::LibraryError::Init, ("{e}")),
+        E::ProviderUnavailable { .. } => gst::error_msg!(
+            gst::LibraryError::Init,
+            ("{e} (element property: execution-provider=cpu or auto)")
+        ),
+        E::ModelNotFound { .. } => gst::error_msg!(
+            gst::ResourceError::NotFound,
+            ("{e}, or set the `model-location` property")
+        ),
         E::ModelLoad { .. } | E::ModelContract { .. } => {
-            gst::error_msg!(gst::LibraryError::Settings, ("{}", e))
+            gst::error_msg!(gst::LibraryError::Settings, ("{e}"))
         }
-        E::ReferenceImage { .. } => gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e)),
-        _ => gst::error_msg!(gst::StreamError::Failed, ("{}", e)),
+        E::ReferenceImage { .. } => gst::error_msg!(
+            gst::ResourceError::OpenRead,
+            ("{e} (element property `reference-location`)")
+        ),
+        E::Gpu(_) => gst::error_msg!(
+            gst::ResourceError::Failed,
+            ("{e} (element property: execution-provider=cpu)")
+        ),
+        E::Inference(_) => gst::error_msg!(gst::StreamError::Failed, ("{e}")),
+        E::InvalidFrame(_) | E::EmbeddingMismatch(..) => {
+            gst::error_msg!(gst::StreamError::Format, ("{e}"))
+        }
     }
 }
 
@@ -153,11 +177,6 @@ pub struct DreamSim {
     stats: Mutex<dreamsim::EngineStats>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere must not turn every later call into a panic too.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn path_value(p: &Option<PathBuf>) -> glib::Value {
     p.as_ref()
         .map(|p| p.to_string_lossy().into_owned())
@@ -213,12 +232,43 @@ impl DreamSim {
             engine_cache: settings.engine_cache_location.clone(),
             max_batch: settings.batch_size.max(1) as usize,
         };
-        let model = Model::load(runtime, &model_path, &options).map_err(|e| error_message(&e))?;
+        // A first TensorRT start builds engines for minutes, OpenVINO compiles
+        // for seconds: an application can show these messages meanwhile.
+        let compiles = match options.provider {
+            dreamsim::ExecutionProvider::Auto | dreamsim::ExecutionProvider::TensorRt => {
+                "; TensorRT builds its engines on a first start, which can take minutes"
+            }
+            dreamsim::ExecutionProvider::OpenVino => "; OpenVINO compiles it first",
+            _ => "",
+        };
+        self.post_progress(
+            gst::ProgressType::Start,
+            &format!(
+                "Loading {} on execution-provider={}{compiles}",
+                model_path.display(),
+                options.provider
+            ),
+        );
+        let started = std::time::Instant::now();
+        let model = Model::load(runtime, &model_path, &options).map_err(|e| {
+            self.post_progress(gst::ProgressType::Error, &e.to_string());
+            error_message(&e)
+        })?;
+        self.post_progress(
+            gst::ProgressType::Complete,
+            &format!(
+                "Loaded {} on the {} execution provider in {:.1} s",
+                model_path.display(),
+                model.provider(),
+                started.elapsed().as_secs_f64()
+            ),
+        );
         let info = model.info();
         gst::info!(
             CAT,
             imp = self,
-            "Model {} ({}, {}-d embedding, stored as {}) on {} computing in {}",
+            "gst-dreamsim {}: model {} ({}, {}-d embedding, stored as {}) on {} computing in {}",
+            dreamsim::BUILD_VERSION,
             info.path.display(),
             info.kind,
             info.embedding_dim,
@@ -232,10 +282,13 @@ impl DreamSim {
             (dreamsim::ExecutionProvider::OpenVino, Some(units)) => format!(" on {units}"),
             _ => String::new(),
         };
+        // The build is named with it, so a figure or a report copied from
+        // gst-launch's output says which code produced it.
         let running = format!(
-            "DreamSim runs on the {} execution provider in {}{units}",
+            "DreamSim runs on the {} execution provider in {}{units} (gst-dreamsim {})",
             model.provider(),
-            model.compute_precision()
+            model.compute_precision(),
+            dreamsim::BUILD_VERSION
         );
         gst::info!(CAT, imp = self, "{running}");
         // gst-launch prints only the debug text of info messages.
@@ -254,6 +307,14 @@ impl DreamSim {
             );
         }
         Ok(model)
+    }
+
+    /// Posts a `progress` message about the model load (code `model-load`).
+    fn post_progress(&self, kind: gst::ProgressType, text: &str) {
+        let msg = gst::message::Progress::builder(kind, PROGRESS_CODE, text)
+            .src(&*self.obj())
+            .build();
+        let _ = self.obj().post_message(msg);
     }
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
@@ -439,7 +500,8 @@ impl DreamSim {
             return false;
         }
         if event.type_() == gst::EventType::Eos {
-            // Upstream sends nothing more; a later flow error no longer matters.
+            // Like every serialized event, EOS leaves from the task after the
+            // buffers queued before it (a partial batch runs first).
             gst::debug!(
                 CAT,
                 imp = self,
@@ -715,12 +777,8 @@ impl DreamSim {
         let segment = segment
             .as_ref()
             .and_then(|s| s.segment().downcast_ref::<gst::ClockTime>().cloned());
-        let pts = buf.pts();
         let msg = DreamSimMessage {
-            timestamp: pts,
-            stream_time: segment.as_ref().and_then(|s| s.to_stream_time(pts?)),
-            running_time: segment.as_ref().and_then(|s| s.to_running_time(pts?)),
-            duration: buf.duration(),
+            timing: FrameTiming::of(buf, segment.as_ref()),
             frame: meta.frame,
             distance: meta.distance,
             reference_distance: meta.reference_distance,
