@@ -4,8 +4,10 @@
 //!
 //! The library is taken from `$DREAMSIM_OPENVINO_ORT`, else
 //! `.cache/onnxruntime-openvino/` (`tools/get_onnxruntime.sh --build openvino
-//! --dest .cache/onnxruntime-openvino`, which `.ci/run` does). Without it the
-//! tests say SKIPPED, except under CI, where that is a failure.
+//! --dest .cache/onnxruntime-openvino`, which `.ci/run` does). The tests are
+//! `#[ignore]`d by default, so that a machine without that build shows them
+//! as ignored rather than passed; `.ci/run` installs it and runs them with
+//! `cargo test --test openvino -- --ignored`, where a missing library fails.
 
 mod common;
 mod plugin_common;
@@ -15,27 +17,19 @@ use std::path::PathBuf;
 use common::*;
 use dreamsim::{runtime, ComputePrecision, Engine, ExecutionProvider, Frame, Model, ModelOptions};
 use gst::prelude::*;
-use gstdreamsim::message::DreamSimMessage;
+use gstdreamsim::DreamSimMessage;
 use plugin_common::*;
 
-fn openvino_runtime() -> Option<PathBuf> {
+fn openvino_runtime() -> PathBuf {
     let path = std::env::var_os("DREAMSIM_OPENVINO_ORT")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join(".cache/onnxruntime-openvino/libonnxruntime.so"));
-    if path.exists() {
-        return Some(path);
-    }
-    let how = "tools/get_onnxruntime.sh --build openvino --dest .cache/onnxruntime-openvino";
     assert!(
-        std::env::var_os("CI").is_none(),
-        "{} is missing under CI: run {how}",
+        path.exists(),
+        "{} is missing: run tools/get_onnxruntime.sh --build openvino --dest .cache/onnxruntime-openvino",
         path.display()
     );
-    eprintln!(
-        "SKIPPED: no onnxruntime-openvino at {} ({how})",
-        path.display()
-    );
-    None
+    path
 }
 
 /// What the processor's bf16 units make of the openvino provider.
@@ -63,10 +57,9 @@ fn load(path: &std::path::Path, provider: ExecutionProvider, full_precision: boo
 }
 
 #[test]
+#[ignore = "needs the onnxruntime-openvino build in .cache/onnxruntime-openvino; .ci/run runs it"]
 fn openvino_in_full_precision_agrees_with_the_cpu_provider() {
-    let Some(ort) = openvino_runtime() else {
-        return;
-    };
+    let ort = openvino_runtime();
     let ov = load(&ort, ExecutionProvider::OpenVino, true);
     assert_eq!(ov.provider(), ExecutionProvider::OpenVino);
     assert_eq!(ov.compute_precision(), ComputePrecision::Fp32);
@@ -86,10 +79,9 @@ fn openvino_in_full_precision_agrees_with_the_cpu_provider() {
 }
 
 #[test]
+#[ignore = "needs the onnxruntime-openvino build in .cache/onnxruntime-openvino; .ci/run runs it"]
 fn openvino_uses_bf16_only_on_bf16_hardware_and_never_in_full_precision() {
-    let Some(ort) = openvino_runtime() else {
-        return;
-    };
+    let ort = openvino_runtime();
     for full in [false, true] {
         let model = load(&ort, ExecutionProvider::OpenVino, full);
         assert_eq!(
@@ -102,10 +94,9 @@ fn openvino_uses_bf16_only_on_bf16_hardware_and_never_in_full_precision() {
 }
 
 #[test]
+#[ignore = "needs the onnxruntime-openvino build in .cache/onnxruntime-openvino; .ci/run runs it"]
 fn auto_takes_openvino_only_where_it_pays() {
-    let Some(ort) = openvino_runtime() else {
-        return;
-    };
+    let ort = openvino_runtime();
     let fast = load(&ort, ExecutionProvider::Auto, false);
     let full = load(&ort, ExecutionProvider::Auto, true);
     // This build has no GPU providers: auto ends on the CPU side.
@@ -152,7 +143,11 @@ fn run_element(ort: &std::path::Path, props: &str) -> (String, String, Vec<Strin
         .unwrap()
         .iter_timed(gst::ClockTime::from_seconds(60))
     {
-        if DreamSimMessage::from_message(&msg).is_some() {
+        if DreamSimMessage::from_message(&msg)
+            .transpose()
+            .unwrap()
+            .is_some()
+        {
             messages += 1;
             continue;
         }
@@ -178,10 +173,9 @@ fn run_element(ort: &std::path::Path, props: &str) -> (String, String, Vec<Strin
 }
 
 #[test]
+#[ignore = "needs the onnxruntime-openvino build in .cache/onnxruntime-openvino; .ci/run runs it"]
 fn the_element_says_which_provider_and_precision_run() {
-    let Some(ort) = openvino_runtime() else {
-        return;
-    };
+    let ort = openvino_runtime();
     let (provider, precision, infos, messages) = run_element(&ort, "execution-provider=openvino");
     assert_eq!(provider, "openvino");
     assert_eq!(precision, expected_openvino_precision(false).as_str());

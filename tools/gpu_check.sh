@@ -316,7 +316,8 @@ if [ -n "$TEST_BIN" ]; then
     [ -z "${ORT_DYLIB_PATH:-}" ] && skip_args+=(--skip without_a_gpu_provider_the_engine_preprocesses_on_the_cpu)
     t=$(allow 150)
     say "tests/cuda.rs (GPU vs CPU on synthetic and real frames, engine end to end), at most ${t}s"
-    run_step "$t" tests "$TEST_BIN" --nocapture --test-threads=4 ${skip_args[@]+"${skip_args[@]}"}
+    # The GPU tests are #[ignore]d where CI runs (no GPU): include them here.
+    run_step "$t" tests "$TEST_BIN" --include-ignored --nocapture --test-threads=4 ${skip_args[@]+"${skip_args[@]}"}
     rc=$?
     result=$(grep -E '^test result:' "$LOG/tests.log" | tail -n1)
     if [ "$rc" = 0 ]; then
