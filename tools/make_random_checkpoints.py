@@ -41,7 +41,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 
 TYPES = ['ensemble', 'dino_vitb16', 'clip_vitb32', 'open_clip_vitb32', 'synclr_vitb16']
 NOT_COVERED = {'dinov2_vitb14': 'needs the facebookresearch/dinov2 torch.hub code, which neither dreamsim nor this '
@@ -194,21 +193,24 @@ def adapter_weights(dtype, seed):
 
 
 def write(path, obj):
-    """Write through a temporary file in the same folder, so an interrupted run leaves no truncated file."""
+    """Write through a temporary file in the same folder, so an interrupted run leaves no truncated file. Tensors
+    are serialised in memory first: the bytes then do not depend on the file's name."""
+    import io
     import torch
+    if isinstance(obj, str):
+        data = obj.encode()
+    elif path.endswith('.safetensors'):
+        from safetensors.torch import save
+        data = save(obj)
+    else:
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        data = buf.getvalue()
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.tmp-')
-    os.close(fd)
+    tmp = path + '.partial'
     try:
-        if isinstance(obj, str):
-            with open(tmp, 'w') as f:
-                f.write(obj)
-        elif path.endswith('.safetensors'):
-            from safetensors.torch import save_file
-            save_file(obj, tmp)
-        else:
-            torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)
+        with open(tmp, 'wb') as f:
+            f.write(data)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -15,7 +15,7 @@
 # libraries, about 3 GiB to download the first time, 5.7 GiB installed), which `tools/get_model.sh --env-only`
 # makes (step 1 below; the only step that uses the network). Everything after it runs with networking cut off
 # (`unshare --net`, when this runs as root and the kernel allows it) so that a hidden download would fail.
-# Time on a 2-core CPU with the environment in place: about 2 minutes for clip_vitb32.
+# Time on the project's 2-core AMD EPYC VM with the environment in place: 214 s for clip_vitb32 with --parity.
 #
 # Exit status: 0 when every check passed, 1 when one failed, 2 on usage errors.
 set -euo pipefail
