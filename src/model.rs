@@ -142,6 +142,9 @@ fn provider_dispatch(
 ) -> ExecutionProviderDispatch {
     match provider {
         ExecutionProvider::TensorRt => {
+            // No TF32 setting here: the `ort` TensorRT options have none, so
+            // TensorRT's own default applies, which allows TF32 in fp32
+            // layers on Ampere and newer GPUs (docs/gpu.md says so).
             let shape = |n: usize| profile_shape(n, input_size);
             let mut trt = ort::ep::TensorRT::default()
                 .with_device_id(options.device_id)

@@ -24,7 +24,7 @@ For each requested type this script
 A model that is already in place, intact (sha256) and exported from the same checkpoints by the same exporter is
 left alone, so running this twice does no work twice (--force redoes it).
 
-Offline use: point --checkpoint-dir at a cache of RANDOM weights made by shared/tools/dreamsim_offline_cache.py;
+Offline use: point --checkpoint-dir at a folder of RANDOM weights made by tools/make_random_checkpoints.py;
 everything else is the same code path. Such models are marked dreamsim.weights=random-offline-cache, and are only
 written to an --output-dir given explicitly (never to the default place the element loads from).
 
@@ -82,7 +82,7 @@ BACKBONE_FILES = {
     'clip_vitb32': ['clip_vitb32_pretrain.pth.tar'], 'open_clip_vitb32': ['open_clip_vitb32_pretrain.pth.tar'],
     'synclr_vitb16': ['synclr_vit_b_16.pth'],
 }
-RANDOM_MARKER = 'RANDOM_WEIGHTS_README.txt'  # written by shared/tools/dreamsim_offline_cache.py
+RANDOM_MARKER = 'RANDOM_WEIGHTS_README.txt'  # written by tools/make_random_checkpoints.py
 
 # Tolerances (max |delta| against the reference PyTorch model, fp32 reference on CPU).
 TOL = {'fp32': {'embedding': 1e-5, 'distance': 1e-6}, 'fp16': {'embedding': 5e-3, 'distance': 5e-3}}
@@ -167,8 +167,8 @@ def check_online(url, what):
     except (urllib.error.URLError, OSError) as e:
         raise Fail(f'offline? cannot reach {host} to download {what} ({getattr(e, "reason", e)}).\n'
                    f'  Run this on a machine with internet access, or copy a checkpoint directory made there into '
-                   f'--checkpoint-dir.\n  For tests without network, build a RANDOM-weight cache with '
-                   f'shared/tools/dreamsim_offline_cache.py CACHE_DIR and pass --checkpoint-dir CACHE_DIR '
+                   f'--checkpoint-dir.\n  For tests without network, write a RANDOM-weight folder with '
+                   f'tools/make_random_checkpoints.py CKPT_DIR and pass --checkpoint-dir CKPT_DIR '
                    f'--output-dir DIR.', EXIT_CHECKPOINTS) from e
 
 

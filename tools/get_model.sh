@@ -3,6 +3,7 @@
 #
 #   tools/get_model.sh                      # the default `ensemble` model
 #   tools/get_model.sh --type all --fp16    # every type, each also as an fp16 copy
+#   tools/get_model.sh --env-only           # only the Python environment (steps 1-2)
 #
 # Steps: (1) find a suitable Python, (2) make an isolated virtual environment with the pinned packages of
 # tools/requirements-export.txt, (3) download the reference checkpoints (dreamsim==0.2.1 does it itself),
@@ -23,6 +24,7 @@ MAX_PY=3.12
 VENV_GIB=8          # torch + its CUDA libraries from PyPI, onnxruntime, ... (about 5.7 GiB installed) + pip's temp
 OUTPUT_DIR=""
 CHECKPOINT_DIR=""
+ENV_ONLY=0
 EXPORT_ARGS=()
 
 say()  { printf '[get_model] %s\n' "$*"; }
@@ -42,12 +44,13 @@ model against the reference PyTorch model, and installs it where the dreamsim el
   --output-dir DIR      where the models go (default: where the element looks, \$GST_DREAMSIM_MODEL_DIR,
                         else \${XDG_DATA_HOME:-\$HOME/.local/share}/gst-dreamsim/models)
   --checkpoint-dir DIR  checkpoint cache (default \${XDG_CACHE_HOME:-\$HOME/.cache}/gst-dreamsim/checkpoints).
-                        For offline tests: a RANDOM-weight cache made by shared/tools/dreamsim_offline_cache.py
+                        Offline: a RANDOM-weight folder made by tools/make_random_checkpoints.py
                         (then --output-dir is required)
   --venv DIR            the virtual environment (default tools/.venv; or \$GST_DREAMSIM_VENV)
   --python PY           Python $MIN_PY..$MAX_PY to build the environment with (default: python3.11, python3.12, python3;
                         or \$PYTHON)
   --force               export again even if an up-to-date model is installed
+  --env-only            stop after step 2: set up the environment only (for tools/make_random_checkpoints.py)
   -h, --help            this help; tools/.venv/bin/python tools/export_onnx.py --help shows the other options
 EOF
 }
@@ -63,6 +66,7 @@ while [ $# -gt 0 ]; do
         --output-dir=*) OUTPUT_DIR=${1#*=}; shift ;;
         --checkpoint-dir) CHECKPOINT_DIR=${2:?--checkpoint-dir needs a directory}; shift 2 ;;
         --checkpoint-dir=*) CHECKPOINT_DIR=${1#*=}; shift ;;
+        --env-only) ENV_ONLY=1; shift ;;
         *) EXPORT_ARGS+=("$1"); shift ;;
     esac
 done
@@ -161,6 +165,11 @@ else
         die 1 "the environment was installed but does not import (see $LOG)"
     echo "$WANT_STAMP" >"$STAMP"
     say "environment ready"
+fi
+
+if [ "$ENV_ONLY" = 1 ]; then
+    say "done (--env-only): the environment's Python is $VENV/bin/python"
+    exit 0
 fi
 
 # ---------------------------------------------------------------------------------------------------------------

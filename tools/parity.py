@@ -23,7 +23,7 @@ installed Pillow resizes the frames or the image with another pass order than th
 Pillow >= 13), and --pass-order pillow13 makes an older Pillow follow Pillow 13's order.
 
 The reference's checkpoint cache (--cache-dir) is the same `cache_dir` the reference package takes: the real
-checkpoints, or a RANDOM-weight cache made by shared/tools/dreamsim_offline_cache.py (same code path; only the
+checkpoints, or a RANDOM-weight folder made by tools/make_random_checkpoints.py (same code path; only the
 directory differs). MODEL must be exported from the same checkpoints (tools/export_onnx.py).
 
 Tolerance: 1e-5 for fp32 models, 5e-3 for fp16 (see DEFAULT_TOL below). docs/parity.md has the figures.
@@ -53,7 +53,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # magnitude larger even when it is only a level or two on some pixels: Pillow 11's resize pass order instead of
 # Pillow 13's on tall frames gave 6.6e-5 .. 1.3e-4, another JPEG decoder for the reference image 2.5e-5 .. 1.1e-3
 # (random weights). 1e-5 is 40x the fp32 noise and below every such defect seen; a looser 1e-4 would let some of
-# them pass. GPU providers (TF32 matmuls) and fp16 models need a looser --tolerance.
+# them pass. GPU providers (TensorRT allows TF32 in fp32 engines; the CUDA provider runs with TF32 off but other
+# kernels) and fp16 models need a looser --tolerance.
 # fp16: the exporter's own fp16 tolerance (half precision carries ~3 significant digits).
 DEFAULT_TOL = {'fp32': 1e-5, 'fp16': 5e-3}
 
@@ -363,7 +364,7 @@ def main(argv=None):
     ap.add_argument('--type', help='DreamSim type for the reference (default: the model\'s dreamsim.type)')
     ap.add_argument('--cache-dir', required=True,
                     help='the reference package\'s checkpoint cache (cache_dir): real checkpoints, or a random-weight '
-                         'cache made by shared/tools/dreamsim_offline_cache.py')
+                         'folder made by tools/make_random_checkpoints.py')
     ap.add_argument('--frames', type=int, default=0, help='compare the first N frames only (default: all)')
     ap.add_argument('--threads', type=int, default=max(1, os.cpu_count() or 1),
                     help='CPU threads for the element (ONNX Runtime) and for PyTorch (default %(default)s)')

