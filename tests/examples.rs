@@ -1,493 +1,196 @@
-//! The examples, run as a user runs them: from the repository root, with the
-//! fixture model, on bikes.mp4 and on a clip made here.
+//! The API examples, run as a user runs them, with the fixture model:
+//! examples/read_meta.rs, examples/messages.rs and examples/read_meta.py.
+//!
+//! `cargo test -p gst-plugin-dreamsim` (and `cargo test --workspace`) build
+//! the examples before running the tests; the tests never run cargo
+//! themselves.
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::Once;
 
-use common::*;
-use gst::prelude::*;
+use common::repo_root;
 
-/// PySceneDetect 0.7.2's `scenedetect -i bikes.mp4 detect-adaptive
-/// list-scenes` output, byte for byte.
-const BIKES_CSV: &str = "\
-Timecode List:,00:00:01.200,00:00:03.040,00:00:05.480,00:00:07.480,00:00:09.680
-Scene Number,Start Frame,Start Timecode,Start Time (seconds),End Frame,End Timecode,End Time (seconds),Length (frames),Length (timecode),Length (seconds)
-1,1,00:00:00.000,0.000,30,00:00:01.200,1.200,30,00:00:01.200,1.200
-2,31,00:00:01.200,1.200,76,00:00:03.040,3.040,46,00:00:01.840,1.840
-3,77,00:00:03.040,3.040,137,00:00:05.480,5.480,61,00:00:02.440,2.440
-4,138,00:00:05.480,5.480,187,00:00:07.480,7.480,50,00:00:02.000,2.000
-5,188,00:00:07.480,7.480,242,00:00:09.680,9.680,55,00:00:02.200,2.200
-6,243,00:00:09.680,9.680,250,00:00:10.000,10.000,8,00:00:00.320,0.320
-";
+const MODEL: &str = "tests/fixtures/tiny_ensemble.onnx";
 
-/// The example binary `name`, built once by cargo (a no-op when fresh).
-fn example(name: &str) -> PathBuf {
-    static BUILD: Once = Once::new();
-    // <target>/<profile>/deps/examples-<hash>
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    BUILD.call_once(|| {
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .args([
-                "build",
-                "-p",
-                "gst-plugin-dreamsim",
-                "--examples",
-                "--target-dir",
-            ])
-            .arg(profile_dir.parent().unwrap())
-            .current_dir(repo_root());
-        if profile_dir.ends_with("release") {
-            cargo.arg("--release");
-        }
-        let status = cargo.status().expect("run cargo build --examples");
-        assert!(status.success(), "cargo build --examples failed");
-    });
-    profile_dir.join("examples").join(name)
+/// `<target>/<profile>/deps`, where this test and the plugin's cdylib are.
+fn deps_dir() -> PathBuf {
+    std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
-/// Runs example `name` from the repository root.
-fn run(name: &str, args: &[&str]) -> Output {
-    let output = Command::new(example(name))
-        .args(args)
+/// The example binary `name`, built by cargo with the tests (and not older
+/// than its source: `cargo test --test examples` alone builds no example).
+fn example(name: &str) -> PathBuf {
+    let path = deps_dir().parent().unwrap().join("examples").join(name);
+    let built = std::fs::metadata(&path).and_then(|m| m.modified());
+    let source = std::fs::metadata(repo_root().join(format!("examples/{name}.rs")))
+        .and_then(|m| m.modified())
+        .unwrap();
+    assert!(
+        built.is_ok_and(|built| built >= source),
+        "{} is not built or older than its source: run the tests with `cargo test -p \
+         gst-plugin-dreamsim`, which builds the examples (or `cargo build -p \
+         gst-plugin-dreamsim --examples` first)",
+        path.display()
+    );
+    path
+}
+
+fn run(mut command: Command) -> Output {
+    let output = command
         .current_dir(repo_root())
         .output()
-        .unwrap_or_else(|e| panic!("run example {name}: {e}"));
+        .unwrap_or_else(|e| panic!("run {command:?}: {e}"));
     eprintln!(
-        "{name} {}: {}\n{}",
-        args.join(" "),
+        "{command:?}: {}\n{}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
     output
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
-}
-
-const MODEL: &str = "tests/fixtures/tiny_ensemble.onnx";
-const BIKES: &str = ".cache/media/bikes.mp4";
-
-fn fetch_bikes() {
-    if !repo_root().join(BIKES).exists() {
-        let status = Command::new(repo_root().join("tools/fetch_test_media.sh"))
-            .status()
-            .expect("run tools/fetch_test_media.sh");
-        assert!(status.success(), "could not fetch bikes.mp4 (needs PyPI)");
-    }
-}
-
-/// A scratch directory for one test.
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gst-dreamsim-{test}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-#[test]
-fn scenes_writes_the_pyscenedetect_csv_and_an_edl_for_bikes() {
-    fetch_bikes();
-    let dir = scratch("scenes");
-    let edl = dir.join("bikes.edl");
-    let o = run(
-        "scenes",
-        &[
-            "--model",
-            MODEL,
-            "--provider",
-            "cpu",
-            "--quiet",
-            "--edl",
-            edl.to_str().unwrap(),
-            BIKES,
-        ],
-    );
-    assert!(o.status.success());
-    assert_eq!(stdout(&o), BIKES_CSV);
-    assert_eq!(stderr(&o), "", "--quiet");
-    let edl = std::fs::read_to_string(&edl).unwrap();
-    let events: Vec<&str> = edl.lines().filter(|l| l.starts_with("00")).collect();
-    assert_eq!(events.len(), 6);
-    assert_eq!(
-        events[0],
-        "001  AX       V     C        00:00:00:00 00:00:01:05 00:00:00:00 00:00:01:05"
-    );
-    assert_eq!(
-        events[5],
-        "006  AX       V     C        00:00:09:17 00:00:10:00 00:00:09:17 00:00:10:00"
-    );
-    assert!(edl.starts_with("TITLE: bikes\nFCM: NON-DROP FRAME\n"));
-    assert_eq!(edl.matches("* FROM CLIP NAME: bikes.mp4").count(), 6);
-    let _ = std::fs::remove_dir_all(dir);
-}
-
-#[test]
-fn scenes_fixed_mode_writes_a_csv_file_and_a_summary() {
-    fetch_bikes();
-    let dir = scratch("scenes-fixed");
-    let csv = dir.join("scenes.csv");
-    let o = run(
-        "scenes",
-        &[
-            "--model",
-            MODEL,
-            "--provider",
-            "cpu",
-            "--threshold",
-            "0.06",
-            "--csv",
-            csv.to_str().unwrap(),
-            BIKES,
-        ],
-    );
-    assert!(o.status.success());
-    assert_eq!(std::fs::read_to_string(&csv).unwrap(), BIKES_CSV);
-    assert!(stdout(&o).is_empty());
-    assert!(
-        stderr(&o).contains("6 scenes in 250 frames")
-            && stderr(&o).contains("0, 30, 76, 137, 187, 242"),
-        "summary"
-    );
-    let _ = std::fs::remove_dir_all(dir);
-}
-
-#[test]
-fn examples_reject_bad_usage() {
-    for (name, args) in [
-        (
-            "scenes",
-            &["--threshold", "0.1", "--window", "3", "x.mp4"][..],
-        ),
-        ("scenes", &["--bogus", "x.mp4"]),
-        ("scenes", &["--provider", "gpu", "x.mp4"]),
-        ("scenes", &[]),
-        ("dedup", &["--threshold", "much", "x.mp4"]),
-        ("dedup", &["--encoder", "x264enc", "x.mp4"]),
-        ("monitor", &["only-one-argument"]),
-        ("monitor", &["--consecutive", "0", "a.mp4", "b.png"]),
-    ] {
-        let o = run(name, args);
-        assert_eq!(o.status.code(), Some(2), "{name} {args:?}");
-        assert!(stderr(&o).contains("Usage:"), "{name} {args:?}");
-    }
-    let o = run("scenes", &["--help"]);
-    assert!(o.status.success() && stdout(&o).starts_with("Usage: scenes"));
-    let o = run("dedup", &["/nonexistent/video.mp4"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("/nonexistent/video.mp4: no such file"));
-}
-
-const W: usize = 64;
-const H: usize = 48;
-
-fn checker(size: usize) -> Vec<u8> {
-    (0..H * W)
-        .flat_map(|i| {
-            let (x, y) = (i % W, i / W);
-            if (x / size + y / size) % 2 == 0 {
-                [230u8, 230, 230]
-            } else {
-                [20, 20, 60]
-            }
-        })
-        .collect()
-}
-
-fn gradient(channel: usize) -> Vec<u8> {
-    (0..H * W)
-        .flat_map(|i| {
-            let (x, y) = (i % W, i / W);
-            let mut p = [40u8; 3];
-            p[channel] = (x * 4) as u8;
-            p[(channel + 1) % 3] = (y * 5) as u8;
-            p
-        })
-        .collect()
-}
-
-fn noisy(image: &[u8], seed: u32) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(12_345);
-    image
-        .iter()
-        .map(|&v| {
-            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (v as i32 + ((s >> 16) % 7) as i32 - 3).clamp(0, 255) as u8
-        })
-        .collect()
-}
-
-/// Writes a lossless clip (raw RGB in Matroska, 25 fps): frames 0-5 alike,
-/// 6-11 near duplicates of one image, a cut at 12 and at 13, then 14-19
-/// near duplicates. Frames 0, 6, 12, 13 and 14 are the ones to keep.
-fn write_clip(path: &Path) {
-    gst::init().unwrap();
-    let pipeline = gst::parse::launch(&format!(
-        "appsrc name=src format=time caps=video/x-raw,format=RGB,width={W},height={H},framerate=25/1 \
-         ! matroskamux ! filesink location={}",
-        path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Bin>()
-    .unwrap();
-    let src = pipeline
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
-    let (a, b, c) = (checker(16), gradient(0), checker(4));
-    let mut frames: Vec<Vec<u8>> = std::iter::repeat_n(a, 6).collect();
-    frames.extend((0..6).map(|i| noisy(&b, i)));
-    frames.push(gradient(1));
-    frames.push(gradient(2));
-    frames.extend((0..6).map(|i| noisy(&c, 10 + i)));
-    pipeline.set_state(gst::State::Playing).unwrap();
-    for (n, f) in frames.into_iter().enumerate() {
-        let mut buffer = gst::Buffer::from_mut_slice(f);
-        let b = buffer.get_mut().unwrap();
-        b.set_pts(gst::ClockTime::from_mseconds(40 * n as u64));
-        b.set_duration(gst::ClockTime::from_mseconds(40));
-        src.push_buffer(buffer).unwrap();
-    }
-    src.end_of_stream().unwrap();
-    let bus = pipeline.bus().unwrap();
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(30)) {
-        match msg.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(e) => panic!("writing the clip: {}", e.error()),
-            _ => {}
-        }
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-}
-
-/// Frames in a video file.
-fn count_frames(path: &Path) -> usize {
-    gst::init().unwrap();
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc location={} ! decodebin ! appsink name=sink sync=false",
-        path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Bin>()
-    .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let n = std::iter::from_fn(|| sink.pull_sample().ok()).count();
-    pipeline.set_state(gst::State::Null).unwrap();
-    n
-}
-
-#[test]
-fn dedup_lists_the_kept_frames_and_writes_the_video() {
-    let dir = scratch("dedup");
-    let clip = dir.join("clip.mkv");
-    write_clip(&clip);
-    let timestamps = dir.join("kept.csv");
-    let mut args = vec![
-        "--model",
-        MODEL,
-        "--provider",
-        "cpu",
-        "--threshold",
-        "0.01",
-        "--timestamps",
-        timestamps.to_str().unwrap(),
-    ];
-    let output = dir.join("dedup.mkv");
-    let encoder = ["x264enc", "openh264enc", "vp8enc", "vp9enc", "avenc_mpeg4"]
-        .into_iter()
-        .any(|e| gst::ElementFactory::find(e).is_some());
-    if encoder {
-        args.extend(["--output", output.to_str().unwrap()]);
-    } else {
-        eprintln!("no video encoder installed: --output not tested");
-    }
-    args.push(clip.to_str().unwrap());
-    let o = run("dedup", &args);
-    assert!(o.status.success());
-    assert_eq!(
-        std::fs::read_to_string(&timestamps).unwrap(),
-        "Frame,Timecode,Time (seconds),Duration (seconds)\n\
-         0,00:00:00.000,0.000,0.240\n\
-         6,00:00:00.240,0.240,0.240\n\
-         12,00:00:00.480,0.480,0.040\n\
-         13,00:00:00.520,0.520,0.040\n\
-         14,00:00:00.560,0.560,0.240\n"
-    );
-    assert!(stderr(&o).contains("kept 5 of 20 frames, dropped 15 (75.0 %)"));
-    if encoder {
-        assert_eq!(count_frames(&output), 5);
-    }
-
-    // Without --timestamps the list goes to standard output.
-    let o = run(
-        "dedup",
-        &[
-            "--model",
-            MODEL,
-            "--provider",
-            "cpu",
-            "--threshold",
-            "0.01",
-            "--max-drops",
-            "2",
-            "--quiet",
-            clip.to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success());
-    let listed = stdout(&o);
-    let frames: Vec<&str> = listed
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').next().unwrap())
-        .collect();
-    assert_eq!(frames, ["0", "3", "6", "9", "12", "13", "14", "17"]);
-    let _ = std::fs::remove_dir_all(dir);
-}
-
-#[test]
-fn monitor_alerts_when_the_distance_passes_the_limit() {
-    fetch_bikes();
-    let reference = "tests/fixtures/reference.png";
-    let o = run(
-        "monitor",
-        &[
-            "--model",
-            MODEL,
-            "--provider",
-            "cpu",
-            "--limit",
-            "0.5",
-            BIKES,
-            reference,
-        ],
-    );
-    assert_eq!(o.status.code(), Some(3), "alert exit status");
-    let csv = stdout(&o);
-    assert_eq!(csv.lines().count(), 251, "a header and 250 frames");
-    assert!(csv.starts_with(
-        "Frame,Timecode,Time (seconds),Reference Distance,Distance\n0,00:00:00.000,0.000,"
-    ));
-    let err = stderr(&o);
-    assert!(err.contains("ALERT frame 30 at 00:00:01.200"), "{err}");
-    assert!(err.contains("250 frames analysed"), "{err}");
-    // Every row above the limit is covered by an alert; the largest
-    // distance is under 2.
-    let o = run(
-        "monitor",
-        &[
-            "--model",
-            MODEL,
-            "--provider",
-            "cpu",
-            "--limit",
-            "1.99",
-            "--quiet",
-            BIKES,
-            reference,
-        ],
-    );
-    assert_eq!(o.status.code(), Some(0));
-    assert!(!stderr(&o).contains("ALERT"));
-    // Stop at the first alert, from a pipeline of one's own, one frame in 2.
-    let o = run(
-        "monitor",
-        &[
-            "--model",
-            MODEL,
-            "--provider",
-            "cpu",
-            "--limit",
-            "0.5",
-            "--stop-on-alert",
-            "--every",
-            "2",
-            "--pipeline",
-            &format!("filesrc location={BIKES} ! decodebin"),
-            reference,
-        ],
-    );
-    assert_eq!(o.status.code(), Some(3));
-    let rows: Vec<String> = stdout(&o).lines().skip(1).map(str::to_owned).collect();
-    assert_eq!(
-        rows.last().unwrap().split(',').next(),
-        Some("30"),
-        "stopped at frame 30"
-    );
-    assert!(rows
-        .iter()
-        .all(|r| r.split(',').next().unwrap().parse::<u64>().unwrap() % 2 == 0));
-}
-
-#[test]
-fn bench_cuts_at_frames_writes_distances_and_checks_agreement() {
-    fetch_bikes();
-    let dir = scratch("bench");
-    let csv = dir.join("distances.csv");
-    let out = run(
-        "bench",
-        &[
-            BIKES,
-            "--model",
-            MODEL,
-            "--frames",
-            "12",
-            "--threads",
-            "1",
-            "--batch-size",
-            "4",
-            "--provider",
-            "cpu",
-            "--agreement",
-            "--csv",
-            csv.to_str().unwrap(),
-        ],
-    );
-    assert!(out.status.success());
-    let text = stdout(&out);
-    assert!(text.contains("decode only: 12 frames"), "{text}");
-    // Both runs see exactly the first 12 frames, in batches of 4.
-    assert_eq!(
-        text.matches("\n  12 frames in ").count(),
-        2,
-        "the measured run and the fp32 run: {text}"
-    );
-    assert!(text.contains("model ran on 12 frames, 3 batches"), "{text}");
-    assert!(
-        text.contains("s model load: "),
-        "the load is reported apart: {text}"
-    );
-    // The same provider and precision twice: identical distances.
-    assert!(
-        text.contains("agreement of cpu fp32 with cpu fp32 over 11 distances: max |delta| 0.000e0"),
-        "{text}"
-    );
-    let rows: Vec<String> = std::fs::read_to_string(&csv)
+fn lines(output: &Output) -> Vec<String> {
+    String::from_utf8(output.stdout.clone())
         .unwrap()
         .lines()
         .map(str::to_owned)
-        .collect();
-    assert_eq!(rows[0], "frame,distance");
-    assert_eq!(rows.len(), 13, "{rows:?}");
-    assert_eq!(rows[1], "0,", "the first frame has no distance");
-    for (i, row) in rows[2..].iter().enumerate() {
-        let (frame, d) = row.split_once(',').unwrap();
-        assert_eq!(frame, (i + 1).to_string());
-        assert!(d.parse::<f64>().unwrap() > 0.0, "{row}");
+        .collect()
+}
+
+#[test]
+fn read_meta_prints_each_frames_meta() {
+    let mut command = Command::new(example("read_meta"));
+    command.args([MODEL, "4"]);
+    let output = run(command);
+    assert!(output.status.success());
+    let lines = lines(&output);
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "frame 0 at pts 0:00:00.000000000: distance to the previous frame none (first frame), \
+             embedding of 32 values (norm 1.000), model fixture_ensemble"
+        ),
+        "{lines:?}"
+    );
+    for (i, line) in lines.iter().enumerate().skip(1) {
+        assert!(line.starts_with(&format!("frame {i} at pts ")), "{line}");
+        let distance: f64 = line
+            .split("distance to the previous frame ")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            distance > 0.0 && distance < 0.01,
+            "the ball moves a little: {line}"
+        );
+        assert!(line.contains("(norm 1.000)"), "{line}");
     }
+}
+
+#[test]
+fn read_meta_fails_with_the_pipelines_error() {
+    let mut command = Command::new(example("read_meta"));
+    command.args(["/nonexistent/model.onnx", "2"]);
+    let output = run(command);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("/nonexistent/model.onnx"),
+        "the error names the model"
+    );
+}
+
+#[test]
+fn messages_prints_the_typed_messages() {
+    let mut command = Command::new(example("messages"));
+    command.args([MODEL, "4"]);
+    let output = run(command);
+    assert!(output.status.success());
+    let lines = lines(&output);
+    let count = |prefix: &str| lines.iter().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!(count("dreamsim: frame "), 4, "{lines:?}");
+    assert_eq!(
+        count("dreamsim-scene: scene 0 starts at frame 0 "),
+        1,
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines.last().unwrap(),
+        "dreamsim-dedup: kept 1, dropped 3 (frames without meta: 0)",
+        "the ball barely moves: one frame kept at the default threshold"
+    );
+    assert!(
+        lines[0].starts_with("dreamsim: frame 0 at stream time 0:00:00.000000000: distance none")
+    );
+}
+
+/// A Python 3 that has PyGObject and GStreamer's introspection data: the
+/// first of $PYTHON, python3 and /usr/bin/python3 (a pyenv python3 usually
+/// lacks the system's gi).
+fn python_with_gi() -> String {
+    let candidates = std::env::var("PYTHON")
+        .into_iter()
+        .chain(["python3".to_owned(), "/usr/bin/python3".to_owned()]);
+    for python in candidates {
+        let ok = Command::new(&python)
+            .args([
+                "-c",
+                "import gi; gi.require_version('Gst', '1.0'); from gi.repository import Gst",
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return python;
+        }
+    }
+    panic!(
+        "no Python 3 with PyGObject and GStreamer's introspection data: \
+         apt-get install python3-gi gir1.2-gstreamer-1.0 (tools/install_deps.sh does)"
+    );
+}
+
+#[test]
+fn read_meta_py_reads_the_meta_and_the_messages() {
+    // The plugin as GStreamer loads it from disk: this build's cdylib, alone
+    // in a folder, with a registry of its own.
+    let so = deps_dir().join("libgstdreamsim.so");
+    assert!(so.exists(), "{} is not built", so.display());
+    let dir = std::env::temp_dir().join(format!("gst-dreamsim-py-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&so, dir.join("libgstdreamsim.so")).unwrap();
+
+    let mut command = Command::new(python_with_gi());
+    command
+        .args(["examples/read_meta.py", "--model", MODEL, "--frames", "3"])
+        .env("GST_PLUGIN_PATH", &dir)
+        .env("GST_REGISTRY", dir.join("registry.bin"));
+    let output = run(command);
     std::fs::remove_dir_all(&dir).ok();
+    assert!(output.status.success());
+    let lines = lines(&output);
+    let metas: Vec<&String> = lines.iter().filter(|l| l.starts_with("meta: ")).collect();
+    assert_eq!(metas.len(), 3, "{lines:?}");
+    assert_eq!(
+        metas[0],
+        "meta: frame 0 at pts 0: distance none (first frame), embedding of 32 values \
+         (norm 1.000), model fixture_ensemble, scene 0"
+    );
+    assert!(metas[2].starts_with("meta: frame 2 at pts 66666666: distance 0.0000"));
+    let messages = |name: &str| {
+        lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("message {name}: ")))
+            .count()
+    };
+    assert_eq!(messages("dreamsim"), 3, "{lines:?}");
+    assert_eq!(messages("dreamsim-scene"), 1, "{lines:?}");
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("message dreamsim: distance=") && l.contains("frame=1,")));
 }

@@ -1,0 +1,86 @@
+//! `gst-dreamsim`: the DreamSim jobs on video from the command line.
+//!
+//! Each subcommand builds a GStreamer pipeline with the plugin's elements
+//! (registered statically: the tool runs the elements it was built with) and
+//! writes what they find. One module per subcommand, each exposing `Args`
+//! (its clap arguments) and `run(args) -> Result<ExitCode, Error>`; the
+//! shared options, pipeline plumbing, progress bar and output in modules of
+//! their own. A new job is a module and a variant of [`Command`].
+
+mod bench;
+mod common;
+mod dedup;
+mod distances;
+mod error;
+mod monitor;
+mod output;
+mod pipeline;
+mod progress;
+mod scenes;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use error::Error;
+
+/// The program's name, as it prefixes what it writes on standard error.
+pub const PROGRAM: &str = "gst-dreamsim";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = PROGRAM,
+    version,
+    about = "DreamSim perceptual similarity on video: distances, scene cuts, \
+             near-duplicate frames, drift from a reference, throughput",
+    after_help = "Examples:\n  \
+        gst-dreamsim scenes video.mp4 > scenes.csv\n  \
+        gst-dreamsim dedup --threshold 0.02 --video deduped.mkv video.mp4\n  \
+        gst-dreamsim <COMMAND> --help\n\n\
+        Exit status: 0 success, 1 error, 2 usage error (monitor: 3 alert raised)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The jobs, one module each.
+#[derive(Debug, Subcommand)]
+enum Command {
+    Distances(distances::Args),
+    Scenes(scenes::Args),
+    Dedup(dedup::Args),
+    Monitor(monitor::Args),
+    Bench(bench::Args),
+}
+
+fn run(command: Command) -> Result<ExitCode, Error> {
+    pipeline::init()?;
+    match command {
+        Command::Distances(args) => distances::run(args),
+        Command::Scenes(args) => scenes::run(args),
+        Command::Dedup(args) => dedup::run(args),
+        Command::Monitor(args) => monitor::run(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}
+
+fn main() -> ExitCode {
+    // Usage errors: clap prints them with the usage and exits with 2.
+    let cli = Cli::parse();
+    run(cli.command).unwrap_or_else(|e| {
+        eprintln!("{PROGRAM}: error: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
