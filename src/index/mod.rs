@@ -1,0 +1,587 @@
+//! Persistent sets of embeddings, queried by nearest neighbour: "is this
+//! frame close to any of the images we already know, and which one".
+//!
+//! One trait, [`EmbeddingIndex`], two backends that pass the same test suite
+//! (`tests/index.rs`):
+//!
+//! - [`EmbeddedIndex`] (the default, no server): a usearch HNSW graph with
+//!   f16 vectors (i8 or f32 on request) and the entries' metadata in **one
+//!   file**, opened memory-mapped. Below [`DEFAULT_EXACT_SEARCH_BELOW`]
+//!   entries it searches exhaustively (as fast there, and exact). Every change
+//!   rewrites the file atomically (temporary file, fsync, rename), so a reader
+//!   never sees a half-written index and an interrupted `add` leaves the
+//!   previous index intact.
+//! - [`PostgresIndex`]: PostgreSQL with pgvector (`halfvec` column, HNSW
+//!   cosine index), addressed by a `postgresql://` URI, for sets shared by
+//!   many pipelines on many machines and updated while they run.
+//!
+//! [`open`] picks the backend from the location. Every index records the
+//! [`ModelIdentity`] of the model whose embeddings it holds and refuses to be
+//! opened for another one ([`IndexError::ModelMismatch`]): embeddings of two
+//! models are not comparable, and a query with the wrong ones would return a
+//! confident, wrong answer.
+//!
+//! ```no_run
+//! use dreamsim::index::{self, IndexOptions, ModelIdentity, NewEntry, Source};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let identity = ModelIdentity::of_model_file("ensemble.onnx".as_ref(), "ensemble", 1792)?;
+//! let options = IndexOptions { create: true, ..IndexOptions::default() };
+//! let mut set = index::open("known.dsindex", Some(&identity), &options)?;
+//! let embedding = vec![0.0f32; 1792]; // from Engine::embed_image_file
+//! set.add(&[NewEntry {
+//!     label: "cat".into(),
+//!     source: Source::File { path: "cat.jpg".into() },
+//!     content_hash: index::file_sha256("cat.jpg".as_ref())?,
+//!     embedding: &embedding,
+//! }])?;
+//! for hit in set.search(&embedding, 5)? {
+//!     println!("{} {} {:.4}", hit.entry.id, hit.entry.label, hit.distance);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod embedded;
+mod identity;
+mod postgres;
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+pub use embedded::EmbeddedIndex;
+pub use identity::{file_sha256, ModelIdentity};
+pub use postgres::PostgresIndex;
+
+/// An entry's id: assigned by the index on [`EmbeddingIndex::add`] (never
+/// reused after a removal) and kept by export/import, so it names the same
+/// entry in every copy of a set.
+pub type EntryId = u64;
+
+/// Below this many entries the embedded index searches exhaustively.
+///
+/// Measured on a 2-core AMD EPYC (AVX2), width 1792, f16 (see
+/// `docs/index.md`, `examples/index_bench.rs --crossover`): exhaustive search
+/// stays under a millisecond up to about this size, where HNSW is no faster
+/// by more than the noise, and it is exact.
+pub const DEFAULT_EXACT_SEARCH_BELOW: usize = 20_000;
+
+/// Default PostgreSQL table prefix: tables `<prefix>_model` and `<prefix>_entries`.
+pub const DEFAULT_PG_TABLE: &str = "dreamsim";
+
+/// Default time limit for connecting to PostgreSQL.
+pub const DEFAULT_PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default time limit for one PostgreSQL statement.
+pub const DEFAULT_PG_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default HNSW search breadth (usearch `expansion_search`, pgvector
+/// `hnsw.ef_search`).
+pub const DEFAULT_EF_SEARCH: usize = 64;
+
+/// How the embedded index stores vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quantization {
+    /// Half precision: half the memory of f32, distances within about 1e-3.
+    #[default]
+    F16,
+    /// 8-bit: a quarter of the memory, coarser distances.
+    I8,
+    /// Full precision.
+    F32,
+}
+
+impl Quantization {
+    /// The name used in files, options and `info`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quantization::F16 => "f16",
+            Quantization::I8 => "i8",
+            Quantization::F32 => "f32",
+        }
+    }
+}
+
+impl std::str::FromStr for Quantization {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f16" => Ok(Quantization::F16),
+            "i8" => Ok(Quantization::I8),
+            "f32" => Ok(Quantization::F32),
+            other => Err(format!(
+                "unknown quantization {other:?}: use f16, i8 or f32"
+            )),
+        }
+    }
+}
+
+/// How an index is opened.
+#[derive(Debug, Clone)]
+pub struct IndexOptions {
+    /// Create the index (file, or tables) when it does not exist yet. Needs
+    /// the model identity. When false a missing index is [`IndexError::NotFound`].
+    pub create: bool,
+    /// Vector storage of a new embedded index (an existing one keeps its own).
+    pub quantization: Quantization,
+    /// Embedded: search exhaustively below this many entries.
+    pub exact_search_below: usize,
+    /// HNSW search breadth (usearch `expansion_search`, pgvector `hnsw.ef_search`).
+    pub ef_search: usize,
+    /// PostgreSQL table prefix (letters, digits, `_`; `<prefix>_model`, `<prefix>_entries`).
+    pub pg_table: String,
+    /// PostgreSQL connect time limit.
+    pub pg_connect_timeout: Duration,
+    /// PostgreSQL time limit per statement: a query never blocks longer.
+    pub pg_statement_timeout: Duration,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        Self {
+            create: false,
+            quantization: Quantization::F16,
+            exact_search_below: DEFAULT_EXACT_SEARCH_BELOW,
+            ef_search: DEFAULT_EF_SEARCH,
+            pg_table: DEFAULT_PG_TABLE.to_owned(),
+            pg_connect_timeout: DEFAULT_PG_CONNECT_TIMEOUT,
+            pg_statement_timeout: DEFAULT_PG_STATEMENT_TIMEOUT,
+        }
+    }
+}
+
+/// Where an entry came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    /// An image file.
+    File {
+        /// Its path, as given when it was added.
+        path: String,
+    },
+    /// A frame of a video file.
+    VideoFrame {
+        /// The video's path, as given when it was added.
+        path: String,
+        /// The frame's presentation time, in nanoseconds from the start.
+        timestamp_ns: u64,
+    },
+    /// Anything else, described in words (generated data, another system's id).
+    Other {
+        /// What it is.
+        description: String,
+    },
+}
+
+/// One entry of a set, without its vector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Stable id (see [`EntryId`]).
+    pub id: EntryId,
+    /// A human name for it (a file name, a row of a CSV).
+    pub label: String,
+    /// Where it came from.
+    pub source: Source,
+    /// The content's hash (sha256 of the file, plus the timestamp for a
+    /// video frame): the same content added twice is one entry.
+    pub content_hash: String,
+    /// When it was added, in microseconds since the Unix epoch.
+    pub added_unix_us: i64,
+}
+
+impl Entry {
+    /// When it was added.
+    pub fn added_at(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_micros(self.added_unix_us.max(0) as u64)
+    }
+}
+
+/// An entry to add: the index assigns its id and time.
+#[derive(Debug, Clone)]
+pub struct NewEntry<'a> {
+    /// A human name for it.
+    pub label: String,
+    /// Where it came from.
+    pub source: Source,
+    /// The content's hash; an entry with the same hash is not added twice.
+    pub content_hash: String,
+    /// Its embedding (unit-norm, of the index's width).
+    pub embedding: &'a [f32],
+}
+
+/// An entry with its vector, as exported and imported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEntry {
+    /// The entry.
+    pub entry: Entry,
+    /// Its vector, as stored (f16 or i8 rounding included), widened to f32.
+    pub embedding: Vec<f32>,
+}
+
+/// What became of one entry given to [`EmbeddingIndex::add`] or [`EmbeddingIndex::insert`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// Added under this id.
+    New(EntryId),
+    /// Its content hash was already in the set, under this id: nothing added.
+    Existing(EntryId),
+}
+
+impl Added {
+    /// The entry's id, new or existing.
+    pub fn id(self) -> EntryId {
+        match self {
+            Added::New(id) | Added::Existing(id) => id,
+        }
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Match {
+    /// The entry found.
+    pub entry: Entry,
+    /// DreamSim distance (1 - cosine) from the query to the stored vector.
+    pub distance: f64,
+}
+
+/// What an index says about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexInfo {
+    /// `embedded` or `postgresql`.
+    pub backend: &'static str,
+    /// The location, with any password removed.
+    pub location: String,
+    /// The model whose embeddings it holds.
+    pub identity: ModelIdentity,
+    /// Number of entries.
+    pub len: usize,
+    /// Vector storage (`f16`, `i8`, `f32`).
+    pub quantization: Quantization,
+    /// Size on disk in bytes (the file; or the tables with their indexes).
+    pub size_bytes: u64,
+    /// Embedded: the exhaustive-search threshold in effect.
+    pub exact_search_below: Option<usize>,
+}
+
+/// Everything that can go wrong with an index, with which index and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// No index at the location and `create` was not asked for.
+    #[error("no index at {location}; build one first (gst-dreamsim index add {location} ...)")]
+    NotFound {
+        /// The location.
+        location: String,
+    },
+    /// A new index needs the model identity.
+    #[error("cannot create index {location} without the model identity (type, width, sha256)")]
+    NeedsIdentity {
+        /// The location.
+        location: String,
+    },
+    /// The location is neither a file path nor a PostgreSQL URI, or the URI is invalid.
+    #[error("invalid index location {location}: {reason}")]
+    InvalidLocation {
+        /// The location (password removed).
+        location: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file has zero bytes.
+    #[error("index file {path} is empty (0 bytes); delete it and rebuild the index")]
+    EmptyFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file does not start with the index's magic bytes.
+    #[error("{path} is not a DreamSim index file (unknown header)")]
+    NotAnIndex {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file is shorter than its header says.
+    #[error(
+        "index file {path} is truncated: {expected} bytes expected, {found} found; rebuild it or \
+         restore a copy"
+    )]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Bytes the header announces.
+        expected: u64,
+        /// Bytes present.
+        found: u64,
+    },
+    /// The file's content does not check out.
+    #[error("index file {path} is corrupt: {what}; rebuild it or restore a copy")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What failed (checksum, metadata, graph).
+        what: String,
+    },
+    /// The file was written by another format version.
+    #[error("index file {path} has format version {found}; this build reads version {expected}")]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version found.
+        found: u32,
+        /// The version this build reads.
+        expected: u32,
+    },
+    /// The index holds another model's embeddings.
+    #[error(
+        "index {location} holds embeddings of model {index}, not of {caller}: embeddings of \
+         different models cannot be compared; use the model the index was built with, or build \
+         a new index"
+    )]
+    ModelMismatch {
+        /// The location.
+        location: String,
+        /// The index's model.
+        index: Box<ModelIdentity>,
+        /// The caller's model.
+        caller: Box<ModelIdentity>,
+    },
+    /// An embedding of the wrong width.
+    #[error("embedding has {found} values but index {location} holds {expected}-d embeddings")]
+    Dimension {
+        /// The location.
+        location: String,
+        /// The index's width.
+        expected: usize,
+        /// The embedding's width.
+        found: usize,
+    },
+    /// An imported entry's id is already taken.
+    #[error("id {id} is already in index {location}")]
+    DuplicateId {
+        /// The location.
+        location: String,
+        /// The id.
+        id: EntryId,
+    },
+    /// Another writer replaced the file since this one opened it.
+    #[error(
+        "index file {path} was changed by another writer since it was opened; reopen it and \
+         retry (one writer at a time)"
+    )]
+    ConcurrentWrite {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Reading or writing the file failed.
+    #[error("index file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// usearch refused an operation.
+    #[error("index {location}: usearch failed to {action}: {message}")]
+    Usearch {
+        /// The location.
+        location: String,
+        /// What was being done.
+        action: &'static str,
+        /// usearch's message.
+        message: String,
+    },
+    /// PostgreSQL failed (connection, timeout, SQL error).
+    #[error("index {location}: PostgreSQL failed to {action}: {source}")]
+    Postgres {
+        /// The location (password removed).
+        location: String,
+        /// What was being done.
+        action: &'static str,
+        /// The client's error, with the server's message.
+        source: ::postgres::Error,
+    },
+}
+
+impl IndexError {
+    /// True when the error is a server that cannot be reached or a statement
+    /// that ran past its time limit: the kind of failure a pipeline may ride
+    /// out (pass and warn) rather than stop on.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            IndexError::Postgres { source, .. } => {
+                source.is_closed()
+                    || source.code().is_none()
+                    || source.code() == Some(&::postgres::error::SqlState::QUERY_CANCELED)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Result of index operations.
+pub type Result<T, E = IndexError> = std::result::Result<T, E>;
+
+/// A set of embeddings with their entries. Implemented by [`EmbeddedIndex`]
+/// and [`PostgresIndex`]; [`open`] returns the right one for a location.
+pub trait EmbeddingIndex: Send + std::fmt::Debug {
+    /// `embedded` or `postgresql`.
+    fn backend(&self) -> &'static str;
+
+    /// The model whose embeddings the index holds.
+    fn identity(&self) -> &ModelIdentity;
+
+    /// Number of entries.
+    fn len(&mut self) -> Result<usize>;
+
+    /// True when the index has no entries.
+    fn is_empty(&mut self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Adds entries, assigning ids; an entry whose content hash is already
+    /// present (in the index or earlier in `entries`) is not added again
+    /// ([`Added::Existing`]). All or nothing: on error nothing is added.
+    fn add(&mut self, entries: &[NewEntry<'_>]) -> Result<Vec<Added>>;
+
+    /// Inserts entries keeping their ids and times (import from another
+    /// index). An id already present is [`IndexError::DuplicateId`] and
+    /// nothing is inserted; a content hash already present is skipped
+    /// ([`Added::Existing`]).
+    fn insert(&mut self, entries: &[StoredEntry]) -> Result<Vec<Added>>;
+
+    /// Removes entries by id; returns how many were present.
+    fn remove(&mut self, ids: &[EntryId]) -> Result<usize>;
+
+    /// The entry with this id.
+    fn get(&mut self, id: EntryId) -> Result<Option<Entry>>;
+
+    /// The `k` nearest entries to `query`, nearest first. Approximate (HNSW)
+    /// on large sets; see [`EmbeddingIndex::exact_search`].
+    fn search(&mut self, query: &[f32], k: usize) -> Result<Vec<Match>>;
+
+    /// The `k` nearest entries by exhaustive comparison.
+    fn exact_search(&mut self, query: &[f32], k: usize) -> Result<Vec<Match>>;
+
+    /// Up to `limit` entries with their vectors, in id order, with ids
+    /// greater than `after` (None: from the start): a page of an export.
+    fn entries_after(&mut self, after: Option<EntryId>, limit: usize) -> Result<Vec<StoredEntry>>;
+
+    /// What the index says about itself.
+    fn info(&mut self) -> Result<IndexInfo>;
+
+    /// Embedded: reopens the file when it was replaced since it was opened
+    /// (by another process's `add`); returns whether it did. The swap is
+    /// atomic: a search sees the old index or the new one. PostgreSQL: always
+    /// current, returns false.
+    fn reload_if_changed(&mut self) -> Result<bool>;
+}
+
+/// True when `location` names a PostgreSQL server rather than a file.
+pub fn is_postgres_location(location: &str) -> bool {
+    location.starts_with("postgresql://") || location.starts_with("postgres://")
+}
+
+/// Opens the index at `location`: a `postgresql://` or `postgres://` URI is
+/// a [`PostgresIndex`], anything else a file path for an [`EmbeddedIndex`].
+///
+/// With `identity`, an existing index holding another model's embeddings is
+/// [`IndexError::ModelMismatch`], and a missing one is created when
+/// `options.create` is set. Without it (maintenance: info, export, remove),
+/// the index is opened with its own identity.
+pub fn open(
+    location: &str,
+    identity: Option<&ModelIdentity>,
+    options: &IndexOptions,
+) -> Result<Box<dyn EmbeddingIndex>> {
+    if is_postgres_location(location) {
+        Ok(Box::new(PostgresIndex::open(location, identity, options)?))
+    } else {
+        Ok(Box::new(EmbeddedIndex::open(
+            location.as_ref(),
+            identity,
+            options,
+        )?))
+    }
+}
+
+/// Copies every entry of `from` into `to` (export/import between backends),
+/// `batch` entries at a time, keeping ids, labels, sources and times.
+/// `progress` is called with the number copied so far. Returns the number
+/// of entries copied (content already in `to` is skipped and not counted).
+pub fn copy_entries(
+    from: &mut dyn EmbeddingIndex,
+    to: &mut dyn EmbeddingIndex,
+    batch: usize,
+    mut progress: impl FnMut(usize),
+) -> Result<usize> {
+    if from.identity() != to.identity() {
+        return Err(IndexError::ModelMismatch {
+            location: to.info()?.location,
+            index: Box::new(to.identity().clone()),
+            caller: Box::new(from.identity().clone()),
+        });
+    }
+    let mut after = None;
+    let mut copied = 0;
+    loop {
+        let page = from.entries_after(after, batch.max(1))?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.entry.id);
+        copied += to
+            .insert(&page)?
+            .iter()
+            .filter(|a| matches!(a, Added::New(_)))
+            .count();
+        progress(copied);
+    }
+    Ok(copied)
+}
+
+pub(crate) fn now_unix_us() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// The location with any password in a URI replaced by `***`, for messages.
+pub(crate) fn redact(location: &str) -> String {
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return location.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, pw)) if !pw.is_empty() => format!("{scheme}://{user}:***@{host}{tail}"),
+            _ => location.to_owned(),
+        },
+        None => location.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_removed_from_locations() {
+        assert_eq!(
+            redact("postgresql://me:secret@db.example:5432/x"),
+            "postgresql://me:***@db.example:5432/x"
+        );
+        assert_eq!(
+            redact("postgresql://postgres:@/postgres?host=/tmp/s"),
+            "postgresql://postgres:@/postgres?host=/tmp/s"
+        );
+        assert_eq!(redact("/data/set.dsindex"), "/data/set.dsindex");
+    }
+
+    #[test]
+    fn locations_pick_the_backend() {
+        assert!(is_postgres_location("postgresql://h/db"));
+        assert!(is_postgres_location("postgres://h/db"));
+        assert!(!is_postgres_location("set.dsindex"));
+        assert!(!is_postgres_location("/data/postgresql/set.dsindex"));
+    }
+}

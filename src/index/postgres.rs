@@ -1,0 +1,532 @@
+//! The PostgreSQL backend: pgvector `halfvec` column with an HNSW cosine
+//! index, for sets shared by many pipelines and updated while they run.
+//!
+//! Schema, created on first use (`<t>` is [`IndexOptions::pg_table`]):
+//!
+//! ```sql
+//! CREATE EXTENSION IF NOT EXISTS vector;
+//! CREATE TABLE <t>_model (singleton boolean PRIMARY KEY, kind text, dim integer, sha256 text, created_at timestamptz);
+//! CREATE TABLE <t>_entries (id bigserial PRIMARY KEY, label text, source text /* JSON */,
+//!                           content_hash text UNIQUE, added_at timestamptz, embedding halfvec(D));
+//! CREATE INDEX <t>_entries_hnsw ON <t>_entries USING hnsw (embedding halfvec_cosine_ops);
+//! ```
+//!
+//! Every value travels as a bound parameter; the only text spliced into SQL
+//! is the table prefix (checked to be `[a-z_][a-z0-9_]*`) and integers.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use pgvector::HalfVector;
+use postgres::{Client, NoTls, Row, Statement};
+
+use super::{
+    redact, Added, EmbeddingIndex, Entry, EntryId, IndexError, IndexInfo, IndexOptions, Match,
+    ModelIdentity, NewEntry, Quantization, Result, Source, StoredEntry,
+};
+
+const ENTRY_COLUMNS: &str = "id, label, source, content_hash, added_at";
+
+/// A set of embeddings in PostgreSQL with pgvector.
+pub struct PostgresIndex {
+    client: Client,
+    location: String,
+    identity: ModelIdentity,
+    entries_table: String,
+    search: Statement,
+}
+
+impl std::fmt::Debug for PostgresIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresIndex")
+            .field("location", &self.location)
+            .field("table", &self.entries_table)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+fn pg_err(location: &str, action: &'static str) -> impl FnOnce(postgres::Error) -> IndexError {
+    let location = location.to_owned();
+    move |source| IndexError::Postgres {
+        location,
+        action,
+        source,
+    }
+}
+
+fn valid_table_prefix(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z' | '_'))
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+        && name.len() <= 48
+}
+
+fn to_system_time(us: i64) -> SystemTime {
+    if us >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_micros(us as u64)
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_micros(us.unsigned_abs())
+    }
+}
+
+fn to_unix_us(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_micros() as i64,
+        Err(e) => -(e.duration().as_micros() as i64),
+    }
+}
+
+impl PostgresIndex {
+    /// Connects to the server at `location` (a `postgresql://` URI; a
+    /// `host=/path` parameter names a Unix socket folder) and opens the set
+    /// in tables `<options.pg_table>_*` (see [`super::open`] for `identity`
+    /// and `options.create`).
+    pub fn open(
+        location: &str,
+        identity: Option<&ModelIdentity>,
+        options: &IndexOptions,
+    ) -> Result<Self> {
+        let shown = redact(location);
+        let table = options.pg_table.as_str();
+        if !valid_table_prefix(table) {
+            return Err(IndexError::InvalidLocation {
+                location: shown,
+                reason: format!(
+                    "table prefix {table:?} must be lowercase letters, digits and _ (at most 48)"
+                ),
+            });
+        }
+        let mut config: postgres::Config =
+            location
+                .parse()
+                .map_err(|e: postgres::Error| IndexError::InvalidLocation {
+                    location: shown.clone(),
+                    reason: e.to_string(),
+                })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(options.pg_connect_timeout);
+        }
+        // A server that vanishes mid-query must not hold the caller forever:
+        // unacknowledged TCP data times out (the statement timeout below
+        // covers a server that is up but slow).
+        config.tcp_user_timeout(options.pg_statement_timeout + options.pg_connect_timeout);
+        if config.get_application_name().is_none() {
+            config.application_name("gst-dreamsim");
+        }
+        let mut client = config.connect(NoTls).map_err(pg_err(&shown, "connect"))?;
+        client
+            .batch_execute(&format!(
+                "SET statement_timeout = {}",
+                options.pg_statement_timeout.as_millis().max(1)
+            ))
+            .map_err(pg_err(&shown, "set the statement timeout"))?;
+
+        let model_table = format!("{table}_model");
+        let entries_table = format!("{table}_entries");
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&model_table])
+            .map_err(pg_err(&shown, "look for the index tables"))?
+            .get(0);
+        if !exists {
+            if !options.create {
+                return Err(IndexError::NotFound { location: shown });
+            }
+            let identity = identity.ok_or_else(|| IndexError::NeedsIdentity {
+                location: shown.clone(),
+            })?;
+            let mut tx = client
+                .transaction()
+                .map_err(pg_err(&shown, "begin a transaction"))?;
+            tx.batch_execute(&format!(
+                "CREATE EXTENSION IF NOT EXISTS vector;
+                 CREATE TABLE IF NOT EXISTS {model_table} (
+                     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+                     kind text NOT NULL,
+                     dim integer NOT NULL,
+                     sha256 text NOT NULL,
+                     created_at timestamptz NOT NULL DEFAULT now());
+                 CREATE TABLE IF NOT EXISTS {entries_table} (
+                     id bigserial PRIMARY KEY,
+                     label text NOT NULL,
+                     source text NOT NULL,
+                     content_hash text NOT NULL UNIQUE,
+                     added_at timestamptz NOT NULL,
+                     embedding halfvec({dim}) NOT NULL);
+                 CREATE INDEX IF NOT EXISTS {entries_table}_hnsw ON {entries_table}
+                     USING hnsw (embedding halfvec_cosine_ops);",
+                dim = identity.dim
+            ))
+            .map_err(pg_err(&shown, "create the index tables"))?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO {model_table} (kind, dim, sha256) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING"
+                ),
+                &[&identity.kind, &(identity.dim as i32), &identity.sha256],
+            )
+            .map_err(pg_err(&shown, "record the model identity"))?;
+            tx.commit()
+                .map_err(pg_err(&shown, "create the index tables"))?;
+        }
+        let row = client
+            .query_opt(&format!("SELECT kind, dim, sha256 FROM {model_table}"), &[])
+            .map_err(pg_err(&shown, "read the model identity"))?
+            .ok_or_else(|| IndexError::NotFound {
+                location: shown.clone(),
+            })?;
+        let stored = ModelIdentity {
+            kind: row.get(0),
+            dim: row.get::<_, i32>(1) as usize,
+            sha256: row.get(2),
+        };
+        if let Some(identity) = identity {
+            if *identity != stored {
+                return Err(IndexError::ModelMismatch {
+                    location: shown,
+                    index: Box::new(stored),
+                    caller: Box::new(identity.clone()),
+                });
+            }
+        }
+        client
+            .batch_execute(&format!(
+                "SET hnsw.ef_search = {}",
+                options.ef_search.max(1)
+            ))
+            .map_err(pg_err(&shown, "set hnsw.ef_search"))?;
+        let search = client
+            .prepare(&format!(
+                "SELECT {ENTRY_COLUMNS}, (embedding <=> $1)::float8 FROM {entries_table}
+                 ORDER BY embedding <=> $1 LIMIT $2"
+            ))
+            .map_err(pg_err(&shown, "prepare the search"))?;
+        Ok(Self {
+            client,
+            location: shown,
+            identity: stored,
+            entries_table,
+            search,
+        })
+    }
+
+    fn check_dim(&self, embedding: &[f32]) -> Result<()> {
+        if embedding.len() != self.identity.dim {
+            return Err(IndexError::Dimension {
+                location: self.location.clone(),
+                expected: self.identity.dim,
+                found: embedding.len(),
+            });
+        }
+        Ok(())
+    }
+
+    fn entry_from_row(&self, row: &Row) -> Result<Entry> {
+        let source: String = row.get(2);
+        let source: Source = serde_json::from_str(&source).map_err(|e| IndexError::Corrupt {
+            path: PathBuf::from(&self.location),
+            what: format!(
+                "entry {} has an unreadable source: {e}",
+                row.get::<_, i64>(0)
+            ),
+        })?;
+        Ok(Entry {
+            id: row.get::<_, i64>(0) as EntryId,
+            label: row.get(1),
+            source,
+            content_hash: row.get(3),
+            added_unix_us: to_unix_us(row.get(4)),
+        })
+    }
+
+    fn matches(&self, rows: &[Row]) -> Result<Vec<Match>> {
+        rows.iter()
+            .map(|row| {
+                Ok(Match {
+                    entry: self.entry_from_row(row)?,
+                    distance: row.get(5),
+                })
+            })
+            .collect()
+    }
+}
+
+impl EmbeddingIndex for PostgresIndex {
+    fn backend(&self) -> &'static str {
+        "postgresql"
+    }
+
+    fn identity(&self) -> &ModelIdentity {
+        &self.identity
+    }
+
+    fn len(&mut self) -> Result<usize> {
+        let n: i64 = self
+            .client
+            .query_one(&format!("SELECT count(*) FROM {}", self.entries_table), &[])
+            .map_err(pg_err(&self.location, "count entries"))?
+            .get(0);
+        Ok(n as usize)
+    }
+
+    fn add(&mut self, entries: &[NewEntry<'_>]) -> Result<Vec<Added>> {
+        for e in entries {
+            self.check_dim(e.embedding)?;
+        }
+        let location = self.location.clone();
+        let table = &self.entries_table;
+        let now = SystemTime::now();
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(pg_err(&location, "begin a transaction"))?;
+        let insert = tx
+            .prepare(&format!(
+                "INSERT INTO {table} (label, source, content_hash, added_at, embedding)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (content_hash) DO NOTHING RETURNING id"
+            ))
+            .map_err(pg_err(&location, "prepare the insert"))?;
+        let existing = tx
+            .prepare(&format!("SELECT id FROM {table} WHERE content_hash = $1"))
+            .map_err(pg_err(&location, "prepare the insert"))?;
+        let mut outcomes = Vec::with_capacity(entries.len());
+        for e in entries {
+            let source = serde_json::to_string(&e.source).expect("a source serialises to JSON");
+            let vector = HalfVector::from_f32_slice(e.embedding);
+            let row = tx
+                .query_opt(
+                    &insert,
+                    &[&e.label, &source, &e.content_hash, &now, &vector],
+                )
+                .map_err(pg_err(&location, "add an entry"))?;
+            outcomes.push(match row {
+                Some(row) => Added::New(row.get::<_, i64>(0) as EntryId),
+                None => Added::Existing(
+                    tx.query_one(&existing, &[&e.content_hash])
+                        .map_err(pg_err(&location, "find an existing entry"))?
+                        .get::<_, i64>(0) as EntryId,
+                ),
+            });
+        }
+        tx.commit()
+            .map_err(pg_err(&location, "commit the entries"))?;
+        Ok(outcomes)
+    }
+
+    fn insert(&mut self, entries: &[StoredEntry]) -> Result<Vec<Added>> {
+        let mut ids = HashSet::with_capacity(entries.len());
+        for e in entries {
+            self.check_dim(&e.embedding)?;
+            if !ids.insert(e.entry.id) {
+                return Err(IndexError::DuplicateId {
+                    location: self.location.clone(),
+                    id: e.entry.id,
+                });
+            }
+        }
+        let location = self.location.clone();
+        let table = &self.entries_table;
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(pg_err(&location, "begin a transaction"))?;
+        let wanted: Vec<i64> = ids.iter().map(|&id| id as i64).collect();
+        if let Some(row) = tx
+            .query_opt(
+                &format!("SELECT id FROM {table} WHERE id = ANY($1) ORDER BY id LIMIT 1"),
+                &[&wanted],
+            )
+            .map_err(pg_err(&location, "check ids"))?
+        {
+            return Err(IndexError::DuplicateId {
+                location,
+                id: row.get::<_, i64>(0) as EntryId,
+            });
+        }
+        let insert = tx
+            .prepare(&format!(
+                "INSERT INTO {table} (id, label, source, content_hash, added_at, embedding)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (content_hash) DO NOTHING
+                 RETURNING id"
+            ))
+            .map_err(pg_err(&location, "prepare the insert"))?;
+        let existing = tx
+            .prepare(&format!("SELECT id FROM {table} WHERE content_hash = $1"))
+            .map_err(pg_err(&location, "prepare the insert"))?;
+        let mut outcomes = Vec::with_capacity(entries.len());
+        let mut max_id = 0i64;
+        for e in entries {
+            let id = e.entry.id as i64;
+            let source =
+                serde_json::to_string(&e.entry.source).expect("a source serialises to JSON");
+            let vector = HalfVector::from_f32_slice(&e.embedding);
+            let added = to_system_time(e.entry.added_unix_us);
+            let row = tx
+                .query_opt(
+                    &insert,
+                    &[
+                        &id,
+                        &e.entry.label,
+                        &source,
+                        &e.entry.content_hash,
+                        &added,
+                        &vector,
+                    ],
+                )
+                .map_err(pg_err(&location, "insert an entry"))?;
+            outcomes.push(match row {
+                Some(_) => {
+                    max_id = max_id.max(id);
+                    Added::New(e.entry.id)
+                }
+                None => Added::Existing(
+                    tx.query_one(&existing, &[&e.entry.content_hash])
+                        .map_err(pg_err(&location, "find an existing entry"))?
+                        .get::<_, i64>(0) as EntryId,
+                ),
+            });
+        }
+        // Ids assigned later must not collide with the imported ones, and
+        // the sequence never goes back (removed ids are not reused).
+        tx.execute(
+            "SELECT setval(pg_get_serial_sequence($1, 'id'),
+                           GREATEST($2, nextval(pg_get_serial_sequence($1, 'id'))))",
+            &[table, &max_id],
+        )
+        .map_err(pg_err(&location, "advance the id sequence"))?;
+        tx.commit()
+            .map_err(pg_err(&location, "commit the entries"))?;
+        Ok(outcomes)
+    }
+
+    fn remove(&mut self, ids: &[EntryId]) -> Result<usize> {
+        let ids: Vec<i64> = ids.iter().map(|&id| id as i64).collect();
+        let n = self
+            .client
+            .execute(
+                &format!("DELETE FROM {} WHERE id = ANY($1)", self.entries_table),
+                &[&ids],
+            )
+            .map_err(pg_err(&self.location, "remove entries"))?;
+        Ok(n as usize)
+    }
+
+    fn get(&mut self, id: EntryId) -> Result<Option<Entry>> {
+        let row = self
+            .client
+            .query_opt(
+                &format!(
+                    "SELECT {ENTRY_COLUMNS} FROM {} WHERE id = $1",
+                    self.entries_table
+                ),
+                &[&(id as i64)],
+            )
+            .map_err(pg_err(&self.location, "read an entry"))?;
+        row.map(|r| self.entry_from_row(&r)).transpose()
+    }
+
+    fn search(&mut self, query: &[f32], k: usize) -> Result<Vec<Match>> {
+        self.check_dim(query)?;
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let vector = HalfVector::from_f32_slice(query);
+        let rows = self
+            .client
+            .query(&self.search, &[&vector, &(k as i64)])
+            .map_err(pg_err(&self.location, "search"))?;
+        self.matches(&rows)
+    }
+
+    fn exact_search(&mut self, query: &[f32], k: usize) -> Result<Vec<Match>> {
+        self.check_dim(query)?;
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let vector = HalfVector::from_f32_slice(query);
+        let location = self.location.clone();
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(pg_err(&location, "begin a transaction"))?;
+        tx.batch_execute("SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off")
+            .map_err(pg_err(&location, "turn the index off"))?;
+        let rows = tx
+            .query(&self.search, &[&vector, &(k as i64)])
+            .map_err(pg_err(&location, "search exhaustively"))?;
+        tx.commit()
+            .map_err(pg_err(&location, "search exhaustively"))?;
+        self.matches(&rows)
+    }
+
+    fn entries_after(&mut self, after: Option<EntryId>, limit: usize) -> Result<Vec<StoredEntry>> {
+        let after = after.map_or(-1, |id| id as i64);
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT {ENTRY_COLUMNS}, embedding FROM {} WHERE id > $1 ORDER BY id LIMIT $2",
+                    self.entries_table
+                ),
+                &[&after, &(limit as i64)],
+            )
+            .map_err(pg_err(&self.location, "read entries"))?;
+        rows.iter()
+            .map(|row| {
+                let vector: HalfVector = row.get(5);
+                Ok(StoredEntry {
+                    entry: self.entry_from_row(row)?,
+                    embedding: vector.as_slice().iter().map(|h| h.to_f32()).collect(),
+                })
+            })
+            .collect()
+    }
+
+    fn info(&mut self) -> Result<IndexInfo> {
+        let len = self.len()?;
+        let size: i64 = self
+            .client
+            .query_one(
+                "SELECT pg_total_relation_size($1::text::regclass)",
+                &[&self.entries_table],
+            )
+            .map_err(pg_err(&self.location, "measure the table"))?
+            .get(0);
+        Ok(IndexInfo {
+            backend: "postgresql",
+            location: self.location.clone(),
+            identity: self.identity.clone(),
+            len,
+            quantization: Quantization::F16,
+            size_bytes: size as u64,
+            exact_search_below: None,
+        })
+    }
+
+    fn reload_if_changed(&mut self) -> Result<bool> {
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_prefixes_are_plain_identifiers() {
+        assert!(valid_table_prefix("dreamsim"));
+        assert!(valid_table_prefix("set_2"));
+        assert!(!valid_table_prefix("2set"));
+        assert!(!valid_table_prefix("Set"));
+        assert!(!valid_table_prefix("x; DROP TABLE y"));
+        assert!(!valid_table_prefix(""));
+    }
+
+    #[test]
+    fn times_round_trip_in_microseconds() {
+        for us in [0i64, 1, 1_764_000_000_123_456, -5] {
+            assert_eq!(to_unix_us(to_system_time(us)), us);
+        }
+    }
+}
