@@ -30,6 +30,7 @@ fn at_angle(n: u64, angle: Option<f32>) -> gst::Buffer {
                 embedding: vec![a.cos(), a.sin()],
                 model: "test".into(),
                 scene: None,
+                matches: Vec::new(),
             }
             .add_to(b)
             .unwrap();

@@ -32,6 +32,7 @@ fn frame(n: u64, distance: Option<Option<f64>>) -> gst::Buffer {
                 embedding: vec![1.0, 0.0],
                 model: "test".into(),
                 scene: None,
+                matches: Vec::new(),
             }
             .add_to(b)
             .unwrap();

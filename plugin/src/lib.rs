@@ -23,6 +23,7 @@ use gst::glib;
 pub mod dedup;
 pub mod dreamsim;
 mod filter;
+pub mod matcher;
 pub mod meta;
 mod ort_log;
 mod pads;
@@ -32,7 +33,8 @@ mod timing;
 
 pub use dedup::DedupMessage;
 pub use dreamsim::DreamSimMessage;
-pub use meta::{DreamSimMeta, SceneMark};
+pub use matcher::MatchMessage;
+pub use meta::{DreamSimMeta, IndexMatch, SceneMark};
 pub use scene::SceneMessage;
 pub use structure::MalformedStructure;
 pub use timing::FrameTiming;
@@ -43,6 +45,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     dreamsim::register(plugin)?;
     scene::register(plugin)?;
     dedup::register(plugin)?;
+    matcher::register(plugin)?;
     Ok(())
 }
 

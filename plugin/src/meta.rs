@@ -15,6 +15,7 @@
 //! | `model` | string | the model's type, e.g. `ensemble` |
 //! | `scene-index` | u64 | set by `dreamsimscene`: index of the scene the frame belongs to |
 //! | `scene-start` | bool | set by `dreamsimscene`: true on the first frame of a scene |
+//! | `matches` | GstValueArray of `match` structures | set by `dreamsimmatch`: the known items within its threshold, nearest first: `id` (u64), `label` (string), `distance` (f64) |
 
 use std::sync::Once;
 
@@ -32,6 +33,9 @@ const EMBEDDING: &str = "embedding";
 const MODEL: &str = "model";
 const SCENE_INDEX: &str = "scene-index";
 const SCENE_START: &str = "scene-start";
+const MATCHES: &str = "matches";
+/// Name of the structures in the `matches` array.
+pub const MATCH_STRUCTURE: &str = "match";
 
 /// Registers the custom meta. Idempotent; every reader and writer calls it,
 /// so applications need not.
@@ -53,6 +57,59 @@ pub struct SceneMark {
     pub start: bool,
 }
 
+/// A known item that a frame matched, added by `dreamsimmatch`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexMatch {
+    /// The item's id in the index.
+    pub id: u64,
+    /// Its label.
+    pub label: String,
+    /// DreamSim distance from the frame to it.
+    pub distance: f64,
+}
+
+impl IndexMatch {
+    /// The `match` structure that carries it in metas and messages.
+    pub fn to_structure(&self) -> gst::Structure {
+        gst::Structure::builder(MATCH_STRUCTURE)
+            .field("id", self.id)
+            .field("label", &self.label)
+            .field("distance", self.distance)
+            .build()
+    }
+
+    /// Reads a `match` structure.
+    pub fn from_structure(s: &gst::StructureRef) -> Result<Self, MalformedStructure> {
+        let f = Fields::of(s, MATCH_STRUCTURE)?;
+        Ok(Self {
+            id: f.get("id")?,
+            label: f.get("label")?,
+            distance: f.get("distance")?,
+        })
+    }
+
+    /// `matches` as a GstValueArray of `match` structures.
+    pub(crate) fn to_array(matches: &[IndexMatch]) -> gst::Array {
+        gst::Array::new(matches.iter().map(|m| m.to_structure()))
+    }
+
+    /// Reads the GstValueArray field `field` of `f`, when present.
+    pub(crate) fn read_array(f: &Fields, field: &str) -> Result<Vec<Self>, MalformedStructure> {
+        let Some(array) = f.optional::<gst::Array>(field)? else {
+            return Ok(Vec::new());
+        };
+        array
+            .iter()
+            .map(|v| {
+                let s = v
+                    .get::<gst::Structure>()
+                    .map_err(|e| f.bad(format!("{field}: {e}")))?;
+                Self::from_structure(&s)
+            })
+            .collect()
+    }
+}
+
 /// The typed content of a `DreamSimMeta`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DreamSimMeta {
@@ -68,6 +125,9 @@ pub struct DreamSimMeta {
     pub model: String,
     /// Scene information, once `dreamsimscene` has seen the buffer.
     pub scene: Option<SceneMark>,
+    /// Known items the frame matched, once `dreamsimmatch` has seen it
+    /// (empty otherwise), nearest first.
+    pub matches: Vec<IndexMatch>,
 }
 
 fn embedding_from_bytes(fields: &Fields, bytes: &[u8]) -> Result<Vec<f32>, MalformedStructure> {
@@ -115,6 +175,20 @@ impl DreamSimMeta {
         Ok(())
     }
 
+    /// Records the matches of an existing meta (used by `dreamsimmatch`).
+    /// Returns false when the buffer has no `DreamSimMeta`.
+    pub fn set_matches(buffer: &mut gst::BufferRef, matches: &[IndexMatch]) -> bool {
+        register();
+        match gst::meta::CustomMeta::from_mut_buffer(buffer, META_NAME) {
+            Ok(mut meta) => {
+                meta.mut_structure()
+                    .set(MATCHES, IndexMatch::to_array(matches));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Marks the scene of an existing meta (used by `dreamsimscene`).
     /// Returns false when the buffer has no `DreamSimMeta`.
     pub fn set_scene(buffer: &mut gst::BufferRef, mark: SceneMark) -> bool {
@@ -149,6 +223,9 @@ impl From<&DreamSimMeta> for gst::Structure {
             s.set(SCENE_INDEX, scene.index);
             s.set(SCENE_START, scene.start);
         }
+        if !m.matches.is_empty() {
+            s.set(MATCHES, IndexMatch::to_array(&m.matches));
+        }
         s
     }
 }
@@ -171,6 +248,7 @@ impl TryFrom<&gst::StructureRef> for DreamSimMeta {
             embedding: embedding_from_bytes(&f, &bytes)?,
             model: f.get(MODEL)?,
             scene: scene.map(|mark| SceneMark { start, ..mark }),
+            matches: IndexMatch::read_array(&f, MATCHES)?,
         })
     }
 }
@@ -190,6 +268,11 @@ mod tests {
                 index: 2,
                 start: true,
             }),
+            matches: vec![IndexMatch {
+                id: 4,
+                label: "a cat".into(),
+                distance: 0.03,
+            }],
         }
     }
 
@@ -213,6 +296,7 @@ mod tests {
         assert_eq!(DreamSimMeta::from_buffer(b).unwrap().unwrap(), m);
         m.distance = None;
         m.scene = None;
+        m.matches.clear();
         m.add_to(b).unwrap();
         assert_eq!(DreamSimMeta::from_buffer(b).unwrap().unwrap(), m);
         assert!(DreamSimMeta::set_scene(

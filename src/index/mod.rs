@@ -409,9 +409,15 @@ impl IndexError {
     pub fn is_transient(&self) -> bool {
         match self {
             IndexError::Postgres { source, .. } => {
+                // Class 08: connection exceptions; class 57: operator
+                // intervention (the server shutting down or restarting, a
+                // connection terminated by an administrator).
                 source.is_closed()
-                    || source.code().is_none()
-                    || source.code() == Some(&::postgres::error::SqlState::QUERY_CANCELED)
+                    || source.code().is_none_or(|code| {
+                        code == &::postgres::error::SqlState::QUERY_CANCELED
+                            || code.code().starts_with("08")
+                            || code.code().starts_with("57")
+                    })
             }
             _ => false,
         }
@@ -545,7 +551,7 @@ pub(crate) fn now_unix_us() -> i64 {
 }
 
 /// The location with any password in a URI replaced by `***`, for messages.
-pub(crate) fn redact(location: &str) -> String {
+pub fn redact(location: &str) -> String {
     let Some((scheme, rest)) = location.split_once("://") else {
         return location.to_owned();
     };

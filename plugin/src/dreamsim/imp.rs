@@ -766,6 +766,7 @@ impl DreamSim {
                 embedding: embedding.as_slice().to_vec(),
                 model: state.model_kind.clone(),
                 scene: None,
+                matches: Vec::new(),
             });
             state.previous = Some(embedding);
         }
