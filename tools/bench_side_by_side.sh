@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The element and the reference package, side by side in one run (issue #6):
-# the element's benchmark (examples/bench.rs) and then tools/reference_bench.py
+# the element's benchmark (gst-dreamsim bench, cli/src/bench.rs) and then tools/reference_bench.py
 # (the reference `dreamsim` package, PyTorch fp32 on the CPU) on the same video,
 # the same first N decoded frames, the same number of threads and the same
 # batch size, one after the other; then a summary table.
@@ -23,9 +23,9 @@
 #               on the CPU: give --provider cpu for fp32 CPU against fp32 CPU).
 # --out-dir     where the logs, the reference's JSON and its distances (CSV)
 #               go (default: a new directory under /tmp, kept).
-# --no-build    do not run cargo build (use target/release/examples/bench).
+# --no-build    do not run cargo build (use target/release/gst-dreamsim).
 #
-# What each side's figures cover (details in examples/bench.rs and in
+# What each side's figures cover (details in cli/src/bench.rs and in
 # tools/reference_bench.py's docstring):
 # - element: the whole pipeline `filesrc ! decodebin ! videoconvert ! dreamsim
 #   ! fakesink` (decode overlaps inference); its wall time includes the model
@@ -87,19 +87,19 @@ else
     mkdir -p "$out_dir"
 fi
 
-bench="$root/target/release/examples/bench"
-build_cmd=(cargo build --release -p gst-plugin-dreamsim --example bench)
+bench="$root/target/release/gst-dreamsim"
+build_cmd=(cargo build --release -p gst-dreamsim)
 if [ "$build" = 1 ]; then
     say "building the element's benchmark (release)"
     show "${build_cmd[@]}"
     "${build_cmd[@]}"
 fi
 [ -x "$bench" ] || die "$bench not found (run without --no-build)"
-if [ -n "$frames" ] && ! { "$bench" --help 2>&1 || true; } | grep -q -- '--frames'; then
+if [ -n "$frames" ] && ! { "$bench" bench --help 2>&1 || true; } | grep -q -- '--frames'; then
     die "this build of the benchmark has no --frames option (rebuild, or leave --frames out)"
 fi
 
-element_cmd=("$bench" "$video" --model "$model" --threads "$threads" --batch-size "$batch")
+element_cmd=("$bench" bench "$video" --model "$model" --threads "$threads" --batch-size "$batch")
 [ -z "$frames" ] || element_cmd+=(--frames "$frames")
 [ -z "$provider" ] || element_cmd+=(--provider "$provider")
 [ "$full_precision" = 0 ] || element_cmd+=(--full-precision)
@@ -112,7 +112,7 @@ cpu_name="$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n1)"
 machine="${cpu_name:-unknown CPU}, $(nproc) CPUs"
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-say "element: examples/bench.rs (load average before: $load_before)"
+say "element: gst-dreamsim bench (load average before: $load_before)"
 show "${element_cmd[@]}"
 "${element_cmd[@]}" 2>&1 | tee "$out_dir/element.txt"
 
@@ -166,8 +166,8 @@ rows = [
      f'{ref["peak_rss_mib"]:.0f} (+ decode process {ref["peak_rss_decode_mib"]:.0f})'),
 ]
 w0 = max(len(r[0]) for r in rows)
-w1 = max(len(r[1]) for r in rows + [('', 'element (examples/bench.rs)')])
-print(f'| {"":<{w0}} | {"element (examples/bench.rs)":<{w1}} | reference (tools/reference_bench.py) |')
+w1 = max(len(r[1]) for r in rows + [('', 'element (gst-dreamsim bench)')])
+print(f'| {"":<{w0}} | {"element (gst-dreamsim bench)":<{w1}} | reference (tools/reference_bench.py) |')
 print(f'|{"-" * (w0 + 2)}|{"-" * (w1 + 2)}|{"-" * 38}|')
 for r in rows:
     print(f'| {r[0]:<{w0}} | {r[1]:<{w1}} | {r[2]} |')

@@ -10,7 +10,8 @@
 # Usage (from the repository root):
 #   tools/cpu_check.sh --bundle [DIR]
 #       On the build machine (Debian 12, Rust, GStreamer 1.22): builds the
-#       bench example (the element is registered statically in it), and packs
+#       gst-dreamsim tool (the element is registered statically in it; its
+#       `bench` subcommand runs the checks), and packs
 #       into DIR (default .cache/cpu-bundle) one cpu-bundle.tar.xz with the
 #       stripped binary, the GStreamer libraries and the few plugins that
 #       `filesrc ! decodebin ! videoconvert ! dreamsim ! fakesink` needs for
@@ -82,8 +83,8 @@ if [ "$MODE" = bundle ]; then
     [ -e "$SOURCE_MODEL" ] || { echo "cpu_check --bundle: no model at $SOURCE_MODEL (CPU_CHECK_SOURCE_MODEL)" >&2; exit 1; }
     [ -e .cache/media/bikes.mp4 ] || tools/fetch_test_media.sh || { echo "cpu_check --bundle: no .cache/media/bikes.mp4" >&2; exit 1; }
 
-    say "building the bench example (release)"
-    cargo build --release -p gst-plugin-dreamsim --example bench --message-format=json-render-diagnostics \
+    say "building the gst-dreamsim tool (release)"
+    cargo build --release -p gst-dreamsim --bin gst-dreamsim --message-format=json-render-diagnostics \
         >"$LOG/build.json" 2>"$LOG/build.log" || { tail -n 30 "$LOG/build.log"; echo "cpu_check --bundle: the build failed" >&2; exit 1; }
     BENCH_BIN=$(python3 - "$LOG/build.json" <<'EOF'
 import json, sys
@@ -92,19 +93,19 @@ for line in open(sys.argv[1]):
         m = json.loads(line)
     except ValueError:
         continue
-    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == "bench" \
+    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == "gst-dreamsim" \
             and m.get("executable"):
         print(m["executable"])
 EOF
 )
-    [ -x "$BENCH_BIN" ] || { echo "cpu_check --bundle: no bench executable in the build output" >&2; exit 1; }
+    [ -x "$BENCH_BIN" ] || { echo "cpu_check --bundle: no gst-dreamsim executable in the build output" >&2; exit 1; }
 
     STAGE=$(mktemp -d)
     trap 'rm -rf "$STAGE"' EXIT
     mkdir -p "$STAGE"/{bin,lib,gst-plugins,onnxruntime,media,model}
-    cp "$BENCH_BIN" "$STAGE/bin/bench"
-    strip "$STAGE/bin/bench"
-    "$STAGE/bin/bench" --help >"$STAGE/bin/bench.usage" 2>&1
+    cp "$BENCH_BIN" "$STAGE/bin/gst-dreamsim"
+    strip "$STAGE/bin/gst-dreamsim"
+    "$STAGE/bin/gst-dreamsim" bench --help >"$STAGE/bin/bench.usage" 2>&1
 
     # GStreamer: the plugins, the scanner, and every library they need.
     GST_SYS=$(pkg-config --variable=pluginsdir gstreamer-1.0 2>/dev/null || echo /usr/lib/x86_64-linux-gnu/gstreamer-1.0)
@@ -161,7 +162,7 @@ EOF
 
     size_of() { du -sb "$@" | awk '{ s += $1 } END { printf "%.1f MiB", s / 1048576 }'; }
     {
-        echo "commit $(git rev-parse --short=12 HEAD 2>/dev/null)$(git diff --quiet HEAD -- src plugin examples 2>/dev/null || echo -dirty)"
+        echo "commit $(git rev-parse --short=12 HEAD 2>/dev/null)$(git diff --quiet HEAD -- src plugin cli 2>/dev/null || echo -dirty)"
         echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -m), glibc $(ldd --version 2>/dev/null | head -n1 | awk '{print $NF}'), $(gst-launch-1.0 --version | sed -n 's/^GStreamer /GStreamer /p')"
         echo "onnxruntime $(cat "$ORT_DIR/.package" 2>/dev/null)"
         echo "model_sha256 $MODEL_SHA"
@@ -230,7 +231,13 @@ with tarfile.open(sys.argv[1]) as t:
     fi
 fi
 W=$(cd "$WORK" && pwd)
-BENCH=$W/bin/bench
+# The benchmark: the tool's bench subcommand (bundles made before the tool
+# hold the old bench example as bin/bench).
+if [ -x "$W/bin/gst-dreamsim" ]; then
+    BENCH=("$W/bin/gst-dreamsim" bench)
+else
+    BENCH=("$W/bin/bench")
+fi
 
 # ------------------------------------------------------------------ the machine
 
@@ -270,7 +277,7 @@ CLIP=$W/media/bikes.avi
 
 # Where each library comes from: everything but glibc must be the bundle's.
 {
-    for obj in "$BENCH" "$W"/gst-plugins/*.so "$W"/onnxruntime/*.so*; do
+    for obj in "${BENCH[0]}" "$W"/gst-plugins/*.so "$W"/onnxruntime/*.so*; do
         [ -L "$obj" ] && continue
         ldd "$obj" 2>&1 | sed "s|^|$(basename "$obj"): |"
     done
@@ -320,7 +327,7 @@ fi
 
 # ------------------------------------------------------------------ the bench's options
 
-usage=$("$BENCH" --help 2>&1)
+usage=$("${BENCH[@]}" --help 2>&1)
 has() { grep -q -- "$1" <<<"$usage"; }
 FRAME_ARGS=() FULL_ARGS=() AGREE_ARGS=()
 missing_flags=
@@ -347,7 +354,7 @@ bench_step() {
     t=$(allow "$cap")
     say "$what, at most ${t}s"
     GST_DEBUG="${GST_DEBUG:-dreamsim*:4}" GST_DEBUG_FILE="$LOG/$name.gst.log" \
-        run_step "$t" "$name" ${PIN[@]+"${PIN[@]}"} "$BENCH" "$@"
+        run_step "$t" "$name" ${PIN[@]+"${PIN[@]}"} "${BENCH[@]}" "$@"
     rc=$?
     if [ "$rc" = 0 ]; then
         local provider rate
@@ -365,7 +372,7 @@ bench_step() {
 # ------------------------------------------------------------------ the pipeline works (2 frames, small model)
 
 SMOKE_MODEL=$ROOT/tests/fixtures/tiny_ensemble.onnx
-if [ -x "$BENCH" ] && [ -f "$SMOKE_MODEL" ]; then
+if [ -x "${BENCH[0]}" ] && [ -f "$SMOKE_MODEL" ]; then
     smoke_frames=(); has --frames && smoke_frames=(--frames 2)
     bench_step smoke-cpu 30 "the pipeline with a tiny model, cpu" "$CLIP" --model "$SMOKE_MODEL" \
         ${smoke_frames[@]+"${smoke_frames[@]}"} --provider cpu
@@ -375,7 +382,7 @@ fi
 
 # ------------------------------------------------------------------ the measurements
 
-if [ -x "$BENCH" ] && [ -f "$M" ]; then
+if [ -x "${BENCH[0]}" ] && [ -f "$M" ]; then
     bench_step fp32-cpu 90 "(a) fp32 on the CPU provider, 2 threads, batch 8, ${FRAMES} frames" \
         "$CLIP" --model "$M" --threads 2 --batch-size 8 --provider cpu \
         ${FULL_ARGS[@]+"${FULL_ARGS[@]}"} ${FRAME_ARGS[@]+"${FRAME_ARGS[@]}"}

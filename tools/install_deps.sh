@@ -2,15 +2,17 @@
 # Installs the Debian/Ubuntu packages the plugin and its tests need, if any
 # are missing: GStreamer headers, base/good/libav plugins and tools, g++ (the
 # CUDA kernels' CPU emulation in tests/cuda.rs; usearch, the embedded index),
-# and a Python with pip and venv (the ONNX Runtime wheel, the test media, the
-# PostgreSQL test server). Uses sudo when not root. Does nothing when
-# everything is there.
+# PyGObject with GStreamer's introspection data (examples/read_meta.py, run
+# by tests/examples.rs), and a Python with pip and venv (the ONNX Runtime
+# wheel, the test media, the PostgreSQL test server). Uses sudo when not
+# root. Does nothing when everything is there.
 set -euo pipefail
 packages=(
     pkg-config
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav
     g++
+    python3-gi gir1.2-gstreamer-1.0
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -4,7 +4,7 @@
     tools/.venv/bin/python tools/reference_bench.py VIDEO --type TYPE --cache-dir CHECKPOINTS \\
         [--threads N] [--batch-size B] [--frames N] [--csv distances.csv] [--json summary.json]
 
-The counterpart of the element's benchmark (examples/bench.rs), for issue #6: the same video, the same decoded
+The counterpart of the element's benchmark (gst-dreamsim bench, cli/src/bench.rs), for issue #6: the same video, the same decoded
 frames, the same number of threads and the same batch size, so that the two can be set side by side
 (tools/bench_side_by_side.sh runs both).
 
@@ -204,7 +204,7 @@ def main(argv=None):
     per = {k: v * 1000.0 / n for k, v in stage.items()}
     import PIL
 
-    # Printed in the shape of examples/bench.rs' report.
+    # Printed in the shape of gst-dreamsim bench's report.
     print(f'decode: {info["frames"]} frames {info["width"]}x{info["height"]} in {t_decode:.2f} s '
           f'({info["frames"] / t_decode:.1f} frames/s; gst-launch-1.0 to a raw RGB file, start-up included; '
           f'the first {n} used)')

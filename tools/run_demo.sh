@@ -46,8 +46,8 @@ command -v cargo >/dev/null || { echo "run_demo: Rust is missing: install it fro
 say "2/5 ONNX Runtime"
 tools/get_onnxruntime.sh
 
-say "3/5 building the plugin (release)"
-cargo build --release -p gst-plugin-dreamsim --example distances
+say "3/5 building the gst-dreamsim tool and the plugin (release)"
+cargo build --release -p gst-dreamsim
 
 say "4/5 the DreamSim model ($model_type)"
 if [ -n "$random_cache" ]; then
@@ -69,7 +69,7 @@ if [ -z "$video" ]; then
     video="$root/.cache/media/bikes.mp4"
 fi
 mkdir -p .cache/demo
-"$root/target/release/examples/distances" "$video" "${model_args[@]}" "${extra[@]}" \
+"$root/target/release/gst-dreamsim" distances "$video" "${model_args[@]}" "${extra[@]}" \
     > .cache/demo/distances.csv
 head -n 12 .cache/demo/distances.csv
 echo "..."

@@ -209,7 +209,7 @@ impl BusHandler for Collect {
     fn status(&self) -> String {
         let n = self.distances.len();
         format!(
-            "{n} frames, {:.1} frames/s",
+            "{n} frames, {:.1} fps",
             n as f64 / self.started.elapsed().as_secs_f64().max(1e-9)
         )
     }

@@ -126,7 +126,7 @@ impl BusHandler for Collect {
 
     fn status(&self) -> String {
         format!(
-            "{} frames, {:.1} frames/s",
+            "{} frames, {:.1} fps",
             self.frames,
             self.frames as f64 / self.started.elapsed().as_secs_f64().max(1e-9)
         )

@@ -68,10 +68,15 @@ fn run(command: Command) -> Result<ExitCode, Error> {
 fn main() -> ExitCode {
     // Usage errors: clap prints them with the usage and exits with 2.
     let cli = Cli::parse();
-    run(cli.command).unwrap_or_else(|e| {
-        eprintln!("{PROGRAM}: error: {e}");
-        ExitCode::FAILURE
-    })
+    match run(cli.command) {
+        Ok(code) => code,
+        // The reader of standard output left (`| head`): nothing to say.
+        Err(Error::Stdout(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("{PROGRAM}: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(test)]

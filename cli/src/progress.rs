@@ -85,7 +85,7 @@ impl Drop for Progress {
 /// message cut to the terminal's width.
 fn known_length_style() -> ProgressStyle {
     ProgressStyle::with_template(
-        "{prefix} {bar:20} {percent:>3}% {media} [{elapsed}, ETA {eta}] {wide_msg}",
+        "{prefix} {bar:16} {percent:>3}% {media} [{elapsed}, ETA {eta}] {wide_msg}",
     )
     .expect("a valid template")
     .with_key("media", media_position)

@@ -112,9 +112,9 @@ impl BusHandler for Collect {
     fn status(&self) -> String {
         let frames = self.frames.load(Ordering::Relaxed);
         format!(
-            "{frames} frames, {:.1} fps, {} scenes",
-            frames as f64 / self.started.elapsed().as_secs_f64().max(1e-9),
-            self.starts.len()
+            "{frames} frames, {} scenes, {:.1} fps",
+            self.starts.len(),
+            frames as f64 / self.started.elapsed().as_secs_f64().max(1e-9)
         )
     }
 }
