@@ -25,6 +25,7 @@ pub mod dreamsim;
 pub mod message;
 mod message_fields;
 pub mod meta;
+mod model_settings;
 mod pads;
 pub mod scene;
 pub mod scene_message;

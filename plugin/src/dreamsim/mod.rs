@@ -7,7 +7,7 @@ use gst::prelude::*;
 
 mod imp;
 mod queue;
-mod video;
+pub(crate) mod video;
 
 /// The execution provider property's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, glib::Enum)]
