@@ -11,6 +11,9 @@
 //! - `dreamsimdedup`: drops frames whose embedding is within a threshold of
 //!   the last kept frame's; counts in properties and a `dreamsim-dedup`
 //!   message at EOS ([`dedup_message::DedupMessage`]).
+//! - `dreamsimcompare`: streams under test against a reference stream, paired
+//!   by running time; `dreamsimcompare` messages per frame and a summary per
+//!   stream at EOS ([`compare::CompareMessage`], [`compare::CompareSummary`]).
 //!
 //! Applications read results with [`meta::DreamSimMeta::from_buffer`] or
 //! [`message::DreamSimMessage::from_message`],
@@ -19,6 +22,7 @@
 
 use gst::glib;
 
+pub mod compare;
 pub mod dedup;
 pub mod dedup_message;
 pub mod dreamsim;
@@ -35,6 +39,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     dreamsim::register(plugin)?;
     scene::register(plugin)?;
     dedup::register(plugin)?;
+    compare::register(plugin)?;
     Ok(())
 }
 
