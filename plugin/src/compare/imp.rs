@@ -378,7 +378,10 @@ impl DreamSimCompare {
                 continue;
             };
             let name = pad.name().to_string();
-            let state = streams.tested.entry(name.clone()).or_default();
+            let Some(state) = streams.tested.get_mut(&name) else {
+                // Released while this round ran.
+                continue;
+            };
             let frame = state.frames;
             state.frames += 1;
             let info = state.caps.as_ref().map(|(_, info)| info.clone());
@@ -453,7 +456,9 @@ impl DreamSimCompare {
         let mut compared = 0;
         let mut unpaired = 0;
         for t in taken {
-            let state = streams.tested.entry(t.pad.clone()).or_default();
+            let Some(state) = streams.tested.get_mut(&t.pad) else {
+                continue;
+            };
             let distance = match (t.slot, &reference_embedding) {
                 (Some(slot), Some(reference)) => {
                     let d = reference.distance(&embeddings[slot]).map_err(|e| {
@@ -608,11 +613,10 @@ impl DreamSimCompare {
         if pad == &self.reference {
             streams.reference_info = Some(info);
         } else {
-            streams
-                .tested
-                .entry(pad.name().to_string())
-                .or_default()
-                .caps = Some((caps.to_owned(), info));
+            match streams.tested.get_mut(pad.name().as_str()) {
+                Some(state) => state.caps = Some((caps.to_owned(), info)),
+                None => gst::debug!(CAT, obj = pad, "Caps on a released pad"),
+            }
         }
         true
     }
