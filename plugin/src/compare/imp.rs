@@ -104,6 +104,11 @@ struct Stats {
     reference_frames: u64,
     reference_inferences: u64,
     engine: dreamsim::EngineStats,
+    /// Loading the model at start.
+    load_time: std::time::Duration,
+    /// What runs the model (set at start).
+    provider: Option<&'static str>,
+    precision: Option<&'static str>,
 }
 
 /// A tested frame taken in a round.
@@ -672,6 +677,16 @@ impl ObjectImpl for DreamSimCompare {
                     .default_value(DEFAULT_POST_MESSAGES)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecString::builder("active-provider")
+                    .nick("Active provider")
+                    .blurb("The execution provider actually running the model (NULL until started)")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecString::builder("active-precision")
+                    .nick("Active precision")
+                    .blurb("The arithmetic the model actually runs in (NULL until started)")
+                    .read_only()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb(
@@ -679,7 +694,8 @@ impl ObjectImpl for DreamSimCompare {
                          reference-frames (received), reference-inferences (reference frames \
                          embedded: at most one per reference frame, whatever the number of \
                          tested streams), inferred-frames and batches (model runs), \
-                         preprocess-time and inference-time (ns)",
+                         preprocess-time and inference-time (ns); load-time (ns): loading the \
+                         model at start",
                     )
                     .read_only()
                     .build(),
@@ -701,6 +717,11 @@ impl ObjectImpl for DreamSimCompare {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        match pspec.name() {
+            "active-provider" => return lock(&self.stats).provider.to_value(),
+            "active-precision" => return lock(&self.stats).precision.to_value(),
+            _ => {}
+        }
         if pspec.name() == "stats" {
             let st = *lock(&self.stats);
             return gst::Structure::builder("dreamsimcompare-stats")
@@ -712,6 +733,7 @@ impl ObjectImpl for DreamSimCompare {
                 .field("batches", st.engine.batches)
                 .field("preprocess-time", st.engine.preprocess.as_nanos() as u64)
                 .field("inference-time", st.engine.inference.as_nanos() as u64)
+                .field("load-time", st.load_time.as_nanos() as u64)
                 .build()
                 .to_value();
         }
@@ -793,16 +815,22 @@ impl AggregatorImpl for DreamSimCompare {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
         let max_batch = MIN_MAX_BATCH.max(1 + self.tested_pads().len());
+        let started = std::time::Instant::now();
         let model = settings
             .model
             .load(self.obj().upcast_ref(), *CAT, max_batch)?;
         let kind = model.info().kind.clone();
+        *lock(&self.stats) = Stats {
+            load_time: started.elapsed(),
+            provider: Some(model.provider().as_str()),
+            precision: Some(model.compute_precision().as_str()),
+            ..Stats::default()
+        };
         *lock(&self.model) = Some(ModelState {
             engine: Engine::new(model),
             kind,
             max_batch,
         });
-        *lock(&self.stats) = Stats::default();
         let mut streams = lock(&self.streams);
         streams.held = None;
         streams.reference_frames = 0;
@@ -817,6 +845,11 @@ impl AggregatorImpl for DreamSimCompare {
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         *lock(&self.model) = None;
+        {
+            let mut stats = lock(&self.stats);
+            stats.provider = None;
+            stats.precision = None;
+        }
         let mut streams = lock(&self.streams);
         streams.held = None;
         streams.src_caps = None;
