@@ -54,6 +54,7 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+pub mod log;
 pub mod message;
 pub mod pairing;
 pub mod stats;
