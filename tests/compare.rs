@@ -544,3 +544,29 @@ fn a_missing_model_is_a_clear_error() {
     let error = r.error.expect("an error");
     assert!(error.contains("/nonexistent/model.onnx"), "{error}");
 }
+
+#[test]
+fn a_buffer_without_timestamp_is_a_clear_error() {
+    init();
+    let pipeline = launch(&format!(
+        "{} ! cmp.reference appsrc name=src format=time \
+         caps=video/x-raw,format=RGB,width=16,height=16,framerate=25/1 ! cmp.sink_0 {} ! fakesink",
+        clip(3, "smpte", "25/1", ""),
+        cmp("")
+    ));
+    let appsrc = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    appsrc
+        .push_buffer(gst::Buffer::from_mut_slice(pattern_rgb(16, 16, 0, 0, 0)))
+        .unwrap();
+    appsrc.end_of_stream().unwrap();
+    let r = run_with(&pipeline, |_, _| {});
+    let error = r.error.expect("an error");
+    assert!(
+        error.contains("without timestamp") && error.contains("sink_0"),
+        "{error}"
+    );
+}
