@@ -570,3 +570,24 @@ fn a_buffer_without_timestamp_is_a_clear_error() {
         "{error}"
     );
 }
+
+#[test]
+fn a_live_source_is_compared_in_real_time() {
+    // Live: the aggregator's deadline applies; each tested frame still
+    // pairs with the reference frame of its own running time.
+    let r = run(&format!(
+        "{} ! tee name=t t. ! queue ! cmp.reference t. ! queue ! videoflip video-direction=horiz ! \
+         cmp.sink_0 {} ! fakesink sync=true",
+        clip(15, "ball", "25/1", "is-live=true"),
+        // Room for a loaded test machine before the deadline.
+        cmp("latency=200000000")
+    ));
+    assert_eq!(r.error, None);
+    let s = r.summary("sink_0");
+    assert_eq!(s.frames() + s.unpaired, 15, "{s:?}");
+    assert!(s.frames() >= 14, "{s:?}");
+    for m in &r.frames {
+        assert_eq!(m.reference_running_time, m.running_time, "{m:?}");
+    }
+    assert_eq!(r.output.len(), 15);
+}

@@ -6,7 +6,9 @@
 //! (request) take the streams under test; `src` passes the first tested
 //! stream's buffers (the lowest-numbered `sink_%u` pad present) with a
 //! [`DreamSimMeta`](crate::meta::DreamSimMeta) whose `reference-distance` is
-//! its distance to the reference frame it was paired with. Sizes and formats
+//! its distance to the reference frame it was paired with (`frame` is the
+//! buffer's index on its pad, `embedding` its embedding, `distance` absent),
+//! timestamped with its running time in the src segment. Sizes and formats
 //! may differ between pads (the formats of `dreamsim`).
 //!
 //! Pairing is by running time; the rule is in [`pairing`]: each tested
@@ -41,6 +43,9 @@
 //!   left unread.
 //! - **The reference reaching EOS first**: its last frame covers
 //!   `[start, start + duration)`, later tested frames are unpaired.
+//! - **Live sources**: the aggregator's deadline applies (its `latency`
+//!   property adds room); when it passes before the reference's next frame
+//!   has arrived, tested frames pair with the held reference frame.
 //! - A buffer without timestamp is an error (pairing needs running time).
 //!
 //! ```sh
