@@ -116,6 +116,7 @@ struct Taken {
     pad: String,
     buffer: gst::Buffer,
     running_time: Option<gst::ClockTime>,
+    stream_time: Option<gst::ClockTime>,
     frame: u64,
     /// Index into the round's embeddings, when paired.
     slot: Option<usize>,
@@ -164,6 +165,15 @@ impl DreamSimCompare {
         pad: &AggregatorPad,
         buffer: &gst::BufferRef,
     ) -> Result<Option<gst::ClockTime>, gst::FlowError> {
+        Ok(self.times(pad, buffer)?.0)
+    }
+
+    /// The running and stream times of `buffer`'s PTS on `pad`.
+    fn times(
+        &self,
+        pad: &AggregatorPad,
+        buffer: &gst::BufferRef,
+    ) -> Result<(Option<gst::ClockTime>, Option<gst::ClockTime>), gst::FlowError> {
         let Some(pts) = buffer.pts() else {
             gst::element_imp_error!(
                 self,
@@ -179,7 +189,7 @@ impl DreamSimCompare {
         };
         let segment = pad.segment();
         match segment.downcast_ref::<gst::ClockTime>() {
-            Some(s) => Ok(s.to_running_time(pts)),
+            Some(s) => Ok((s.to_running_time(pts), s.to_stream_time(pts))),
             None => {
                 gst::element_imp_error!(
                     self,
@@ -329,8 +339,8 @@ impl DreamSimCompare {
         let mut queued = Vec::with_capacity(tested.len());
         for pad in &tested {
             if let Some(buffer) = pad.peek_buffer() {
-                let t = self.running_time(pad, &buffer)?;
-                queued.push((pad, t));
+                let (t, stream_time) = self.times(pad, &buffer)?;
+                queued.push((pad, t, stream_time));
             }
         }
         if queued.is_empty() {
@@ -349,7 +359,7 @@ impl DreamSimCompare {
         }
 
         let mut streams = lock(&self.streams);
-        let earliest = queued.iter().filter_map(|(_, t)| *t).min();
+        let earliest = queued.iter().filter_map(|(_, t, _)| *t).min();
         if let Some(earliest) = earliest {
             while decide(
                 earliest.nseconds(),
@@ -366,7 +376,7 @@ impl DreamSimCompare {
         let held_span = streams.held.as_ref().map(|h| h.span);
         let mut taken = Vec::with_capacity(queued.len());
         let mut paired = 0;
-        for (pad, t) in queued {
+        for (pad, t, stream_time) in queued {
             let decision = match t {
                 Some(t) => decide(t.nseconds(), held_span, upcoming),
                 None => Decision::Unpaired,
@@ -402,6 +412,7 @@ impl DreamSimCompare {
                 pad: name,
                 buffer,
                 running_time: t,
+                stream_time,
                 frame,
                 slot,
                 info,
@@ -542,20 +553,10 @@ impl DreamSimCompare {
         reference_running_time: Option<gst::ClockTime>,
         distance: f64,
     ) -> CompareMessage {
-        let pts = t.buffer.pts();
-        let stream_time = self
-            .obj()
-            .static_pad(&t.pad)
-            .and_then(|p| p.downcast::<AggregatorPad>().ok())
-            .and_then(|p| {
-                p.segment()
-                    .downcast_ref::<gst::ClockTime>()
-                    .and_then(|s| s.to_stream_time(pts?))
-            });
         CompareMessage {
             pad: t.pad.clone(),
-            timestamp: pts,
-            stream_time,
+            timestamp: t.buffer.pts(),
+            stream_time: t.stream_time,
             running_time: t.running_time,
             duration: t.buffer.duration(),
             frame: t.frame,
