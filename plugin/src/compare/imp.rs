@@ -381,12 +381,9 @@ impl DreamSimCompare {
                 Some(t) => decide(t.nseconds(), held_span, upcoming),
                 None => Decision::Unpaired,
             };
-            let slot = match decision {
-                Decision::Held => {
-                    paired += 1;
-                    Some(paired - 1)
-                }
-                Decision::Unpaired => None,
+            let is_paired = match decision {
+                Decision::Held => true,
+                Decision::Unpaired => false,
                 Decision::Advance | Decision::Wait => continue,
             };
             let Some(buffer) = pad.pop_buffer() else {
@@ -400,7 +397,7 @@ impl DreamSimCompare {
             let frame = state.frames;
             state.frames += 1;
             let info = state.caps.as_ref().map(|(_, info)| info.clone());
-            if slot.is_some() && info.is_none() {
+            if is_paired && info.is_none() {
                 gst::element_imp_error!(
                     self,
                     gst::CoreError::Negotiation,
@@ -408,6 +405,11 @@ impl DreamSimCompare {
                 );
                 return Err(gst::FlowError::NotNegotiated);
             }
+            // Slots count only the frames actually taken.
+            let slot = is_paired.then(|| {
+                paired += 1;
+                paired - 1
+            });
             taken.push(Taken {
                 pad: name,
                 buffer,
