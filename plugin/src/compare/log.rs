@@ -60,6 +60,16 @@ pub struct LogFrame {
     pub distance: f64,
 }
 
+impl From<&super::message::CompareMessage> for LogFrame {
+    fn from(m: &super::message::CompareMessage) -> Self {
+        Self {
+            frame: m.frame,
+            reference_frame: m.reference_frame,
+            distance: m.distance,
+        }
+    }
+}
+
 /// One tested stream's frames.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LogStream {
@@ -281,6 +291,22 @@ mod tests {
         sample().write_json(&mut out).unwrap();
         let parsed: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(parsed, sample().to_json());
+    }
+
+    #[test]
+    fn frames_come_from_the_element_messages() {
+        let m = super::super::message::CompareMessage {
+            pad: "sink_0".into(),
+            timestamp: None,
+            stream_time: None,
+            running_time: None,
+            duration: None,
+            frame: 4,
+            reference_frame: 7,
+            reference_running_time: None,
+            distance: 0.5,
+        };
+        assert_eq!(LogFrame::from(&m), frame(4, 7, 0.5));
     }
 
     #[test]
