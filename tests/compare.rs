@@ -359,30 +359,20 @@ fn a_reference_that_ends_first_leaves_later_frames_unpaired() {
     assert_eq!(with_meta, [[true; 5], [false; 5]].concat());
 }
 
-#[test]
-fn a_caps_change_on_the_tested_stream_changes_the_output_caps() {
-    init();
-    let pipeline = launch(&format!(
-        "{} ! cmp.reference appsrc name=src format=time ! cmp.sink_0 {} ! fakesink",
-        clip(6, "smpte", "25/1", ""),
-        cmp("")
-    ));
-    let appsrc = pipeline
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
-    for i in 0..6u64 {
-        let (w, h) = if i < 3 { (64, 48) } else { (32, 24) };
+/// Pushes `n` RGB frames into `appsrc`: frame i is `pattern_rgb` seed i,
+/// at `size(i)`, the caps changing with the size.
+fn push_frames(appsrc: &gst_app::AppSrc, n: u64, size: impl Fn(u64) -> (usize, usize)) {
+    for i in 0..n {
+        let (w, h) = size(i);
         appsrc.set_caps(Some(
             &gst::Caps::builder("video/x-raw")
                 .field("format", "RGB")
-                .field("width", w)
-                .field("height", h)
+                .field("width", w as i32)
+                .field("height", h as i32)
                 .field("framerate", gst::Fraction::new(25, 1))
                 .build(),
         ));
-        let mut buffer = gst::Buffer::from_mut_slice(pattern_rgb(w as usize, h as usize, i, 0, 0));
+        let mut buffer = gst::Buffer::from_mut_slice(pattern_rgb(w, h, i, 0, 0));
         {
             let b = buffer.get_mut().unwrap();
             b.set_pts(ms(40 * i));
@@ -391,9 +381,36 @@ fn a_caps_change_on_the_tested_stream_changes_the_output_caps() {
         appsrc.push_buffer(buffer).unwrap();
     }
     appsrc.end_of_stream().unwrap();
+}
+
+#[test]
+fn caps_changes_apply_from_the_next_buffer_of_their_pad() {
+    // The same frames on both pads; the reference changes size at frame 2,
+    // the tested stream at frame 4. Each frame is read with its own caps:
+    // the same picture at the same size has distance 0.
+    let pipeline = launch(&format!(
+        "appsrc name=ref format=time ! cmp.reference appsrc name=test format=time ! cmp.sink_0 \
+         {} ! fakesink",
+        cmp("")
+    ));
+    let appsrc = |name| {
+        pipeline
+            .by_name(name)
+            .unwrap()
+            .downcast::<gst_app::AppSrc>()
+            .unwrap()
+    };
+    let size = |change: u64| move |i| if i < change { (64, 48) } else { (32, 24) };
+    push_frames(&appsrc("ref"), 6, size(2));
+    push_frames(&appsrc("test"), 6, size(4));
     let r = run_with(&pipeline, |_, _| {});
     assert_eq!(r.error, None);
     assert_eq!(r.frames.len(), 6);
+    for m in &r.frames {
+        let same_size = m.frame < 2 || m.frame >= 4;
+        assert_eq!(m.distance.abs() <= 1e-6, same_size, "{m:?}");
+    }
+    // The output follows the tested stream's caps.
     let sizes: Vec<(u32, u32)> = r
         .output
         .iter()
@@ -402,7 +419,7 @@ fn a_caps_change_on_the_tested_stream_changes_the_output_caps() {
             (info.width(), info.height())
         })
         .collect();
-    assert_eq!(sizes, [[(64, 48); 3], [(32, 24); 3]].concat());
+    assert_eq!(sizes, [&[(64, 48); 4][..], &[(32, 24); 2]].concat());
 }
 
 #[test]
