@@ -587,14 +587,18 @@ impl DreamSimCompare {
             }
             if let Some(rt) = running_time {
                 let segment = self.obj().src_pad().segment();
-                let pts = segment
-                    .downcast_ref::<gst::ClockTime>()
+                let time_segment = segment.downcast_ref::<gst::ClockTime>();
+                let pts = time_segment
                     .and_then(|s| s.position_from_running_time(rt))
                     .unwrap_or(rt);
                 b.set_pts(pts);
                 b.set_dts(gst::ClockTime::NONE);
-                self.obj()
-                    .set_position(pts + b.duration().unwrap_or(gst::ClockTime::ZERO));
+                // set_position asserts a time segment (a seek in another
+                // format leaves the position alone).
+                if time_segment.is_some() {
+                    self.obj()
+                        .set_position(pts + b.duration().unwrap_or(gst::ClockTime::ZERO));
+                }
             }
         }
         self.obj().finish_buffer(buffer)
