@@ -62,6 +62,7 @@ mod imp;
 pub mod log;
 pub mod message;
 pub mod pairing;
+pub mod report;
 pub mod stats;
 
 pub use message::{CompareMessage, CompareSummary};
