@@ -11,6 +11,12 @@
 //! - `dreamsimdedup`: drops frames whose embedding is within a threshold of
 //!   the last kept frame's; counts in properties and a `dreamsim-dedup`
 //!   message at EOS ([`DedupMessage`]).
+//! - `dreamsimmatch`: looks every analysed frame up in a set of known items
+//!   (an embedding index) and annotates, drops or reports the matches
+//!   ([`MatchMessage`]).
+//! - `dreamsimcompare`: streams under test against a reference stream, paired
+//!   by running time; `dreamsimcompare` messages per frame and a summary per
+//!   stream at EOS ([`CompareMessage`], [`CompareSummary`]).
 //!
 //! Applications read results with [`DreamSimMeta::from_buffer`] and the
 //! messages' typed readers [`DreamSimMessage::from_message`],
@@ -20,17 +26,20 @@
 
 use gst::glib;
 
+pub mod compare;
 pub mod dedup;
 pub mod dreamsim;
 mod filter;
 pub mod matcher;
 pub mod meta;
+mod model_settings;
 mod ort_log;
 mod pads;
 pub mod scene;
 mod structure;
 mod timing;
 
+pub use compare::{CompareMessage, CompareSummary};
 pub use dedup::DedupMessage;
 pub use dreamsim::DreamSimMessage;
 pub use matcher::MatchMessage;
@@ -46,6 +55,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     scene::register(plugin)?;
     dedup::register(plugin)?;
     matcher::register(plugin)?;
+    compare::register(plugin)?;
     Ok(())
 }
 

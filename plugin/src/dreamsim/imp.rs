@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use dreamsim::{Embedding, Engine, Model, ModelOptions};
+use dreamsim::{Embedding, Engine, Model};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -15,9 +15,9 @@ use gst::subclass::prelude::*;
 use super::message::DreamSimMessage;
 use super::queue::{ItemQueue, Next};
 use super::video;
-use super::ExecutionProvider;
 use crate::filter::lock;
 use crate::meta::DreamSimMeta;
+use crate::model_settings::{error_message, path_from, path_value, ModelSettings};
 use crate::timing::FrameTiming;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -29,64 +29,14 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 const DEFAULT_INTERVAL: u32 = 1;
-const DEFAULT_THREADS: u32 = 0;
-const DEFAULT_DEVICE_ID: i32 = 0;
-const DEFAULT_FP16: bool = false;
-const DEFAULT_FULL_PRECISION: bool = false;
 const DEFAULT_POST_MESSAGES: bool = true;
 const DEFAULT_BATCH_SIZE: u32 = 1;
 const DEFAULT_MAX_LATENCY_MS: u32 = 500;
-/// The code of the `progress` messages posted while the model loads.
-const PROGRESS_CODE: &str = "model-load";
-
-/// Maps an engine error to a GStreamer error domain, and adds to the
-/// engine's advice which of this element's properties to change. Every
-/// variant is named: a new one must be placed here, not fall into a default.
-fn error_message(e: &dreamsim::Error) -> gst::ErrorMessage {
-    use dreamsim::Error as E;
-    match e {
-        E::RuntimeNotFound { .. } => gst::error_msg!(
-            gst::LibraryError::Init,
-            ("{e}; the element takes that path in its `onnxruntime-location` property")
-        ),
-        E::RuntimeInit(_) => gst::error_msg!(gst::LibraryError::Init, ("{e}")),
-        E::ProviderUnavailable { .. } => gst::error_msg!(
-            gst::LibraryError::Init,
-            ("{e} (element property: execution-provider=cpu or auto)")
-        ),
-        E::ModelNotFound { .. } => gst::error_msg!(
-            gst::ResourceError::NotFound,
-            ("{e}, or set the `model-location` property")
-        ),
-        E::ModelLoad { .. } | E::ModelContract { .. } => {
-            gst::error_msg!(gst::LibraryError::Settings, ("{e}"))
-        }
-        E::ReferenceImage { .. } => gst::error_msg!(
-            gst::ResourceError::OpenRead,
-            ("{e} (element property `reference-location`)")
-        ),
-        E::Gpu(_) => gst::error_msg!(
-            gst::ResourceError::Failed,
-            ("{e} (element property: execution-provider=cpu)")
-        ),
-        E::Inference(_) => gst::error_msg!(gst::StreamError::Failed, ("{e}")),
-        E::InvalidFrame(_) | E::EmbeddingMismatch(..) => {
-            gst::error_msg!(gst::StreamError::Format, ("{e}"))
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Settings {
-    model_location: Option<PathBuf>,
+    model: ModelSettings,
     reference_location: Option<PathBuf>,
-    onnxruntime_location: Option<PathBuf>,
-    execution_provider: ExecutionProvider,
-    device_id: i32,
-    fp16: bool,
-    full_precision: bool,
-    engine_cache_location: Option<PathBuf>,
-    threads: u32,
     interval: u32,
     post_messages: bool,
     batch_size: u32,
@@ -96,15 +46,8 @@ struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            model_location: None,
+            model: ModelSettings::default(),
             reference_location: None,
-            onnxruntime_location: None,
-            execution_provider: ExecutionProvider::default(),
-            device_id: DEFAULT_DEVICE_ID,
-            fp16: DEFAULT_FP16,
-            full_precision: DEFAULT_FULL_PRECISION,
-            engine_cache_location: None,
-            threads: DEFAULT_THREADS,
             interval: DEFAULT_INTERVAL,
             post_messages: DEFAULT_POST_MESSAGES,
             batch_size: DEFAULT_BATCH_SIZE,
@@ -177,144 +120,13 @@ pub struct DreamSim {
     stats: Mutex<dreamsim::EngineStats>,
 }
 
-fn path_value(p: &Option<PathBuf>) -> glib::Value {
-    p.as_ref()
-        .map(|p| p.to_string_lossy().into_owned())
-        .to_value()
-}
-
-fn path_from(value: &glib::Value) -> Option<PathBuf> {
-    value
-        .get::<Option<String>>()
-        .expect("type checked upstream")
-        .filter(|s| !s.is_empty())
-        .map(PathBuf::from)
-}
-
 impl DreamSim {
     fn load_model(&self, settings: &Settings) -> Result<Model, gst::ErrorMessage> {
-        let runtime = dreamsim::runtime(settings.onnxruntime_location.as_deref())
-            .map_err(|e| error_message(&e))?;
-        if let Some(asked) = &settings.onnxruntime_location {
-            if asked != runtime.library() {
-                gst::warning!(
-                    CAT,
-                    imp = self,
-                    "ONNX Runtime was already loaded from {} in this process; {} is not used",
-                    runtime.library().display(),
-                    asked.display()
-                );
-            }
-        }
-        gst::info!(
-            CAT,
-            imp = self,
-            "ONNX Runtime {} from {}",
-            runtime.build_info(),
-            runtime.library().display()
-        );
-
-        let model_path = match &settings.model_location {
-            Some(p) => p.clone(),
-            None => dreamsim::paths::default_model().ok_or_else(|| {
-                gst::error_msg!(
-                    gst::ResourceError::NotFound,
-                    ("No model-location set and no HOME to find the default model in")
-                )
-            })?,
-        };
-        let options = ModelOptions {
-            provider: settings.execution_provider.into(),
-            threads: settings.threads as usize,
-            device_id: settings.device_id,
-            fp16: settings.fp16,
-            full_precision: settings.full_precision,
-            engine_cache: settings.engine_cache_location.clone(),
-            max_batch: settings.batch_size.max(1) as usize,
-        };
-        // A first TensorRT start builds engines for minutes, OpenVINO compiles
-        // for seconds: an application can show these messages meanwhile.
-        let compiles = match options.provider {
-            dreamsim::ExecutionProvider::Auto | dreamsim::ExecutionProvider::TensorRt => {
-                "; TensorRT builds its engines on a first start, which can take minutes"
-            }
-            dreamsim::ExecutionProvider::OpenVino => "; OpenVINO compiles it first",
-            _ => "",
-        };
-        self.post_progress(
-            gst::ProgressType::Start,
-            &format!(
-                "Loading {} on execution-provider={}{compiles}",
-                model_path.display(),
-                options.provider
-            ),
-        );
-        let started = std::time::Instant::now();
-        let model = Model::load(runtime, &model_path, &options).map_err(|e| {
-            self.post_progress(gst::ProgressType::Error, &e.to_string());
-            error_message(&e)
-        })?;
-        self.post_progress(
-            gst::ProgressType::Complete,
-            &format!(
-                "Loaded {} on the {} execution provider in {:.1} s",
-                model_path.display(),
-                model.provider(),
-                started.elapsed().as_secs_f64()
-            ),
-        );
-        let info = model.info();
-        gst::info!(
-            CAT,
-            imp = self,
-            "gst-dreamsim {}: model {} ({}, {}-d embedding, stored as {}) on {} computing in {}",
-            dreamsim::BUILD_VERSION,
-            info.path.display(),
-            info.kind,
-            info.embedding_dim,
-            info.precision.as_deref().unwrap_or("unknown"),
-            model.provider(),
-            model.compute_precision()
-        );
-        // Which provider runs decides speed and exactness: said at every
-        // start, not only when something was skipped.
-        let units = match (model.provider(), dreamsim::cpu::bf16_matrix_units()) {
-            (dreamsim::ExecutionProvider::OpenVino, Some(units)) => format!(" on {units}"),
-            _ => String::new(),
-        };
-        // The build is named with it, so a figure or a report copied from
-        // gst-launch's output says which code produced it.
-        let running = format!(
-            "DreamSim runs on the {} execution provider in {}{units} (gst-dreamsim {})",
-            model.provider(),
-            model.compute_precision(),
-            dreamsim::BUILD_VERSION
-        );
-        gst::info!(CAT, imp = self, "{running}");
-        // gst-launch prints only the debug text of info messages.
-        gst::element_imp_info!(self, gst::LibraryError::Init, ("{running}"), ["{running}"]);
-        if !model.fallbacks().is_empty() {
-            let why = model.fallbacks().join("; ");
-            gst::warning!(CAT, imp = self, "Running on {}: {why}", model.provider());
-            gst::element_imp_warning!(
-                self,
-                gst::LibraryError::Init,
-                (
-                    "DreamSim runs on the {} execution provider: {}",
-                    model.provider(),
-                    why
-                )
-            );
-        }
-        Ok(model)
-    }
-
-    /// Posts a `progress` message about the model load (code `model-load`).
-    fn post_progress(&self, kind: gst::ProgressType, text: &str) {
-        let msg = gst::message::Progress::builder(kind, PROGRESS_CODE, text)
-            .src(&*self.obj())
-            .build();
-        let _ = self.obj().post_message(msg);
+        settings.model.load(
+            self.obj().upcast_ref(),
+            *CAT,
+            settings.batch_size.max(1) as usize,
+        )
     }
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
@@ -863,19 +675,8 @@ impl ObjectImpl for DreamSim {
 
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let default_model = dreamsim::paths::default_model()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "$XDG_DATA_HOME/gst-dreamsim/models/ensemble.onnx".into());
-            vec![
-                glib::ParamSpecString::builder("model-location")
-                    .nick("Model location")
-                    .blurb(&format!(
-                        "DreamSim ONNX model (input `image` [N,3,224,224], output `embedding` [N,D]). \
-                         Unset: the ensemble that tools/get_model.sh installs, {default_model} \
-                         ($GST_DREAMSIM_MODEL_DIR overrides the directory)"
-                    ))
-                    .mutable_ready()
-                    .build(),
+            let mut properties = ModelSettings::properties();
+            properties.extend([
                 glib::ParamSpecString::builder("reference-location")
                     .nick("Reference image")
                     .blurb(
@@ -884,28 +685,6 @@ impl ObjectImpl for DreamSim {
                     )
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecString::builder("onnxruntime-location")
-                    .nick("ONNX Runtime library")
-                    .blurb(
-                        "Path of libonnxruntime.so (1.24 or newer; the onnxruntime-openvino build \
-                         for the fast CPU path). Unset: $ORT_DYLIB_PATH, else \
-                         $XDG_DATA_HOME/gst-dreamsim/onnxruntime/, /usr/local/lib, /usr/lib and \
-                         the linker's search path. One runtime per process: the first one loaded stays",
-                    )
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default(
-                    "execution-provider",
-                    ExecutionProvider::default(),
-                )
-                .nick("Execution provider")
-                .blurb(
-                    "Hardware that runs the model. An explicitly requested provider that \
-                     cannot start is an error; auto falls back and posts a warning. Which one \
-                     runs: active-provider, active-precision and an info message at start",
-                )
-                .mutable_ready()
-                .build(),
                 glib::ParamSpecString::builder("active-provider")
                     .nick("Active provider")
                     .blurb("The execution provider actually running the model (NULL until started)")
@@ -927,44 +706,6 @@ impl ObjectImpl for DreamSim {
                          inference-time (ns); load-time (ns): loading the model at start",
                     )
                     .read_only()
-                    .build(),
-                glib::ParamSpecInt::builder("device-id")
-                    .nick("Device ID")
-                    .blurb("CUDA device for the cuda and tensorrt providers")
-                    .minimum(0)
-                    .default_value(DEFAULT_DEVICE_ID)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("fp16")
-                    .nick("FP16")
-                    .blurb("Let TensorRT build fp16 engines (faster, distances within about 1e-3)")
-                    .default_value(DEFAULT_FP16)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("full-precision")
-                    .nick("Full precision")
-                    .blurb(
-                        "Compute in fp32 on every provider: auto then skips the bf16 CPU path \
-                         (OpenVINO), openvino runs in fp32 and TensorRT ignores fp16. Off: \
-                         faster, distances within about 1e-3 of fp32 (README, Throughput)",
-                    )
-                    .default_value(DEFAULT_FULL_PRECISION)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("engine-cache-location")
-                    .nick("Engine cache location")
-                    .blurb(
-                        "Directory where TensorRT keeps built engines and timing caches and \
-                         OpenVINO its compiled models, so later starts skip the build. Unset: \
-                         no cache",
-                    )
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("threads")
-                    .nick("Threads")
-                    .blurb("CPU threads for ONNX Runtime (0: one per physical core)")
-                    .default_value(DEFAULT_THREADS)
-                    .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("interval")
                     .nick("Interval")
@@ -1003,7 +744,8 @@ impl ObjectImpl for DreamSim {
                     .default_value(DEFAULT_MAX_LATENCY_MS)
                     .mutable_ready()
                     .build(),
-            ]
+            ]);
+            properties
         });
         PROPERTIES.as_ref()
     }
@@ -1011,15 +753,8 @@ impl ObjectImpl for DreamSim {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = lock(&self.settings);
         match pspec.name() {
-            "model-location" => s.model_location = path_from(value),
+            name if s.model.set(name, value) => {}
             "reference-location" => s.reference_location = path_from(value),
-            "onnxruntime-location" => s.onnxruntime_location = path_from(value),
-            "execution-provider" => s.execution_provider = value.get().expect("type checked"),
-            "device-id" => s.device_id = value.get().expect("type checked"),
-            "fp16" => s.fp16 = value.get().expect("type checked"),
-            "full-precision" => s.full_precision = value.get().expect("type checked"),
-            "engine-cache-location" => s.engine_cache_location = path_from(value),
-            "threads" => s.threads = value.get().expect("type checked"),
             "interval" => s.interval = value.get().expect("type checked"),
             "post-messages" => s.post_messages = value.get().expect("type checked"),
             "batch-size" => s.batch_size = value.get().expect("type checked"),
@@ -1048,16 +783,11 @@ impl ObjectImpl for DreamSim {
             _ => {}
         }
         let s = lock(&self.settings);
+        if let Some(value) = s.model.get(pspec.name()) {
+            return value;
+        }
         match pspec.name() {
-            "model-location" => path_value(&s.model_location),
             "reference-location" => path_value(&s.reference_location),
-            "onnxruntime-location" => path_value(&s.onnxruntime_location),
-            "execution-provider" => s.execution_provider.to_value(),
-            "device-id" => s.device_id.to_value(),
-            "fp16" => s.fp16.to_value(),
-            "full-precision" => s.full_precision.to_value(),
-            "engine-cache-location" => path_value(&s.engine_cache_location),
-            "threads" => s.threads.to_value(),
             "interval" => s.interval.to_value(),
             "post-messages" => s.post_messages.to_value(),
             "batch-size" => s.batch_size.to_value(),

@@ -19,7 +19,7 @@ use gst::prelude::*;
 mod imp;
 mod message;
 mod queue;
-mod video;
+pub(crate) mod video;
 
 pub use message::DreamSimMessage;
 

@@ -1,0 +1,354 @@
+//! What every element that runs the model shares: the model's settings and
+//! their properties (`model-location`, `onnxruntime-location`,
+//! `execution-provider`, `device-id`, `fp16`, `full-precision`,
+//! `engine-cache-location`, `threads`), loading the model with the log lines
+//! and bus messages that say what runs where, and the mapping of engine
+//! errors to GStreamer errors.
+
+use std::path::PathBuf;
+
+use dreamsim::{Model, ModelOptions};
+use gst::glib;
+use gst::prelude::*;
+
+use crate::dreamsim::ExecutionProvider;
+
+pub(crate) const DEFAULT_THREADS: u32 = 0;
+pub(crate) const DEFAULT_DEVICE_ID: i32 = 0;
+pub(crate) const DEFAULT_FP16: bool = false;
+pub(crate) const DEFAULT_FULL_PRECISION: bool = false;
+
+/// Maps an engine error to a GStreamer error domain, and adds to the
+/// engine's advice which of this element's properties to change. Every
+/// variant is named: a new one must be placed here, not fall into a default.
+pub(crate) fn error_message(e: &dreamsim::Error) -> gst::ErrorMessage {
+    use dreamsim::Error as E;
+    match e {
+        E::RuntimeNotFound { .. } => gst::error_msg!(
+            gst::LibraryError::Init,
+            ("{e}; the element takes that path in its `onnxruntime-location` property")
+        ),
+        E::RuntimeInit(_) => gst::error_msg!(gst::LibraryError::Init, ("{e}")),
+        E::ProviderUnavailable { .. } => gst::error_msg!(
+            gst::LibraryError::Init,
+            ("{e} (element property: execution-provider=cpu or auto)")
+        ),
+        E::ModelNotFound { .. } => gst::error_msg!(
+            gst::ResourceError::NotFound,
+            ("{e}, or set the `model-location` property")
+        ),
+        E::ModelLoad { .. } | E::ModelContract { .. } => {
+            gst::error_msg!(gst::LibraryError::Settings, ("{e}"))
+        }
+        E::ReferenceImage { .. } => gst::error_msg!(
+            gst::ResourceError::OpenRead,
+            ("{e} (element property `reference-location`)")
+        ),
+        E::Gpu(_) => gst::error_msg!(
+            gst::ResourceError::Failed,
+            ("{e} (element property: execution-provider=cpu)")
+        ),
+        E::Inference(_) => gst::error_msg!(gst::StreamError::Failed, ("{e}")),
+        E::InvalidFrame(_) | E::EmbeddingMismatch(..) => {
+            gst::error_msg!(gst::StreamError::Format, ("{e}"))
+        }
+    }
+}
+
+/// The code of the `progress` messages posted while the model loads.
+pub(crate) const PROGRESS_CODE: &str = "model-load";
+
+/// Posts a `progress` message about the model load.
+fn post_progress(element: &gst::Element, kind: gst::ProgressType, text: &str) {
+    let msg = gst::message::Progress::builder(kind, PROGRESS_CODE, text)
+        .src(element)
+        .build();
+    let _ = element.post_message(msg);
+}
+
+/// A path property's value (NULL when unset).
+pub(crate) fn path_value(p: &Option<PathBuf>) -> glib::Value {
+    p.as_ref()
+        .map(|p| p.to_string_lossy().into_owned())
+        .to_value()
+}
+
+/// A path from a string property's value (NULL or empty: unset).
+pub(crate) fn path_from(value: &glib::Value) -> Option<PathBuf> {
+    value
+        .get::<Option<String>>()
+        .expect("type checked upstream")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The model's settings, as properties of the element that runs it.
+#[derive(Debug, Clone)]
+pub(crate) struct ModelSettings {
+    pub model_location: Option<PathBuf>,
+    pub onnxruntime_location: Option<PathBuf>,
+    pub execution_provider: ExecutionProvider,
+    pub device_id: i32,
+    pub fp16: bool,
+    pub full_precision: bool,
+    pub engine_cache_location: Option<PathBuf>,
+    pub threads: u32,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        Self {
+            model_location: None,
+            onnxruntime_location: None,
+            execution_provider: ExecutionProvider::default(),
+            device_id: DEFAULT_DEVICE_ID,
+            fp16: DEFAULT_FP16,
+            full_precision: DEFAULT_FULL_PRECISION,
+            engine_cache_location: None,
+            threads: DEFAULT_THREADS,
+        }
+    }
+}
+
+impl ModelSettings {
+    /// The properties these settings are read from, all mutable in READY.
+    pub(crate) fn properties() -> Vec<glib::ParamSpec> {
+        let default_model = dreamsim::paths::default_model()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "$XDG_DATA_HOME/gst-dreamsim/models/ensemble.onnx".into());
+        vec![
+            glib::ParamSpecString::builder("model-location")
+                .nick("Model location")
+                .blurb(&format!(
+                    "DreamSim ONNX model (input `image` [N,3,224,224], output `embedding` [N,D]). \
+                     Unset: the ensemble that tools/get_model.sh installs, {default_model} \
+                     ($GST_DREAMSIM_MODEL_DIR overrides the directory)"
+                ))
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecString::builder("onnxruntime-location")
+                .nick("ONNX Runtime library")
+                .blurb(
+                    "Path of libonnxruntime.so (1.24 or newer; the onnxruntime-openvino build \
+                     for the fast CPU path). Unset: $ORT_DYLIB_PATH, else \
+                     $XDG_DATA_HOME/gst-dreamsim/onnxruntime/, /usr/local/lib, /usr/lib and \
+                     the linker's search path. One runtime per process: the first one loaded stays",
+                )
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecEnum::builder_with_default(
+                "execution-provider",
+                ExecutionProvider::default(),
+            )
+            .nick("Execution provider")
+            .blurb(
+                "Hardware that runs the model. An explicitly requested provider that \
+                 cannot start is an error; auto falls back and posts a warning. Which one \
+                 runs: active-provider, active-precision and an info message at start",
+            )
+            .mutable_ready()
+            .build(),
+            glib::ParamSpecInt::builder("device-id")
+                .nick("Device ID")
+                .blurb("CUDA device for the cuda and tensorrt providers")
+                .minimum(0)
+                .default_value(DEFAULT_DEVICE_ID)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecBoolean::builder("fp16")
+                .nick("FP16")
+                .blurb("Let TensorRT build fp16 engines (faster, distances within about 1e-3)")
+                .default_value(DEFAULT_FP16)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecBoolean::builder("full-precision")
+                .nick("Full precision")
+                .blurb(
+                    "Compute in fp32 on every provider: auto then skips the bf16 CPU path \
+                     (OpenVINO), openvino runs in fp32 and TensorRT ignores fp16. Off: \
+                     faster, distances within about 1e-3 of fp32 (README, Throughput)",
+                )
+                .default_value(DEFAULT_FULL_PRECISION)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecString::builder("engine-cache-location")
+                .nick("Engine cache location")
+                .blurb(
+                    "Directory where TensorRT keeps built engines and timing caches and \
+                     OpenVINO its compiled models, so later starts skip the build. Unset: \
+                     no cache",
+                )
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("threads")
+                .nick("Threads")
+                .blurb("CPU threads for ONNX Runtime (0: one per physical core)")
+                .default_value(DEFAULT_THREADS)
+                .mutable_ready()
+                .build(),
+        ]
+    }
+
+    /// Sets the property `name`; false when it is not one of these settings.
+    pub(crate) fn set(&mut self, name: &str, value: &glib::Value) -> bool {
+        match name {
+            "model-location" => self.model_location = path_from(value),
+            "onnxruntime-location" => self.onnxruntime_location = path_from(value),
+            "execution-provider" => self.execution_provider = value.get().expect("type checked"),
+            "device-id" => self.device_id = value.get().expect("type checked"),
+            "fp16" => self.fp16 = value.get().expect("type checked"),
+            "full-precision" => self.full_precision = value.get().expect("type checked"),
+            "engine-cache-location" => self.engine_cache_location = path_from(value),
+            "threads" => self.threads = value.get().expect("type checked"),
+            _ => return false,
+        }
+        true
+    }
+
+    /// The property `name`'s value; `None` when it is not one of these settings.
+    pub(crate) fn get(&self, name: &str) -> Option<glib::Value> {
+        Some(match name {
+            "model-location" => path_value(&self.model_location),
+            "onnxruntime-location" => path_value(&self.onnxruntime_location),
+            "execution-provider" => self.execution_provider.to_value(),
+            "device-id" => self.device_id.to_value(),
+            "fp16" => self.fp16.to_value(),
+            "full-precision" => self.full_precision.to_value(),
+            "engine-cache-location" => path_value(&self.engine_cache_location),
+            "threads" => self.threads.to_value(),
+            _ => return None,
+        })
+    }
+
+    /// Loads the model for `element`, saying in `cat` and on the bus which
+    /// runtime, model and provider run and why a provider was skipped.
+    /// `max_batch` is the largest batch the element will run.
+    pub(crate) fn load(
+        &self,
+        element: &gst::Element,
+        cat: gst::DebugCategory,
+        max_batch: usize,
+    ) -> Result<Model, gst::ErrorMessage> {
+        let runtime = dreamsim::runtime(self.onnxruntime_location.as_deref())
+            .map_err(|e| error_message(&e))?;
+        if let Some(asked) = &self.onnxruntime_location {
+            if asked != runtime.library() {
+                gst::warning!(
+                    cat,
+                    obj = element,
+                    "ONNX Runtime was already loaded from {} in this process; {} is not used",
+                    runtime.library().display(),
+                    asked.display()
+                );
+            }
+        }
+        gst::info!(
+            cat,
+            obj = element,
+            "ONNX Runtime {} from {}",
+            runtime.build_info(),
+            runtime.library().display()
+        );
+
+        let model_path = match &self.model_location {
+            Some(p) => p.clone(),
+            None => dreamsim::paths::default_model().ok_or_else(|| {
+                gst::error_msg!(
+                    gst::ResourceError::NotFound,
+                    ("No model-location set and no HOME to find the default model in")
+                )
+            })?,
+        };
+        let options = ModelOptions {
+            provider: self.execution_provider.into(),
+            threads: self.threads as usize,
+            device_id: self.device_id,
+            fp16: self.fp16,
+            full_precision: self.full_precision,
+            engine_cache: self.engine_cache_location.clone(),
+            max_batch: max_batch.max(1),
+        };
+        // A first TensorRT start builds engines for minutes, OpenVINO compiles
+        // for seconds: an application can show these messages meanwhile.
+        let compiles = match options.provider {
+            dreamsim::ExecutionProvider::Auto | dreamsim::ExecutionProvider::TensorRt => {
+                "; TensorRT builds its engines on a first start, which can take minutes"
+            }
+            dreamsim::ExecutionProvider::OpenVino => "; OpenVINO compiles it first",
+            _ => "",
+        };
+        post_progress(
+            element,
+            gst::ProgressType::Start,
+            &format!(
+                "Loading {} on execution-provider={}{compiles}",
+                model_path.display(),
+                options.provider
+            ),
+        );
+        let started = std::time::Instant::now();
+        let model = Model::load(runtime, &model_path, &options).map_err(|e| {
+            post_progress(element, gst::ProgressType::Error, &e.to_string());
+            error_message(&e)
+        })?;
+        post_progress(
+            element,
+            gst::ProgressType::Complete,
+            &format!(
+                "Loaded {} on the {} execution provider in {:.1} s",
+                model_path.display(),
+                model.provider(),
+                started.elapsed().as_secs_f64()
+            ),
+        );
+        let info = model.info();
+        gst::info!(
+            cat,
+            obj = element,
+            "gst-dreamsim {}: model {} ({}, {}-d embedding, stored as {}) on {} computing in {}",
+            dreamsim::BUILD_VERSION,
+            info.path.display(),
+            info.kind,
+            info.embedding_dim,
+            info.precision.as_deref().unwrap_or("unknown"),
+            model.provider(),
+            model.compute_precision()
+        );
+        // Which provider runs decides speed and exactness: said at every
+        // start, not only when something was skipped.
+        let units = match (model.provider(), dreamsim::cpu::bf16_matrix_units()) {
+            (dreamsim::ExecutionProvider::OpenVino, Some(units)) => format!(" on {units}"),
+            _ => String::new(),
+        };
+        // The build is named with it, so a figure or a report copied from
+        // gst-launch's output says which code produced it.
+        let running = format!(
+            "DreamSim runs on the {} execution provider in {}{units} (gst-dreamsim {})",
+            model.provider(),
+            model.compute_precision(),
+            dreamsim::BUILD_VERSION
+        );
+        gst::info!(cat, obj = element, "{running}");
+        // gst-launch prints only the debug text of info messages.
+        gst::element_info!(
+            element,
+            gst::LibraryError::Init,
+            ("{running}"),
+            ["{running}"]
+        );
+        if !model.fallbacks().is_empty() {
+            let why = model.fallbacks().join("; ");
+            gst::warning!(cat, obj = element, "Running on {}: {why}", model.provider());
+            gst::element_warning!(
+                element,
+                gst::LibraryError::Init,
+                (
+                    "DreamSim runs on the {} execution provider: {}",
+                    model.provider(),
+                    why
+                )
+            );
+        }
+        Ok(model)
+    }
+}
