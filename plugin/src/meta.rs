@@ -4,7 +4,9 @@
 //! The meta is registered with no tags, so elements that transform frames
 //! (`videoconvert`, `videoscale`) copy it to their output buffers.
 //!
-//! Structure fields (the schema; all optional ones are absent, never NaN):
+//! Structure fields (the schema; all optional ones are absent, never NaN; the
+//! reader refuses a meta with a NaN or infinite distance or embedding value
+//! as malformed):
 //!
 //! | field | type | meaning |
 //! |---|---|---|
@@ -173,6 +175,23 @@ impl TryFrom<&gst::StructureRef> for DreamSimMeta {
             .get::<glib::Bytes>(EMBEDDING)
             .map_err(|e| field_err(EMBEDDING, &e))?;
         let embedding = embedding_from_bytes(&bytes)?;
+        // The schema has no NaN: a meta carrying one (from another writer)
+        // is malformed, and the downstream elements treat its frame as
+        // unanalysed instead of comparing with NaN.
+        for (name, d) in [
+            (DISTANCE, distance),
+            (REFERENCE_DISTANCE, reference_distance),
+        ] {
+            if let Some(d) = d.filter(|d| !d.is_finite()) {
+                return Err(MetaError(format!("{name} is {d}, not a finite number")));
+            }
+        }
+        if let Some(i) = embedding.iter().position(|v| !v.is_finite()) {
+            return Err(MetaError(format!(
+                "{EMBEDDING} value {i} is {}, not a finite number",
+                embedding[i]
+            )));
+        }
         let model = s.get::<String>(MODEL).map_err(|e| field_err(MODEL, &e))?;
         let index = s
             .get_optional::<u64>(SCENE_INDEX)
@@ -265,5 +284,22 @@ mod tests {
             .field(MODEL, "x")
             .build();
         assert!(DreamSimMeta::try_from(s.as_ref()).is_err());
+    }
+
+    #[test]
+    fn non_finite_numbers_make_a_meta_malformed() {
+        gst::init().unwrap();
+        let mut m = sample();
+        m.distance = Some(f64::NAN);
+        let e = DreamSimMeta::try_from(gst::Structure::from(&m).as_ref()).unwrap_err();
+        assert_eq!(e.0, "distance is NaN, not a finite number");
+        let mut m = sample();
+        m.reference_distance = Some(f64::INFINITY);
+        let e = DreamSimMeta::try_from(gst::Structure::from(&m).as_ref()).unwrap_err();
+        assert_eq!(e.0, "reference-distance is inf, not a finite number");
+        let mut m = sample();
+        m.embedding[1] = f32::NAN;
+        let e = DreamSimMeta::try_from(gst::Structure::from(&m).as_ref()).unwrap_err();
+        assert_eq!(e.0, "embedding value 1 is NaN, not a finite number");
     }
 }

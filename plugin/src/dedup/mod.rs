@@ -4,6 +4,12 @@
 //! Comparing with the last kept frame, not the previous one, means a slow
 //! pan (A~B, B~C, but A and C far apart) keeps a frame every time the view
 //! has moved by the threshold, instead of being eaten frame by frame.
+//!
+//! The element compares embeddings, not the meta's `distance`, so a frame
+//! without a distance is judged like any other. A frame without a usable
+//! embedding — no `DreamSimMeta`, or one whose embedding or distances hold
+//! NaN or infinities (malformed: one warning in the log) — is always kept
+//! and does not become the reference later frames are compared with.
 
 use gst::glib;
 use gst::prelude::*;

@@ -34,6 +34,8 @@ const DEFAULT_FULL_PRECISION: bool = false;
 const DEFAULT_POST_MESSAGES: bool = true;
 const DEFAULT_BATCH_SIZE: u32 = 1;
 const DEFAULT_MAX_LATENCY_MS: u32 = 500;
+/// 0: `$GST_DREAMSIM_REFERENCE_MAX_PIXELS`, else the engine's default.
+const DEFAULT_REFERENCE_MAX_PIXELS: u64 = 0;
 
 /// Maps an engine error to a GStreamer error domain and a message that says
 /// what to do.
@@ -44,10 +46,16 @@ fn error_message(e: &dreamsim::Error) -> gst::ErrorMessage {
             gst::error_msg!(gst::LibraryError::Init, ("{}", e))
         }
         E::ModelNotFound { .. } => gst::error_msg!(gst::ResourceError::NotFound, ("{}", e)),
-        E::ModelLoad { .. } | E::ModelContract { .. } => {
-            gst::error_msg!(gst::LibraryError::Settings, ("{}", e))
+        E::ModelLoad { .. }
+        | E::ModelContract { .. }
+        | E::ModelExternalData { .. }
+        | E::InvalidSetting(_) => gst::error_msg!(gst::LibraryError::Settings, ("{}", e)),
+        // The model runs but computes garbage: a moderation pipeline must
+        // not go on without its distances, so this stops the stream.
+        E::ModelOutput { .. } => gst::error_msg!(gst::LibraryError::Failed, ("{}", e)),
+        E::ReferenceImage { .. } | E::ReferenceTooLarge { .. } => {
+            gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e))
         }
-        E::ReferenceImage { .. } => gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e)),
         _ => gst::error_msg!(gst::StreamError::Failed, ("{}", e)),
     }
 }
@@ -56,6 +64,7 @@ fn error_message(e: &dreamsim::Error) -> gst::ErrorMessage {
 struct Settings {
     model_location: Option<PathBuf>,
     reference_location: Option<PathBuf>,
+    reference_max_pixels: u64,
     onnxruntime_location: Option<PathBuf>,
     execution_provider: ExecutionProvider,
     device_id: i32,
@@ -74,6 +83,7 @@ impl Default for Settings {
         Self {
             model_location: None,
             reference_location: None,
+            reference_max_pixels: DEFAULT_REFERENCE_MAX_PIXELS,
             onnxruntime_location: None,
             execution_provider: ExecutionProvider::default(),
             device_id: DEFAULT_DEVICE_ID,
@@ -240,6 +250,12 @@ impl DreamSim {
         gst::info!(CAT, imp = self, "{running}");
         // gst-launch prints only the debug text of info messages.
         gst::element_imp_info!(self, gst::LibraryError::Init, ("{running}"), ["{running}"]);
+        // Settings brought within the machine's limits (threads beyond the
+        // logical CPUs): said on the bus and in the log, with both values.
+        for clamped in model.warnings() {
+            gst::warning!(CAT, imp = self, "{clamped}");
+            gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", clamped));
+        }
         if !model.fallbacks().is_empty() {
             let why = model.fallbacks().join("; ");
             gst::warning!(CAT, imp = self, "Running on {}: {why}", model.provider());
@@ -282,7 +298,11 @@ impl DreamSim {
             reference: None,
             reference_location: None,
         };
-        self.sync_reference(&mut inference, &settings.reference_location)?;
+        self.sync_reference(
+            &mut inference,
+            &settings.reference_location,
+            settings.reference_max_pixels,
+        )?;
         *lock(&self.inference) = Some(inference);
         *lock(&self.input) = Input::default();
         Ok(())
@@ -301,15 +321,15 @@ impl DreamSim {
         &self,
         state: &mut Inference,
         wanted: &Option<PathBuf>,
+        max_pixels: u64,
     ) -> Result<(), gst::ErrorMessage> {
         if &state.reference_location == wanted {
             return Ok(());
         }
         state.reference = match wanted {
             Some(path) => {
-                let e = state
-                    .engine
-                    .embed_image_file(path)
+                let e = dreamsim::ImageLimits::resolve(max_pixels)
+                    .and_then(|limits| state.engine.embed_image_file_with_limits(path, &limits))
                     .map_err(|e| error_message(&e))?;
                 gst::info!(
                     CAT,
@@ -616,14 +636,18 @@ impl DreamSim {
     /// Embeds the analysed buffers of a batch, attaches the meta, posts the
     /// messages and pushes every buffer downstream in order.
     fn run_batch(&self, items: Vec<(Queued, bool)>) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (post_messages, reference_location) = {
+        let (post_messages, reference_location, reference_max_pixels) = {
             let s = lock(&self.settings);
-            (s.post_messages, s.reference_location.clone())
+            (
+                s.post_messages,
+                s.reference_location.clone(),
+                s.reference_max_pixels,
+            )
         };
         let metas = {
             let mut guard = lock(&self.inference);
             let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-            self.analyse(state, &items, &reference_location)
+            self.analyse(state, &items, &reference_location, reference_max_pixels)
                 .map_err(|msg| {
                     self.post_error_message(msg);
                     gst::FlowError::Error
@@ -653,8 +677,9 @@ impl DreamSim {
         state: &mut Inference,
         items: &[(Queued, bool)],
         reference_location: &Option<PathBuf>,
+        reference_max_pixels: u64,
     ) -> Result<Vec<DreamSimMeta>, gst::ErrorMessage> {
-        self.sync_reference(state, reference_location)?;
+        self.sync_reference(state, reference_location, reference_max_pixels)?;
         let analysed: Vec<&Queued> = items.iter().filter(|(_, a)| *a).map(|(q, _)| q).collect();
         if analysed.is_empty() {
             return Ok(Vec::new());
@@ -825,6 +850,16 @@ impl ObjectImpl for DreamSim {
                     )
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt64::builder("reference-max-pixels")
+                    .nick("Reference image pixel limit")
+                    .blurb(
+                        "Largest reference image (width x height) decoded; a larger one is an \
+                         error that says its size. 0: $GST_DREAMSIM_REFERENCE_MAX_PIXELS if set, \
+                         else 67108864 (8192 x 8192)",
+                    )
+                    .default_value(DEFAULT_REFERENCE_MAX_PIXELS)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecString::builder("onnxruntime-location")
                     .nick("ONNX Runtime library")
                     .blurb(
@@ -903,7 +938,10 @@ impl ObjectImpl for DreamSim {
                     .build(),
                 glib::ParamSpecUInt::builder("threads")
                     .nick("Threads")
-                    .blurb("CPU threads for ONNX Runtime (0: one per physical core)")
+                    .blurb(
+                        "CPU threads for ONNX Runtime (0: one per physical core). More than the \
+                         machine's logical CPUs is brought down to them, with a warning",
+                    )
                     .default_value(DEFAULT_THREADS)
                     .mutable_ready()
                     .build(),
@@ -928,10 +966,12 @@ impl ObjectImpl for DreamSim {
                     .blurb(
                         "Analysed frames run through the model together. A partial batch runs \
                          at EOS, flush, caps change and after max-latency. The element holds up \
-                         to 2 x batch-size x interval buffers",
+                         to 2 x batch-size x interval buffers. At most 256: beyond that the \
+                         model's memory grows (about 10 MB of activations per frame and \
+                         branch) and no GPU runs faster",
                     )
                     .minimum(1)
-                    .maximum(256)
+                    .maximum(dreamsim::limits::MAX_BATCH_SIZE as u32)
                     .default_value(DEFAULT_BATCH_SIZE)
                     .mutable_ready()
                     .build(),
@@ -954,6 +994,7 @@ impl ObjectImpl for DreamSim {
         match pspec.name() {
             "model-location" => s.model_location = path_from(value),
             "reference-location" => s.reference_location = path_from(value),
+            "reference-max-pixels" => s.reference_max_pixels = value.get().expect("type checked"),
             "onnxruntime-location" => s.onnxruntime_location = path_from(value),
             "execution-provider" => s.execution_provider = value.get().expect("type checked"),
             "device-id" => s.device_id = value.get().expect("type checked"),
@@ -992,6 +1033,7 @@ impl ObjectImpl for DreamSim {
         match pspec.name() {
             "model-location" => path_value(&s.model_location),
             "reference-location" => path_value(&s.reference_location),
+            "reference-max-pixels" => s.reference_max_pixels.to_value(),
             "onnxruntime-location" => path_value(&s.onnxruntime_location),
             "execution-provider" => s.execution_provider.to_value(),
             "device-id" => s.device_id.to_value(),
