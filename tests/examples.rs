@@ -491,3 +491,31 @@ fn bench_cuts_at_frames_writes_distances_and_checks_agreement() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The short version of the soak benchmark (docs/robustness.md has the long
+/// one): RSS may not grow by more than 32 MiB from the middle to the end of
+/// either phase. No timing is checked.
+#[test]
+fn a_short_soak_keeps_resident_memory_flat() {
+    let out = run(
+        "soak",
+        &[
+            "--frames",
+            "1000",
+            "--cycles",
+            "40",
+            "--size",
+            "64x48",
+            "--max-growth",
+            "32",
+            "--model",
+            MODEL,
+        ],
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("stream: RSS") && text.contains("cycles: RSS"),
+        "{text}"
+    );
+}
