@@ -7,9 +7,9 @@
 //! a path relative to the model's folder. An `EPContext` node with
 //! `embed_mode = 0` names a compiled blob the same way (`ep_cache_context`).
 //! ONNX Runtime 1.31 and the 1.24 OpenVINO build both refuse an absolute or
-//! escaping location themselves; checking here does not depend on which
-//! runtime build is loaded, and also refuses a location that escapes through
-//! a symbolic link.
+//! escaping location (symbolic links included) themselves; checking here
+//! does not depend on which runtime build is loaded, and covers EPContext
+//! blobs too.
 //!
 //! The scan reads the protobuf wire format directly: it descends only into
 //! the few message fields that can hold tensors or nodes (model, graph,
