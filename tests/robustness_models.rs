@@ -290,3 +290,16 @@ fn external_data_inside_the_model_folder_loads() {
         embed("good_small.onnx")
     );
 }
+
+/// ONNX Runtime loads custom-operator libraries only when the application
+/// registers them (the engine never does): a model that uses an operator of
+/// an unregistered domain, and names a library for it in its metadata, is
+/// refused rather than made to load anything.
+#[test]
+fn custom_operators_are_never_loaded_on_a_models_say_so() {
+    refused(
+        &fixture("custom_op.onnx"),
+        gst::LibraryError::Settings,
+        &["could not be loaded", "com.example.custom:CustomIdentity"],
+    );
+}

@@ -12,7 +12,10 @@ Each file is the `good_small.onnx` graph of tools/make_fixtures.py changed in on
   `../../etc/hostname` (outside the model's folder);
 - external_absolute.onnx: the same at the absolute path `/etc/hostname`;
 - external_data/good_external.onnx + external_data/good_external.weights: a legitimate model whose
-  `proj` initializer is external data in a file beside it (inside its folder): it must load.
+  `proj` initializer is external data in a file beside it (inside its folder): it must load;
+- custom_op.onnx: the output goes through an operator of the custom domain `com.example.custom`,
+  and the metadata names a library for it (`custom_op_library`): a runtime that loaded libraries
+  on a model's say-so would try it; ONNX Runtime must refuse the unknown operator instead.
 
 Deterministic (the weights come from make_fixtures.Weights(99)); needs what make_fixtures.py needs
 (tools/requirements-fixtures.txt).
@@ -100,6 +103,22 @@ def main() -> None:
     mf.write(out / "external_data" / "good_external.onnx", m.SerializeToString())
     mf.write(out / "external_data" / "good_external.weights", weights)
 
+    m = onnx.ModelProto()
+    m.CopyFrom(good)
+    for node in m.graph.node:
+        if "embedding" in node.output:
+            node.output[0] = "before_custom"
+    m.graph.node.append(
+        onnx.helper.make_node(
+            "CustomIdentity", ["before_custom"], ["embedding"], name="custom", domain="com.example.custom"
+        )
+    )
+    m.opset_import.append(onnx.helper.make_opsetid("com.example.custom", 1))
+    entry = m.metadata_props.add()
+    entry.key, entry.value = "custom_op_library", "/nonexistent/libcustom_ops.so"
+    m.doc_string = "Untrusted-file test fixture: an operator of an unregistered custom domain."
+    mf.write(out / "custom_op.onnx", m.SerializeToString())  # no checker: the op is unknown to ONNX
+
     # Self-checks: the faulty models run and show their fault; the external one loads and agrees
     # with good_small.onnx.
     x = np.full((2, 3, mf.INPUT_SIZE, mf.INPUT_SIZE), 0.5, np.float32)
@@ -110,6 +129,12 @@ def main() -> None:
     ext = mf.session(out / "external_data" / "good_external.onnx").run(None, {"image": x})[0]
     ref = mf.session(out / "good_small.onnx").run(None, {"image": x})[0]
     assert np.array_equal(ext, ref)
+    try:
+        mf.session(out / "custom_op.onnx")
+    except Exception:
+        pass
+    else:
+        raise AssertionError("custom_op.onnx loaded without its library")
     print(f"wrote hostile fixtures to {out}")
 
 
