@@ -6,6 +6,7 @@
 mod common;
 mod plugin_common;
 
+use gst::prelude::*;
 use gstdreamsim::meta::DreamSimMeta;
 use plugin_common::*;
 
@@ -181,4 +182,46 @@ fn buffers_too_short_for_their_caps_are_a_stream_error() {
             "{size} bytes: a broken frame left"
         );
     }
+}
+
+/// The same through a real pipeline fed by `appsrc`, as an application
+/// would: whole frames pass, then an empty buffer ends the stream with the
+/// error from `dreamsim`.
+#[test]
+fn an_empty_buffer_from_appsrc_is_a_stream_error_after_the_good_frames() {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time caps=video/x-raw,format=RGB,width=4,height=4,framerate=25/1 \
+         ! dreamsim name=d model-location={} execution-provider=cpu threads=1 ! fakesink",
+        common::fixture("tiny_ensemble.onnx").display()
+    ))
+    .unwrap();
+    let src = pipeline
+        .downcast_ref::<gst::Bin>()
+        .unwrap()
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    for (i, size) in [48usize, 48, 0].into_iter().enumerate() {
+        let mut b = gst::Buffer::from_mut_slice(vec![i as u8 * 50; size]);
+        b.get_mut().unwrap().set_pts(ms(40 * i as u64));
+        src.push_buffer(b).unwrap();
+    }
+    let _ = src.end_of_stream();
+    let out = run_outcome(pipeline);
+    let e = out.error.expect("an error");
+    assert_eq!(e.src, "d");
+    assert_eq!(
+        e.error.kind::<gst::StreamError>(),
+        Some(gst::StreamError::Format)
+    );
+    assert!(
+        e.text()
+            .contains("Buffer of 0 bytes does not hold a 4x4 RGB frame"),
+        "{}",
+        e.text()
+    );
+    let frames: Vec<u64> = out.messages.iter().map(|m| m.frame).collect();
+    assert_eq!(frames, [0, 1], "the two whole frames were analysed first");
 }
