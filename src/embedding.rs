@@ -40,6 +40,53 @@ impl From<Vec<f32>> for Embedding {
     }
 }
 
+/// How far from 1 the L2 norm of a model's embedding may be. fp16 and bf16
+/// arithmetic keep it within about 4e-3; a model that does not normalise
+/// (or normalises wrongly) is off by far more.
+pub const UNIT_NORM_TOLERANCE: f32 = 1e-2;
+
+/// What is wrong with a model's embedding.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EmbeddingFault {
+    /// A value is NaN or infinite.
+    #[error("value {index} of {len} is {value}")]
+    NotFinite {
+        /// Index of the first such value.
+        index: usize,
+        /// Width of the embedding.
+        len: usize,
+        /// The value.
+        value: f32,
+    },
+    /// The L2 norm is not 1 within [`UNIT_NORM_TOLERANCE`].
+    #[error("its L2 norm is {norm:.6}, not 1")]
+    NotUnitNorm {
+        /// The norm found.
+        norm: f64,
+    },
+}
+
+/// Checks that `values` can be a DreamSim embedding: every value finite and
+/// the L2 norm 1 within [`UNIT_NORM_TOLERANCE`]. One pass, no allocation.
+pub fn check(values: &[f32]) -> Result<(), EmbeddingFault> {
+    let mut sum = 0f64;
+    for (index, &value) in values.iter().enumerate() {
+        if !value.is_finite() {
+            return Err(EmbeddingFault::NotFinite {
+                index,
+                len: values.len(),
+                value,
+            });
+        }
+        sum += f64::from(value) * f64::from(value);
+    }
+    let norm = sum.sqrt();
+    if (norm - 1.0).abs() > f64::from(UNIT_NORM_TOLERANCE) {
+        return Err(EmbeddingFault::NotUnitNorm { norm });
+    }
+    Ok(())
+}
+
 /// DreamSim distance between two embeddings given as slices.
 pub fn distance(a: &[f32], b: &[f32]) -> Result<f64> {
     if a.len() != b.len() {
@@ -65,6 +112,30 @@ mod tests {
         let a = Embedding::from(vec![0.6, -0.8]);
         let b = Embedding::from(vec![-0.6, 0.8]);
         assert!((a.distance(&b).unwrap() - 2.0).abs() < 1e-7);
+    }
+
+    #[test]
+    fn non_finite_and_non_unit_embeddings_are_found() {
+        assert_eq!(check(&[0.6, -0.8]), Ok(()));
+        assert_eq!(
+            check(&[0.6, f32::NAN, f32::INFINITY])
+                .unwrap_err()
+                .to_string(),
+            "value 1 of 3 is NaN"
+        );
+        assert_eq!(
+            check(&[0.0, f32::NEG_INFINITY]).unwrap_err().to_string(),
+            "value 1 of 2 is -inf"
+        );
+        assert_eq!(
+            check(&[1.2, -1.6]).unwrap_err().to_string(),
+            "its L2 norm is 2.000000, not 1"
+        );
+        assert!(
+            check(&[0.0; 4]).is_err(),
+            "the zero vector is not unit-norm"
+        );
+        assert!(check(&[1.005]).is_ok() && check(&[1.02]).is_err());
     }
 
     #[test]

@@ -267,8 +267,20 @@ impl Engine {
     /// The image is not a frame of the stream: it counts in no statistic (a
     /// benchmark reads them as the stream's), and the next frame is still
     /// compared with the previous *frame* for reuse.
+    ///
+    /// The image size is limited by [`ImageLimits::resolve(0)`](image_file::ImageLimits::resolve):
+    /// `$GST_DREAMSIM_REFERENCE_MAX_PIXELS` or the default.
     pub fn embed_image_file(&mut self, path: &Path) -> Result<Embedding> {
-        let img = image_file::read_rgb(path)?;
+        self.embed_image_file_with_limits(path, &image_file::ImageLimits::resolve(0)?)
+    }
+
+    /// [`embed_image_file`](Self::embed_image_file) with explicit decoding limits.
+    pub fn embed_image_file_with_limits(
+        &mut self,
+        path: &Path,
+        limits: &image_file::ImageLimits,
+    ) -> Result<Embedding> {
+        let img = image_file::read_rgb_with_limits(path, limits)?;
         let frame = Frame::rgb(&img.data, img.width, img.height, img.width * 3)?;
         let stats = self.stats;
         let last_input = self.last_input.take();

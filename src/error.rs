@@ -57,6 +57,50 @@ pub enum Error {
         problem: String,
     },
 
+    /// The model file refers to files outside its own folder (ONNX external
+    /// data or an EPContext blob at an absolute path, through `..`, or
+    /// through a symbolic link): refused before ONNX Runtime opens it.
+    #[error(
+        "model {path} is refused: {what} `{location}` {why}; a model may only refer to files in its \
+         own folder ({folder}). Move the data file beside the model and re-save it with a relative \
+         location, or do not use this model file"
+    )]
+    ModelExternalData {
+        /// The model path.
+        path: PathBuf,
+        /// The folder external data must stay in.
+        folder: PathBuf,
+        /// What refers to the file (`tensor `proj`'s external data`).
+        what: String,
+        /// The location as written in the model.
+        location: String,
+        /// Why it is refused.
+        why: String,
+    },
+
+    /// The model ran but its output is unusable: not finite, or not unit-norm.
+    #[error(
+        "model {path} produced an unusable `{output}` for item {item} of a batch of {batch}: \
+         {problem}. DreamSim embeddings are finite and L2-normalised (norm 1 within \
+         {tolerance}); the model file is broken or its reduced-precision arithmetic overflowed: \
+         try full-precision=true, check the model with tools/parity.py or re-export it with \
+         tools/export_onnx.py"
+    )]
+    ModelOutput {
+        /// The model path.
+        path: PathBuf,
+        /// The output's name (`embedding`).
+        output: &'static str,
+        /// Index of the bad embedding in its batch.
+        item: usize,
+        /// Size of the batch.
+        batch: usize,
+        /// What is wrong (`value 2 is NaN`, `norm is 2.000`).
+        problem: String,
+        /// The accepted distance of the norm from 1.
+        tolerance: f32,
+    },
+
     /// An execution provider the user asked for could not be started.
     #[error("execution provider {provider} could not be started: {message}")]
     ProviderUnavailable {
@@ -74,6 +118,11 @@ pub enum Error {
     #[error("GPU preprocessing failed: {0}; the CPU provider runs without the GPU")]
     Gpu(String),
 
+    /// A setting (property, option or environment variable) has a value that
+    /// cannot be used.
+    #[error("invalid setting: {0}")]
+    InvalidSetting(String),
+
     /// A frame's description does not match its data, or the format is unsupported.
     #[error("invalid frame: {0}")]
     InvalidFrame(String),
@@ -88,6 +137,30 @@ pub enum Error {
         path: PathBuf,
         /// What failed.
         message: String,
+    },
+
+    /// The reference image is larger than the decoding limit.
+    #[error(
+        "reference image {path} is {width} x {height} = {pixels} pixels, above the limit of \
+         {max_pixels} pixels (decoding it could need up to {bytes} bytes); raise the limit with \
+         the property `reference-max-pixels` or the environment variable {env}, or give a \
+         smaller image (it is resized to 224 x 224 anyway)"
+    )]
+    ReferenceTooLarge {
+        /// The image path.
+        path: PathBuf,
+        /// Width from the image header.
+        width: u32,
+        /// Height from the image header.
+        height: u32,
+        /// width x height.
+        pixels: u64,
+        /// The limit in force.
+        max_pixels: u64,
+        /// The largest allocation decoding may make at this size.
+        bytes: u64,
+        /// The environment variable that raises the limit.
+        env: &'static str,
     },
 
     /// Two embeddings of different widths were compared.

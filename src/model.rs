@@ -38,7 +38,9 @@ pub mod metadata_keys {
 pub struct ModelOptions {
     /// Which execution provider to use.
     pub provider: ExecutionProvider,
-    /// CPU threads for ONNX Runtime's intra-op pool; 0 lets ONNX Runtime choose.
+    /// CPU threads for ONNX Runtime's intra-op pool; 0 lets ONNX Runtime
+    /// choose. More than the logical CPUs is brought down to them, with a
+    /// [`Model::warnings`] entry that says so.
     pub threads: usize,
     /// CUDA device for the GPU providers.
     pub device_id: i32,
@@ -50,7 +52,8 @@ pub struct ModelOptions {
     /// Where TensorRT keeps engine and timing caches and OpenVINO its
     /// compiled models; `None` disables them.
     pub engine_cache: Option<PathBuf>,
-    /// Largest batch the TensorRT optimisation profile covers.
+    /// Largest batch the TensorRT optimisation profile covers, at most
+    /// [`MAX_BATCH_SIZE`](crate::limits::MAX_BATCH_SIZE).
     pub max_batch: usize,
 }
 
@@ -95,7 +98,9 @@ pub struct Model {
     provider: ExecutionProvider,
     precision: ComputePrecision,
     device_id: i32,
+    threads: usize,
     fallbacks: Vec<String>,
+    warnings: Vec<String>,
 }
 
 /// What `provider` computes in under `options` on this processor.
@@ -207,10 +212,34 @@ impl Model {
     /// the reasons they were skipped are kept in [`Model::fallbacks`]; an
     /// explicitly requested provider that cannot start is an error.
     pub fn load(runtime: &Runtime, path: &Path, options: &ModelOptions) -> Result<Self> {
-        std::fs::File::open(path).map_err(|source| Error::ModelNotFound {
+        let not_found = |source| Error::ModelNotFound {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        std::fs::File::open(path).map_err(not_found)?;
+        if path.is_dir() {
+            return Err(not_found(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "it is a directory, not an .onnx file",
+            )));
+        }
+        // Before ONNX Runtime opens it: the files it refers to must be in its folder.
+        crate::external_data::check_model_file(path)?;
+
+        let mut warnings = Vec::new();
+        let mut options = options.clone();
+        match crate::limits::clamp_threads(options.threads, crate::limits::logical_cpus()) {
+            Ok(_) => {}
+            Err(clamped) => {
+                warnings.push(clamped.to_string());
+                options.threads = clamped.used;
+            }
+        }
+        if let Err(clamped) = crate::limits::clamp_batch_size(options.max_batch) {
+            warnings.push(clamped.to_string());
+            options.max_batch = clamped.used;
+        }
+        let options = &options;
 
         let attempts = match options.provider {
             ExecutionProvider::Auto => auto_attempts(
@@ -238,7 +267,9 @@ impl Model {
                         provider,
                         precision: compute_precision(provider, options),
                         device_id: options.device_id,
+                        threads: options.threads,
                         fallbacks,
+                        warnings,
                     });
                 }
                 Err(SessionError::Provider(message)) if !last => {
@@ -312,6 +343,19 @@ impl Model {
         &self.fallbacks
     }
 
+    /// Settings of [`ModelOptions`] that were brought within the machine's or
+    /// the engine's limits, in words (`threads=1000 is more than the logical
+    /// CPUs of this machine: using threads=2`); empty when none was.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// ONNX Runtime's intra-op threads in use (0: its own choice), after
+    /// clamping to the logical CPUs.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
     /// The CUDA device the GPU providers run on (as given in [`ModelOptions`]).
     pub fn device_id(&self) -> i32 {
         self.device_id
@@ -341,7 +385,7 @@ impl Model {
             .session
             .run(ort::inputs![INPUT_NAME => tensor])
             .map_err(|e| Error::Inference(e.to_string()))?;
-        embeddings_of(&outputs, n, self.info.embedding_dim)
+        embeddings_of(&outputs, n, &self.info)
     }
 
     /// Embeds a batch that is already in CUDA device memory: `input` is the
@@ -396,16 +440,22 @@ impl Model {
             .session
             .run(ort::inputs![INPUT_NAME => tensor])
             .map_err(err)?;
-        embeddings_of(&outputs, n, self.info.embedding_dim)
+        embeddings_of(&outputs, n, &self.info)
     }
 }
 
 /// The `n` embeddings of width `d` in a run's output, checked against the contract.
+///
+/// Every embedding must be finite and unit-norm
+/// ([`crate::embedding::check`]): a model that gives NaN, infinities or
+/// unnormalised vectors is an error naming the model and the output, never a
+/// NaN distance downstream.
 fn embeddings_of(
     outputs: &ort::session::SessionOutputs<'_>,
     n: usize,
-    d: usize,
+    info: &ModelInfo,
 ) -> Result<Vec<Embedding>> {
+    let d = info.embedding_dim;
     let (shape, data) = outputs[OUTPUT_NAME]
         .try_extract_tensor::<f32>()
         .map_err(|e| Error::Inference(e.to_string()))?;
@@ -414,7 +464,20 @@ fn embeddings_of(
             "the model returned shape {shape}, expected [{n}, {d}]"
         )));
     }
-    Ok(data.chunks_exact(d).map(Embedding::from_slice).collect())
+    data.chunks_exact(d)
+        .enumerate()
+        .map(|(item, values)| {
+            crate::embedding::check(values).map_err(|fault| Error::ModelOutput {
+                path: info.path.clone(),
+                output: OUTPUT_NAME,
+                item,
+                batch: n,
+                problem: fault.to_string(),
+                tolerance: crate::embedding::UNIT_NORM_TOLERANCE,
+            })?;
+            Ok(Embedding::from_slice(values))
+        })
+        .collect()
 }
 
 enum SessionError {

@@ -134,6 +134,31 @@ fn frames_without_meta_are_kept_and_do_not_become_the_reference() {
     );
 }
 
+/// Issue #14: an embedding holding NaN or infinity (another writer's meta;
+/// `dreamsim` stops with an error instead) is malformed: the frame is kept
+/// and does not become the reference.
+#[test]
+fn frames_with_a_non_finite_embedding_are_kept_and_not_the_reference() {
+    let mut d = Dedup::new(&[("threshold", "0.02")]);
+    d.push_all(&[
+        Some(0.0),
+        Some(f32::NAN),
+        Some(0.0),
+        Some(f32::INFINITY),
+        Some(0.001),
+    ]);
+    assert_eq!(d.kept(), [0, 1, 3]);
+    assert!(d.h.push_event(gst::event::Eos::new()));
+    assert_eq!(
+        d.counts_message(),
+        Some(DedupMessage {
+            kept: 3,
+            dropped: 2,
+            without_meta: 2
+        })
+    );
+}
+
 #[test]
 fn the_first_frame_and_the_first_after_a_flush_are_kept() {
     let mut d = Dedup::new(&[("threshold", "0.5")]);

@@ -7,7 +7,6 @@ mod plugin_common;
 use common::*;
 use gst::prelude::*;
 use gstdreamsim::meta::DreamSimMeta;
-use gstdreamsim::DreamSimMessage;
 use plugin_common::*;
 
 fn model() -> String {
@@ -240,42 +239,6 @@ fn a_flush_forgets_the_previous_frame() {
     assert_eq!(after.distance, None, "distance across a flush");
 }
 
-/// Runs `launch` to EOS or error; returns the dreamsim messages and the
-/// error (source name, message, debug) if one ended it.
-fn run_pipeline(launch: &str) -> (Vec<DreamSimMessage>, Option<(String, String, String)>) {
-    init();
-    run(gst::parse::launch(launch).unwrap())
-}
-
-fn run(pipeline: gst::Element) -> (Vec<DreamSimMessage>, Option<(String, String, String)>) {
-    let bus = pipeline.bus().unwrap();
-    let started = pipeline.set_state(gst::State::Playing);
-    let mut messages = Vec::new();
-    let mut error = None;
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
-        if let Some(m) = DreamSimMessage::from_message(&msg).transpose().unwrap() {
-            messages.push(m);
-        }
-        match msg.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(e) => {
-                error = Some((
-                    e.src().map(|s| s.name().to_string()).unwrap_or_default(),
-                    e.error().to_string(),
-                    e.debug().map(|d| d.to_string()).unwrap_or_default(),
-                ));
-                break;
-            }
-            _ => {}
-        }
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    if error.is_none() {
-        started.expect("pipeline started");
-    }
-    (messages, error)
-}
-
 #[test]
 fn messages_are_posted_for_every_frame() {
     let (messages, error) = run_pipeline(&format!(
@@ -325,18 +288,6 @@ fn meta_survives_videoconvert_and_videoscale() {
     }
     pipeline.set_state(gst::State::Null).unwrap();
     assert_eq!(frames, [0, 1, 2, 3]);
-}
-
-fn expect_error(launch: &str, from: &str, needles: &[&str]) {
-    let (_, error) = run_pipeline(launch);
-    let (src, message, debug) = error.unwrap_or_else(|| panic!("no error from: {launch}"));
-    assert_eq!(src, from, "error came from {src}: {message}");
-    for needle in needles {
-        assert!(
-            message.contains(needle) || debug.contains(needle),
-            "`{needle}` not in error: {message} ({debug})"
-        );
-    }
 }
 
 #[test]

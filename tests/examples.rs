@@ -194,3 +194,30 @@ fn read_meta_py_reads_the_meta_and_the_messages() {
         .iter()
         .any(|l| l.starts_with("message dreamsim: distance=") && l.contains("frame=1,")));
 }
+
+/// The short version of the soak benchmark (docs/robustness.md has the long
+/// one): RSS may not grow by more than 32 MiB from the middle to the end of
+/// either phase. No timing is checked.
+#[test]
+fn a_short_soak_keeps_resident_memory_flat() {
+    let mut command = Command::new(example("soak"));
+    command.args([
+        "--frames",
+        "1000",
+        "--cycles",
+        "40",
+        "--size",
+        "64x48",
+        "--max-growth",
+        "32",
+        "--model",
+        MODEL,
+    ]);
+    let out = run(command);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("stream: RSS") && text.contains("cycles: RSS"),
+        "{text}"
+    );
+}

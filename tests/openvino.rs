@@ -196,3 +196,36 @@ fn the_element_says_which_provider_and_precision_run() {
     );
     assert_eq!(messages, 12);
 }
+
+/// Issue #14: a model whose external data leaves its folder is refused on
+/// this runtime build too (the check runs before ONNX Runtime opens the
+/// file), and a model with its external data beside it still loads.
+#[test]
+#[ignore = "needs the onnxruntime-openvino build in .cache/onnxruntime-openvino; .ci/run runs it"]
+fn external_data_outside_the_model_folder_is_refused_with_this_runtime() {
+    let ort = openvino_runtime();
+    let rt = runtime(Some(&ort)).unwrap();
+    let dir = std::env::temp_dir().join(format!("dreamsim-ov-escape-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let escape = dir.join("escape.onnx");
+    std::fs::copy(fixture("external_escape.onnx"), &escape).unwrap();
+    for provider in [ExecutionProvider::Cpu, ExecutionProvider::OpenVino] {
+        let options = ModelOptions {
+            provider,
+            threads: 1,
+            ..ModelOptions::default()
+        };
+        for model in [escape.clone(), fixture("external_absolute.onnx")] {
+            match Model::load(rt, &model, &options) {
+                Err(dreamsim::Error::ModelExternalData { location, .. }) => {
+                    assert!(location.ends_with("etc/hostname"), "{location}")
+                }
+                other => panic!("{}: {other:?}", model.display()),
+            }
+        }
+        let good = Model::load(rt, &fixture("external_data/good_external.onnx"), &options)
+            .expect("external data inside the folder loads");
+        assert_eq!(good.provider(), provider);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -223,6 +223,68 @@ fn frames_without_meta_pass_in_order_and_never_cut() {
     assert_eq!(s.latency(gst::ClockTime::ZERO), ms(2 * 3 * 40));
 }
 
+/// Issue #14: a meta whose distance is NaN or infinite (another writer's;
+/// `dreamsim` stops with an error instead) is malformed: the frame passes
+/// unmarked, in order, neither cuts nor disturbs the decision on the others.
+/// A missing distance on a later frame is a discontinuity: a scene start,
+/// not a cut.
+#[test]
+fn frames_with_a_non_finite_distance_pass_unmarked_and_never_cut() {
+    for mode in ["fixed", "adaptive"] {
+        let mut s = Scene::new(&[("mode", mode), ("min-scene-length", "0")]);
+        let distances = [
+            None,
+            Some(0.02),
+            Some(f64::NAN),
+            Some(0.02),
+            Some(f64::INFINITY),
+        ];
+        for (n, d) in distances.iter().enumerate() {
+            s.push(frame(n as u64, Some(*d)));
+        }
+        s.push(analysed(5, 0.02));
+        s.push(frame(6, Some(None)));
+        s.push(analysed(7, 0.02));
+        assert!(s.h.push_event(gst::event::Eos::new()));
+        let out = s.pull_all();
+        let pts: Vec<u64> = out
+            .iter()
+            .map(|b| b.pts().unwrap().mseconds() / 40)
+            .collect();
+        assert_eq!(
+            pts,
+            (0..8).collect::<Vec<_>>(),
+            "{mode}: all frames, in order"
+        );
+        let marks: Vec<(u64, SceneMark)> = out
+            .iter()
+            .filter_map(|b| {
+                let scene = DreamSimMeta::from_buffer(b).unwrap().ok()?.scene?;
+                Some((b.pts().unwrap().mseconds() / 40, scene))
+            })
+            .collect();
+        let marked: Vec<u64> = marks.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            marked,
+            [0, 1, 3, 5, 6, 7],
+            "{mode}: the NaN and inf frames are unmarked"
+        );
+        let starts: Vec<u64> = marks
+            .iter()
+            .filter(|(_, m)| m.start)
+            .map(|(n, _)| *n)
+            .collect();
+        assert_eq!(starts, [0, 6], "{mode}");
+        let messages: Vec<(u64, Option<f64>)> =
+            s.messages().iter().map(|m| (m.frame, m.distance)).collect();
+        assert_eq!(
+            messages,
+            [(0, None), (6, None)],
+            "{mode}: scene starts, no cut"
+        );
+    }
+}
+
 #[test]
 fn serialized_events_keep_their_place_among_the_buffers() {
     let mut s = Scene::new(&[]);

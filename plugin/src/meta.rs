@@ -4,7 +4,9 @@
 //! The meta is registered with no tags, so elements that transform frames
 //! (`videoconvert`, `videoscale`) copy it to their output buffers.
 //!
-//! Structure fields (the schema; all optional ones are absent, never NaN):
+//! Structure fields (the schema; all optional ones are absent, never NaN; the
+//! reader refuses a meta with a NaN or infinite distance or embedding value
+//! as malformed):
 //!
 //! | field | type | meaning |
 //! |---|---|---|
@@ -236,6 +238,26 @@ impl TryFrom<&gst::StructureRef> for DreamSimMeta {
     fn try_from(s: &gst::StructureRef) -> Result<Self, MalformedStructure> {
         let f = Fields::of(s, META_NAME)?;
         let bytes = f.get::<glib::Bytes>(EMBEDDING)?;
+        let distance: Option<f64> = f.optional(DISTANCE)?;
+        let reference_distance: Option<f64> = f.optional(REFERENCE_DISTANCE)?;
+        let embedding = embedding_from_bytes(&f, &bytes)?;
+        // The schema has no NaN: a meta carrying one (from another writer)
+        // is malformed, and the downstream elements treat its frame as
+        // unanalysed instead of comparing with NaN.
+        for (name, d) in [
+            (DISTANCE, distance),
+            (REFERENCE_DISTANCE, reference_distance),
+        ] {
+            if let Some(d) = d.filter(|d| !d.is_finite()) {
+                return Err(f.bad(format!("{name} is {d}, not a finite number")));
+            }
+        }
+        if let Some(i) = embedding.iter().position(|v| !v.is_finite()) {
+            return Err(f.bad(format!(
+                "{EMBEDDING} value {i} is {}, not a finite number",
+                embedding[i]
+            )));
+        }
         let scene = f.optional::<u64>(SCENE_INDEX)?.map(|index| SceneMark {
             index,
             start: false,
@@ -243,9 +265,9 @@ impl TryFrom<&gst::StructureRef> for DreamSimMeta {
         let start = f.optional::<bool>(SCENE_START)?.unwrap_or(false);
         Ok(Self {
             frame: f.get(FRAME)?,
-            distance: f.optional(DISTANCE)?,
-            reference_distance: f.optional(REFERENCE_DISTANCE)?,
-            embedding: embedding_from_bytes(&f, &bytes)?,
+            distance,
+            reference_distance,
+            embedding,
             model: f.get(MODEL)?,
             scene: scene.map(|mark| SceneMark { start, ..mark }),
             matches: IndexMatch::read_array(&f, MATCHES)?,
@@ -329,5 +351,22 @@ mod tests {
             .field(MODEL, "x")
             .build();
         assert!(DreamSimMeta::try_from(s.as_ref()).is_err());
+    }
+
+    #[test]
+    fn non_finite_numbers_make_a_meta_malformed() {
+        gst::init().unwrap();
+        let mut m = sample();
+        m.distance = Some(f64::NAN);
+        let e = DreamSimMeta::try_from(gst::Structure::from(&m).as_ref()).unwrap_err();
+        assert_eq!(e.reason, "distance is NaN, not a finite number");
+        let mut m = sample();
+        m.reference_distance = Some(f64::INFINITY);
+        let e = DreamSimMeta::try_from(gst::Structure::from(&m).as_ref()).unwrap_err();
+        assert_eq!(e.reason, "reference-distance is inf, not a finite number");
+        let mut m = sample();
+        m.embedding[1] = f32::NAN;
+        let e = DreamSimMeta::try_from(gst::Structure::from(&m).as_ref()).unwrap_err();
+        assert_eq!(e.reason, "embedding value 1 is NaN, not a finite number");
     }
 }

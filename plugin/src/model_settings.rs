@@ -37,13 +37,18 @@ pub(crate) fn error_message(e: &dreamsim::Error) -> gst::ErrorMessage {
             gst::ResourceError::NotFound,
             ("{e}, or set the `model-location` property")
         ),
-        E::ModelLoad { .. } | E::ModelContract { .. } => {
-            gst::error_msg!(gst::LibraryError::Settings, ("{e}"))
-        }
+        E::ModelLoad { .. }
+        | E::ModelContract { .. }
+        | E::ModelExternalData { .. }
+        | E::InvalidSetting(_) => gst::error_msg!(gst::LibraryError::Settings, ("{e}")),
+        // The model runs but computes garbage: a moderation pipeline must
+        // not go on without its distances, so this stops the stream.
+        E::ModelOutput { .. } => gst::error_msg!(gst::LibraryError::Failed, ("{e}")),
         E::ReferenceImage { .. } => gst::error_msg!(
             gst::ResourceError::OpenRead,
             ("{e} (element property `reference-location`)")
         ),
+        E::ReferenceTooLarge { .. } => gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")),
         E::Gpu(_) => gst::error_msg!(
             gst::ResourceError::Failed,
             ("{e} (element property: execution-provider=cpu)")
@@ -182,7 +187,10 @@ impl ModelSettings {
                 .build(),
             glib::ParamSpecUInt::builder("threads")
                 .nick("Threads")
-                .blurb("CPU threads for ONNX Runtime (0: one per physical core)")
+                .blurb(
+                    "CPU threads for ONNX Runtime (0: one per physical core). More than the \
+                     machine's logical CPUs is brought down to them, with a warning",
+                )
                 .default_value(DEFAULT_THREADS)
                 .mutable_ready()
                 .build(),
@@ -336,6 +344,12 @@ impl ModelSettings {
             ("{running}"),
             ["{running}"]
         );
+        // Settings brought within the machine's limits (threads beyond the
+        // logical CPUs): said on the bus and in the log, with both values.
+        for clamped in model.warnings() {
+            gst::warning!(cat, obj = element, "{clamped}");
+            gst::element_warning!(element, gst::LibraryError::Settings, ("{}", clamped));
+        }
         if !model.fallbacks().is_empty() {
             let why = model.fallbacks().join("; ");
             gst::warning!(cat, obj = element, "Running on {}: {why}", model.provider());

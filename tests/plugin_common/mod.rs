@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex, Once};
 
 use gst::prelude::*;
+use gstdreamsim::DreamSimMessage;
 
 /// GStreamer, with the plugin's elements registered (once per process).
 pub fn init() {
@@ -88,4 +89,98 @@ impl FilterHarness {
             .cloned()
             .collect()
     }
+}
+
+/// An error that ended a pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineError {
+    /// Name of the element that posted it.
+    pub src: String,
+    pub error: gst::glib::Error,
+    pub debug: String,
+}
+
+impl PipelineError {
+    /// The error's message and debug text together, for `contains` checks.
+    pub fn text(&self) -> String {
+        format!("{} ({})", self.error, self.debug)
+    }
+}
+
+/// What a pipeline run to EOS or error posted.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub messages: Vec<DreamSimMessage>,
+    /// Text of every warning message (message and debug).
+    pub warnings: Vec<String>,
+    pub error: Option<PipelineError>,
+}
+
+/// Runs `pipeline` to EOS or error (at most 120 s) and sets it back to NULL.
+pub fn run_outcome(pipeline: gst::Element) -> Outcome {
+    init();
+    let bus = pipeline.bus().unwrap();
+    let started = pipeline.set_state(gst::State::Playing);
+    let mut out = Outcome::default();
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
+        if let Some(m) = DreamSimMessage::from_message(&msg).transpose().unwrap() {
+            out.messages.push(m);
+        }
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Warning(w) => out.warnings.push(format!(
+                "{} ({})",
+                w.error(),
+                w.debug().map(|d| d.to_string()).unwrap_or_default()
+            )),
+            gst::MessageView::Error(e) => {
+                out.error = Some(PipelineError {
+                    src: e.src().map(|s| s.name().to_string()).unwrap_or_default(),
+                    error: e.error(),
+                    debug: e.debug().map(|d| d.to_string()).unwrap_or_default(),
+                });
+                break;
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    if out.error.is_none() {
+        started.expect("pipeline started");
+    }
+    out
+}
+
+/// Parses `launch` and runs it to EOS or error.
+pub fn run_launch(launch: &str) -> Outcome {
+    init();
+    run_outcome(gst::parse::launch(launch).unwrap())
+}
+
+/// Runs `launch` to EOS or error; returns the dreamsim messages and the
+/// error (source name, message, debug) if one ended it.
+pub fn run_pipeline(launch: &str) -> (Vec<DreamSimMessage>, Option<(String, String, String)>) {
+    init();
+    run(gst::parse::launch(launch).unwrap())
+}
+
+pub fn run(pipeline: gst::Element) -> (Vec<DreamSimMessage>, Option<(String, String, String)>) {
+    let out = run_outcome(pipeline);
+    let error = out.error.map(|e| (e.src, e.error.to_string(), e.debug));
+    (out.messages, error)
+}
+
+/// Runs `launch` and checks that an error from element `from` ended it,
+/// with every needle in its message or debug text.
+pub fn expect_error(launch: &str, from: &str, needles: &[&str]) -> PipelineError {
+    let out = run_launch(launch);
+    let e = out
+        .error
+        .unwrap_or_else(|| panic!("no error from: {launch}"));
+    assert_eq!(e.src, from, "error came from {}: {}", e.src, e.text());
+    let text = e.text();
+    for needle in needles {
+        assert!(text.contains(needle), "`{needle}` not in error: {text}");
+    }
+    e
 }

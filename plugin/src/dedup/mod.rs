@@ -5,6 +5,12 @@
 //! pan (A~B, B~C, but A and C far apart) keeps a frame every time the view
 //! has moved by the threshold, instead of being eaten frame by frame.
 //!
+//! The element compares embeddings, not the meta's `distance`, so a frame
+//! without a distance is judged like any other. A frame without a usable
+//! embedding — no `DreamSimMeta`, or one whose embedding or distances hold
+//! NaN or infinities (malformed: one warning in the log) — is always kept
+//! and does not become the reference later frames are compared with.
+//!
 //! ```text
 //! gst-launch-1.0 -m filesrc location=in.mp4 ! decodebin ! videoconvert \
 //!     ! dreamsim ! dreamsimdedup threshold=0.02 extend-duration=true ! autovideosink

@@ -32,11 +32,14 @@ const DEFAULT_INTERVAL: u32 = 1;
 const DEFAULT_POST_MESSAGES: bool = true;
 const DEFAULT_BATCH_SIZE: u32 = 1;
 const DEFAULT_MAX_LATENCY_MS: u32 = 500;
+/// 0: `$GST_DREAMSIM_REFERENCE_MAX_PIXELS`, else the engine's default.
+const DEFAULT_REFERENCE_MAX_PIXELS: u64 = 0;
 
 #[derive(Debug, Clone)]
 struct Settings {
     model: ModelSettings,
     reference_location: Option<PathBuf>,
+    reference_max_pixels: u64,
     interval: u32,
     post_messages: bool,
     batch_size: u32,
@@ -48,6 +51,7 @@ impl Default for Settings {
         Self {
             model: ModelSettings::default(),
             reference_location: None,
+            reference_max_pixels: DEFAULT_REFERENCE_MAX_PIXELS,
             interval: DEFAULT_INTERVAL,
             post_messages: DEFAULT_POST_MESSAGES,
             batch_size: DEFAULT_BATCH_SIZE,
@@ -155,7 +159,11 @@ impl DreamSim {
             reference: None,
             reference_location: None,
         };
-        self.sync_reference(&mut inference, &settings.reference_location)?;
+        self.sync_reference(
+            &mut inference,
+            &settings.reference_location,
+            settings.reference_max_pixels,
+        )?;
         *lock(&self.inference) = Some(inference);
         *lock(&self.input) = Input::default();
         Ok(())
@@ -174,15 +182,15 @@ impl DreamSim {
         &self,
         state: &mut Inference,
         wanted: &Option<PathBuf>,
+        max_pixels: u64,
     ) -> Result<(), gst::ErrorMessage> {
         if &state.reference_location == wanted {
             return Ok(());
         }
         state.reference = match wanted {
             Some(path) => {
-                let e = state
-                    .engine
-                    .embed_image_file(path)
+                let e = dreamsim::ImageLimits::resolve(max_pixels)
+                    .and_then(|limits| state.engine.embed_image_file_with_limits(path, &limits))
                     .map_err(|e| error_message(&e))?;
                 gst::info!(
                     CAT,
@@ -490,14 +498,18 @@ impl DreamSim {
     /// Embeds the analysed buffers of a batch, attaches the meta, posts the
     /// messages and pushes every buffer downstream in order.
     fn run_batch(&self, items: Vec<(Queued, bool)>) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (post_messages, reference_location) = {
+        let (post_messages, reference_location, reference_max_pixels) = {
             let s = lock(&self.settings);
-            (s.post_messages, s.reference_location.clone())
+            (
+                s.post_messages,
+                s.reference_location.clone(),
+                s.reference_max_pixels,
+            )
         };
         let metas = {
             let mut guard = lock(&self.inference);
             let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-            self.analyse(state, &items, &reference_location)
+            self.analyse(state, &items, &reference_location, reference_max_pixels)
                 .map_err(|msg| {
                     self.post_error_message(msg);
                     gst::FlowError::Error
@@ -527,8 +539,9 @@ impl DreamSim {
         state: &mut Inference,
         items: &[(Queued, bool)],
         reference_location: &Option<PathBuf>,
+        reference_max_pixels: u64,
     ) -> Result<Vec<DreamSimMeta>, gst::ErrorMessage> {
-        self.sync_reference(state, reference_location)?;
+        self.sync_reference(state, reference_location, reference_max_pixels)?;
         let analysed: Vec<&Queued> = items.iter().filter(|(_, a)| *a).map(|(q, _)| q).collect();
         if analysed.is_empty() {
             return Ok(Vec::new());
@@ -685,6 +698,16 @@ impl ObjectImpl for DreamSim {
                     )
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt64::builder("reference-max-pixels")
+                    .nick("Reference image pixel limit")
+                    .blurb(
+                        "Largest reference image (width x height) decoded; a larger one is an \
+                         error that says its size. 0: $GST_DREAMSIM_REFERENCE_MAX_PIXELS if set, \
+                         else 67108864 (8192 x 8192)",
+                    )
+                    .default_value(DEFAULT_REFERENCE_MAX_PIXELS)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecString::builder("active-provider")
                     .nick("Active provider")
                     .blurb("The execution provider actually running the model (NULL until started)")
@@ -728,10 +751,12 @@ impl ObjectImpl for DreamSim {
                     .blurb(
                         "Analysed frames run through the model together. A partial batch runs \
                          at EOS, flush, caps change and after max-latency. The element holds up \
-                         to 2 x batch-size x interval buffers",
+                         to 2 x batch-size x interval buffers. At most 256: beyond that the \
+                         model's memory grows (about 10 MB of activations per frame and \
+                         branch) and no GPU runs faster",
                     )
                     .minimum(1)
-                    .maximum(256)
+                    .maximum(dreamsim::limits::MAX_BATCH_SIZE as u32)
                     .default_value(DEFAULT_BATCH_SIZE)
                     .mutable_ready()
                     .build(),
@@ -755,6 +780,7 @@ impl ObjectImpl for DreamSim {
         match pspec.name() {
             name if s.model.set(name, value) => {}
             "reference-location" => s.reference_location = path_from(value),
+            "reference-max-pixels" => s.reference_max_pixels = value.get().expect("type checked"),
             "interval" => s.interval = value.get().expect("type checked"),
             "post-messages" => s.post_messages = value.get().expect("type checked"),
             "batch-size" => s.batch_size = value.get().expect("type checked"),
@@ -788,6 +814,7 @@ impl ObjectImpl for DreamSim {
         }
         match pspec.name() {
             "reference-location" => path_value(&s.reference_location),
+            "reference-max-pixels" => s.reference_max_pixels.to_value(),
             "interval" => s.interval.to_value(),
             "post-messages" => s.post_messages.to_value(),
             "batch-size" => s.batch_size.to_value(),

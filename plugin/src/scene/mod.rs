@@ -10,6 +10,17 @@
 //!
 //! The decision is [`detector`]'s, GStreamer-free and unit-tested; `imp`
 //! holds the buffers back until it is known.
+//!
+//! Frames without a usable distance:
+//! - a `DreamSimMeta` with no `distance` (the first analysed frame, or the
+//!   first after `dreamsim` forgot its previous frame at a flush) is a
+//!   discontinuity: that frame starts a scene (not counted as a cut) and
+//!   the adaptive window starts afresh;
+//! - a `DreamSimMeta` whose distance or embedding is NaN or infinite (never
+//!   written by `dreamsim`, which stops with an error when its model gives
+//!   such values) is malformed: one warning in the log, and the frame passes
+//!   unmarked as if it had no meta; the detector neither cuts on it nor lets
+//!   it into the adaptive mean.
 
 use gst::glib;
 use gst::prelude::*;
