@@ -11,7 +11,8 @@
 //! does not depend on which runtime build is loaded, and covers EPContext
 //! blobs too.
 //!
-//! The scan reads the protobuf wire format directly: it descends only into
+//! The scan reads the protobuf wire format directly (`crate::onnx_file`'s
+//! reader): it descends only into
 //! the few message fields that can hold tensors or nodes (model, graph,
 //! node, attribute, tensor, sparse tensor, function, training info) and
 //! skips everything else by seeking, so a 1 GB model costs a few kilobytes
@@ -24,6 +25,7 @@ use std::io::{BufReader, Read, Seek};
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::onnx_file::{entry, Reader, Scan, Value, MAX_STRING};
 
 /// One reference from a model to another file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,8 +63,6 @@ mod field {
     pub const TENSOR_NAME: u64 = 8;
     pub const TENSOR_EXTERNAL_DATA: u64 = 13;
     pub const TENSOR_DATA_LOCATION: u64 = 14;
-    pub const ENTRY_KEY: u64 = 1;
-    pub const ENTRY_VALUE: u64 = 2;
 }
 
 /// `TensorProto.DataLocation.EXTERNAL`.
@@ -70,127 +70,6 @@ const EXTERNAL: u64 = 1;
 /// Graphs nest through node attributes (If, Loop, Scan); real models nest a
 /// few levels, a hostile file could nest without end.
 const MAX_DEPTH: usize = 64;
-/// Longest string read (names, locations); longer ones are not paths.
-const MAX_STRING: u64 = 64 * 1024;
-
-/// A malformed protobuf, with the byte offset where it went wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScanError {
-    /// Byte offset in the file.
-    pub offset: u64,
-    /// What was wrong there.
-    pub problem: &'static str,
-}
-
-type Scan<T> = std::result::Result<T, ScanError>;
-
-struct Reader<R> {
-    inner: R,
-    pos: u64,
-}
-
-enum Value {
-    Varint(u64),
-    /// A length-delimited field: its length; the reader is at its start.
-    Bytes(u64),
-    /// A fixed-width field, already skipped.
-    Fixed,
-}
-
-impl<R: Read + Seek> Reader<R> {
-    fn fail<T>(&self, problem: &'static str) -> Scan<T> {
-        Err(ScanError {
-            offset: self.pos,
-            problem,
-        })
-    }
-
-    fn byte(&mut self) -> Scan<u8> {
-        let mut b = [0u8];
-        match self.inner.read_exact(&mut b) {
-            Ok(()) => {
-                self.pos += 1;
-                Ok(b[0])
-            }
-            Err(_) => self.fail("the file ends inside a field"),
-        }
-    }
-
-    fn varint(&mut self) -> Scan<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        self.fail("a varint is longer than 10 bytes")
-    }
-
-    fn skip(&mut self, n: u64, end: u64) -> Scan<()> {
-        if n > end.saturating_sub(self.pos) {
-            return self.fail("a field runs past the end of its message");
-        }
-        let n_i64 = i64::try_from(n).or_else(|_| self.fail("a field is too long"))?;
-        if self.inner.seek_relative(n_i64).is_err() {
-            return self.fail("cannot seek in the file");
-        }
-        self.pos += n;
-        Ok(())
-    }
-
-    fn string(&mut self, len: u64, end: u64) -> Scan<String> {
-        if len > end.saturating_sub(self.pos) {
-            return self.fail("a field runs past the end of its message");
-        }
-        if len > MAX_STRING {
-            return self.fail("a name or location is longer than 64 KiB");
-        }
-        let mut buf = vec![0u8; len as usize];
-        if self.inner.read_exact(&mut buf).is_err() {
-            return self.fail("the file ends inside a field");
-        }
-        self.pos += len;
-        Ok(String::from_utf8_lossy(&buf).into_owned())
-    }
-
-    /// The next field of a message that ends at `end`, or `None` at its end.
-    fn field(&mut self, end: u64) -> Scan<Option<(u64, Value)>> {
-        if self.pos >= end {
-            return Ok(None);
-        }
-        let key = self.varint()?;
-        let (number, wire) = (key >> 3, key & 7);
-        if number == 0 {
-            return self.fail("field number 0");
-        }
-        let value = match wire {
-            0 => Value::Varint(self.varint()?),
-            1 => {
-                self.skip(8, end)?;
-                Value::Fixed
-            }
-            2 => {
-                let len = self.varint()?;
-                if len > end.saturating_sub(self.pos) {
-                    return self.fail("a field runs past the end of its message");
-                }
-                Value::Bytes(len)
-            }
-            5 => {
-                self.skip(4, end)?;
-                Value::Fixed
-            }
-            _ => return self.fail("an unknown or group wire type"),
-        };
-        if self.pos > end {
-            return self.fail("a field runs past the end of its message");
-        }
-        Ok(Some((number, value)))
-    }
-}
-
 #[derive(Clone, Copy)]
 enum Kind {
     Model,
@@ -336,28 +215,9 @@ impl Walk {
     }
 }
 
-/// Reads a `StringStringEntryProto` (key, value).
-fn entry<R: Read + Seek>(r: &mut Reader<R>, end: u64) -> Scan<(String, String)> {
-    let (mut key, mut value) = (String::new(), String::new());
-    while let Some((number, v)) = r.field(end)? {
-        if let Value::Bytes(len) = v {
-            let s = r.string(len, end)?;
-            match number {
-                field::ENTRY_KEY => key = s,
-                field::ENTRY_VALUE => value = s,
-                _ => {}
-            }
-        }
-    }
-    Ok((key, value))
-}
-
 /// Every file an ONNX model in `source` (of `len` bytes) refers to.
 pub fn scan<R: Read + Seek>(source: R, len: u64) -> Scan<Vec<FileReference>> {
-    let mut r = Reader {
-        inner: source,
-        pos: 0,
-    };
+    let mut r = Reader::new(source);
     let mut walk = Walk::default();
     walk.message(&mut r, Kind::Model, len, 0)?;
     Ok(walk.found)

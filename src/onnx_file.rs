@@ -2,13 +2,14 @@
 //!
 //! TensorRT builds its optimisation profile when the session is created, so
 //! the input size the model declares (`dreamsim.input_size` in its
-//! `metadata_props`) must be known before there is a session to ask. This
-//! reads the top level of the `ModelProto` message and seeks over everything
-//! else, the graph and its weights included, so it costs a few small reads
-//! whatever the model's size.
+//! `metadata_props`) must be known before there is a session to ask, and
+//! the files a model refers to must be checked before ONNX Runtime opens
+//! them (`crate::external_data`). Both read the protobuf wire format with
+//! the reader here, which seeks over what they do not need (the weights),
+//! so they cost a few small reads whatever the model's size.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek};
 use std::path::Path;
 
 /// `ModelProto.metadata_props` (onnx.proto).
@@ -17,83 +18,143 @@ const MODEL_METADATA_PROPS: u64 = 14;
 const ENTRY_KEY: u64 = 1;
 const ENTRY_VALUE: u64 = 2;
 
-const VARINT: u64 = 0;
-const FIXED64: u64 = 1;
-const LENGTH_DELIMITED: u64 = 2;
-const FIXED32: u64 = 5;
+/// Longest string read (names, locations); longer ones are not paths.
+pub(crate) const MAX_STRING: u64 = 64 * 1024;
 
-/// The larger a metadata entry may be: entries are short strings; anything
-/// bigger means the file is not what it claims.
-const MAX_ENTRY: u64 = 1 << 20;
-
-fn invalid(what: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("not an ONNX model: {what}"),
-    )
+/// A malformed protobuf, with the byte offset where it went wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanError {
+    /// Byte offset in the file.
+    pub offset: u64,
+    /// What was wrong there.
+    pub problem: &'static str,
 }
 
-/// A protobuf varint; `None` at a clean end of input.
-fn varint(r: &mut impl Read) -> io::Result<Option<u64>> {
-    let mut value = 0u64;
-    for i in 0..10 {
-        let mut byte = [0u8];
-        if r.read(&mut byte)? == 0 {
-            return if i == 0 {
-                Ok(None)
-            } else {
-                Err(invalid("truncated varint"))
-            };
-        }
-        value |= u64::from(byte[0] & 0x7f) << (7 * i);
-        if byte[0] & 0x80 == 0 {
-            return Ok(Some(value));
+pub(crate) type Scan<T> = std::result::Result<T, ScanError>;
+
+pub(crate) struct Reader<R> {
+    inner: R,
+    /// Bytes read or skipped so far: the offset in the file.
+    pub(crate) pos: u64,
+}
+
+pub(crate) enum Value {
+    Varint(u64),
+    /// A length-delimited field: its length; the reader is at its start.
+    Bytes(u64),
+    /// A fixed-width field, already skipped.
+    Fixed,
+}
+
+impl<R: Read + Seek> Reader<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        Self { inner, pos: 0 }
+    }
+
+    pub(crate) fn fail<T>(&self, problem: &'static str) -> Scan<T> {
+        Err(ScanError {
+            offset: self.pos,
+            problem,
+        })
+    }
+
+    pub(crate) fn byte(&mut self) -> Scan<u8> {
+        let mut b = [0u8];
+        match self.inner.read_exact(&mut b) {
+            Ok(()) => {
+                self.pos += 1;
+                Ok(b[0])
+            }
+            Err(_) => self.fail("the file ends inside a field"),
         }
     }
-    Err(invalid("varint longer than 10 bytes"))
-}
 
-/// Skips a field's payload of wire type `wire`.
-fn skip(r: &mut BufReader<File>, wire: u64) -> io::Result<()> {
-    let n = match wire {
-        VARINT => {
-            varint(r)?.ok_or_else(|| invalid("truncated field"))?;
-            return Ok(());
+    pub(crate) fn varint(&mut self) -> Scan<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
         }
-        FIXED64 => 8,
-        FIXED32 => 4,
-        LENGTH_DELIMITED => varint(r)?.ok_or_else(|| invalid("truncated field"))?,
-        _ => return Err(invalid("unknown wire type")),
-    };
-    let n = i64::try_from(n).map_err(|_| invalid("field length"))?;
-    r.seek_relative(n)
+        self.fail("a varint is longer than 10 bytes")
+    }
+
+    pub(crate) fn skip(&mut self, n: u64, end: u64) -> Scan<()> {
+        if n > end.saturating_sub(self.pos) {
+            return self.fail("a field runs past the end of its message");
+        }
+        let n_i64 = i64::try_from(n).or_else(|_| self.fail("a field is too long"))?;
+        if self.inner.seek_relative(n_i64).is_err() {
+            return self.fail("cannot seek in the file");
+        }
+        self.pos += n;
+        Ok(())
+    }
+
+    pub(crate) fn string(&mut self, len: u64, end: u64) -> Scan<String> {
+        if len > end.saturating_sub(self.pos) {
+            return self.fail("a field runs past the end of its message");
+        }
+        if len > MAX_STRING {
+            return self.fail("a name or location is longer than 64 KiB");
+        }
+        let mut buf = vec![0u8; len as usize];
+        if self.inner.read_exact(&mut buf).is_err() {
+            return self.fail("the file ends inside a field");
+        }
+        self.pos += len;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    /// The next field of a message that ends at `end`, or `None` at its end.
+    pub(crate) fn field(&mut self, end: u64) -> Scan<Option<(u64, Value)>> {
+        if self.pos >= end {
+            return Ok(None);
+        }
+        let key = self.varint()?;
+        let (number, wire) = (key >> 3, key & 7);
+        if number == 0 {
+            return self.fail("field number 0");
+        }
+        let value = match wire {
+            0 => Value::Varint(self.varint()?),
+            1 => {
+                self.skip(8, end)?;
+                Value::Fixed
+            }
+            2 => {
+                let len = self.varint()?;
+                if len > end.saturating_sub(self.pos) {
+                    return self.fail("a field runs past the end of its message");
+                }
+                Value::Bytes(len)
+            }
+            5 => {
+                self.skip(4, end)?;
+                Value::Fixed
+            }
+            _ => return self.fail("an unknown or group wire type"),
+        };
+        if self.pos > end {
+            return self.fail("a field runs past the end of its message");
+        }
+        Ok(Some((number, value)))
+    }
 }
 
-/// Reads one `StringStringEntryProto` of `len` bytes.
-fn entry(r: &mut BufReader<File>, len: u64) -> io::Result<(String, String)> {
-    if len > MAX_ENTRY {
-        return Err(invalid("metadata entry too large"));
-    }
-    let mut bytes = vec![0u8; len as usize];
-    r.read_exact(&mut bytes)?;
-    let mut rest = bytes.as_slice();
+/// Reads a `StringStringEntryProto` (key, value).
+pub(crate) fn entry<R: Read + Seek>(r: &mut Reader<R>, end: u64) -> Scan<(String, String)> {
     let (mut key, mut value) = (String::new(), String::new());
-    while let Some(tag) = varint(&mut rest)? {
-        let (field, wire) = (tag >> 3, tag & 7);
-        if wire != LENGTH_DELIMITED {
-            return Err(invalid("metadata entry field"));
-        }
-        let n = varint(&mut rest)?.ok_or_else(|| invalid("truncated entry"))? as usize;
-        if n > rest.len() {
-            return Err(invalid("truncated entry"));
-        }
-        let (text, tail) = rest.split_at(n);
-        rest = tail;
-        let text = String::from_utf8_lossy(text).into_owned();
-        match field {
-            ENTRY_KEY => key = text,
-            ENTRY_VALUE => value = text,
-            _ => {}
+    while let Some((number, v)) = r.field(end)? {
+        if let Value::Bytes(len) = v {
+            let s = r.string(len, end)?;
+            match number {
+                ENTRY_KEY => key = s,
+                ENTRY_VALUE => value = s,
+                _ => {}
+            }
         }
     }
     Ok((key, value))
@@ -101,15 +162,24 @@ fn entry(r: &mut BufReader<File>, len: u64) -> io::Result<(String, String)> {
 
 /// The model's `metadata_props`, in file order.
 pub fn metadata_props(path: &Path) -> io::Result<Vec<(String, String)>> {
-    let mut r = BufReader::new(File::open(path)?);
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut r = Reader::new(BufReader::new(file));
     let mut props = Vec::new();
-    while let Some(tag) = varint(&mut r)? {
-        let (field, wire) = (tag >> 3, tag & 7);
-        if field == MODEL_METADATA_PROPS && wire == LENGTH_DELIMITED {
-            let len = varint(&mut r)?.ok_or_else(|| invalid("truncated field"))?;
-            props.push(entry(&mut r, len)?);
-        } else {
-            skip(&mut r, wire)?;
+    let invalid = |e: ScanError| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("not an ONNX model: {} at byte {}", e.problem, e.offset),
+        )
+    };
+    while let Some((number, value)) = r.field(len).map_err(invalid)? {
+        if let Value::Bytes(n) = value {
+            let end = r.pos + n;
+            if number == MODEL_METADATA_PROPS {
+                props.push(entry(&mut r, end).map_err(invalid)?);
+            } else {
+                r.skip(n, end).map_err(invalid)?;
+            }
         }
     }
     Ok(props)
