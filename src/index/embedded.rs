@@ -135,7 +135,7 @@ impl EmbeddedIndex {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if !options.create {
                     return Err(IndexError::NotFound {
-                        location: path.display().to_string(),
+                        location: super::redact(&path.display().to_string()),
                     });
                 }
                 let identity = identity.ok_or_else(|| IndexError::NeedsIdentity {
@@ -201,7 +201,7 @@ impl EmbeddedIndex {
         let file = File::open(path).map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
                 IndexError::NotFound {
-                    location: path.display().to_string(),
+                    location: super::redact(&path.display().to_string()),
                 }
             } else {
                 io_err(source)
@@ -730,7 +730,7 @@ impl EmbeddingIndex for EmbeddedIndex {
             .map_err(|source| {
                 if source.kind() == std::io::ErrorKind::NotFound {
                     IndexError::NotFound {
-                        location: self.location.clone(),
+                        location: super::redact(&self.location),
                     }
                 } else {
                     IndexError::Io {

@@ -487,6 +487,33 @@ pub fn is_postgres_location(location: &str) -> bool {
     location.starts_with("postgresql://") || location.starts_with("postgres://")
 }
 
+/// Why `location`, which is not a `postgresql://` URI, cannot be a file
+/// path either: another scheme, or a libpq `key=value` connection string
+/// (which would otherwise be taken for a file name and shown, password
+/// included, in "no index at ...").
+fn misplaced_server_address(location: &str) -> Option<&'static str> {
+    if is_postgres_location(location) || std::path::Path::new(location).exists() {
+        return None;
+    }
+    if location.contains("://") {
+        return Some("only file paths and postgresql:// URIs are index locations");
+    }
+    let conninfo = location.split_whitespace().any(|word| {
+        [
+            "host=",
+            "hostaddr=",
+            "dbname=",
+            "user=",
+            "password=",
+            "port=",
+        ]
+        .iter()
+        .any(|key| word.to_ascii_lowercase().starts_with(key))
+    });
+    conninfo
+        .then_some("a libpq key=value string; give a URI instead: postgresql://USER@HOST:PORT/DB")
+}
+
 /// Opens the index at `location`: a `postgresql://` or `postgres://` URI is
 /// a [`PostgresIndex`], anything else a file path for an [`EmbeddedIndex`].
 ///
@@ -499,6 +526,12 @@ pub fn open(
     identity: Option<&ModelIdentity>,
     options: &IndexOptions,
 ) -> Result<Box<dyn EmbeddingIndex>> {
+    if let Some(reason) = misplaced_server_address(location) {
+        return Err(IndexError::InvalidLocation {
+            location: redact(location),
+            reason: reason.into(),
+        });
+    }
     if is_postgres_location(location) {
         Ok(Box::new(PostgresIndex::open(location, identity, options)?))
     } else {
@@ -550,20 +583,46 @@ pub(crate) fn now_unix_us() -> i64 {
         .unwrap_or(0)
 }
 
-/// The location with any password in a URI replaced by `***`, for messages.
+/// The location with every password replaced by `***`, for messages, logs
+/// and property reads: the URI's user information (`user:password@`) and
+/// any `password=` setting (a URI's query, or a libpq `key=value` string
+/// given by mistake, which would otherwise be shown as a file path).
 pub fn redact(location: &str) -> String {
+    let location = redact_password_settings(location);
     let Some((scheme, rest)) = location.split_once("://") else {
-        return location.to_owned();
+        return location;
     };
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
     match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
             Some((user, pw)) if !pw.is_empty() => format!("{scheme}://{user}:***@{host}{tail}"),
-            _ => location.to_owned(),
+            _ => location.clone(),
         },
-        None => location.to_owned(),
+        None => location.clone(),
     }
+}
+
+/// Every `password=VALUE` (any case), VALUE up to `&`, `;` or white space,
+/// replaced by `password=***`.
+fn redact_password_settings(location: &str) -> String {
+    const KEY: &str = "password=";
+    let lower = location.to_ascii_lowercase();
+    let mut out = String::with_capacity(location.len());
+    let mut rest = 0;
+    let mut from = 0;
+    while let Some(found) = lower[from..].find(KEY) {
+        let value = from + found + KEY.len();
+        let end = location[value..]
+            .find(|c: char| c == '&' || c == ';' || c.is_whitespace())
+            .map_or(location.len(), |n| value + n);
+        out.push_str(&location[rest..value]);
+        out.push_str("***");
+        rest = end;
+        from = end;
+    }
+    out.push_str(&location[rest..]);
+    out
 }
 
 #[cfg(test)]
@@ -581,6 +640,33 @@ mod tests {
             "postgresql://postgres:@/postgres?host=/tmp/s"
         );
         assert_eq!(redact("/data/set.dsindex"), "/data/set.dsindex");
+        assert_eq!(
+            redact("postgresql://me@db/x?sslmode=require&PassWord=s3cret&x=1"),
+            "postgresql://me@db/x?sslmode=require&PassWord=***&x=1"
+        );
+        assert_eq!(
+            redact("postgresql://me:a:b@c@db/x?password=s3cret"),
+            "postgresql://me:***@db/x?password=***"
+        );
+        assert_eq!(
+            redact("host=db user=me password=s3cret dbname=x"),
+            "host=db user=me password=*** dbname=x"
+        );
+    }
+
+    #[test]
+    fn server_addresses_that_are_not_uris_are_refused_without_their_password() {
+        for location in [
+            "host=db port=5432 password=s3cret",
+            "mysql://me:s3cret@db/x",
+        ] {
+            let Err(err) = open(location, None, &IndexOptions::default()) else {
+                panic!("{location} was opened");
+            };
+            let text = err.to_string();
+            assert!(matches!(err, IndexError::InvalidLocation { .. }), "{text}");
+            assert!(!text.contains("s3cret"), "{text}");
+        }
     }
 
     #[test]
