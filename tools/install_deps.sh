@@ -6,8 +6,7 @@
 # by tests/examples.rs), and a Python with pip and venv (the ONNX Runtime
 # wheel, the test media, the PostgreSQL test server), and headless Chromium
 # (tests/cli_compare.rs renders the HTML report of `gst-dreamsim compare`).
-# Uses sudo when not
-# root. Does nothing when everything is there.
+# Uses sudo when not root. Does nothing when everything is there.
 set -euo pipefail
 packages=(
     pkg-config
