@@ -37,9 +37,10 @@ use crate::{Error, PROGRAM};
 /// Prometheus's node exporter range that no well-known exporter uses.
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:9464";
 
-/// Histogram buckets for DreamSim distances (0 identical, about 1 unrelated).
-const DISTANCE_BUCKETS: [f64; 12] = [
-    0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0,
+/// Histogram buckets for DreamSim distances (a cosine distance: 0
+/// identical, most pairs of unrelated pictures under 1, at most 2).
+const DISTANCE_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0,
 ];
 
 /// The option, flattened into the jobs that take it.
