@@ -28,7 +28,7 @@ use gstdreamsim::compare::Pooled;
 use gstdreamsim::{CompareMessage, CompareSummary};
 
 use crate::common::CommonArgs;
-use crate::metrics::{Metrics, MetricsArgs};
+use crate::metrics::{Metrics, MetricsArgs, StreamMetrics};
 use crate::output::Output;
 use crate::pipeline::{self, BusHandler};
 use crate::progress::Progress;
@@ -148,7 +148,8 @@ struct Collect {
     summaries: Vec<Option<CompareSummary>>,
     frames: u64,
     started: Instant,
-    metrics: Option<Metrics>,
+    /// Per tested stream, with `--metrics`.
+    metrics: Vec<StreamMetrics>,
     fail_above: Option<f64>,
 }
 
@@ -160,11 +161,10 @@ impl BusHandler for Collect {
             };
             self.frames += 1;
             self.streams[i].frames.push(LogFrame::from(&m));
-            if let Some(metrics) = &self.metrics {
-                let name = metric_name(i);
-                metrics.frame(&name, Some(m.distance), None);
+            if let Some(metrics) = self.metrics.get(i) {
+                metrics.frame(Some(m.distance), None);
                 if self.fail_above.is_some_and(|limit| m.distance > limit) {
-                    metrics.alert(&name);
+                    metrics.alert();
                 }
             }
         } else if let Some(s) = CompareSummary::from_message(msg).transpose()? {
@@ -248,7 +248,10 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         summaries: vec![None; args.tests.len()],
         frames: 0,
         started,
-        metrics,
+        metrics: metrics
+            .iter()
+            .flat_map(|m| (0..args.tests.len()).map(|i| m.stream(&metric_name(i))))
+            .collect(),
         fail_above: args.fail_above,
     };
     let mut progress = Progress::new("compare", !args.common.quiet);

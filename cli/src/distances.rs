@@ -14,7 +14,7 @@ use gstdreamsim::DreamSimMessage;
 use serde::Serialize;
 
 use crate::common::CommonArgs;
-use crate::metrics::{Metrics, MetricsArgs};
+use crate::metrics::{Metrics, MetricsArgs, StreamMetrics};
 use crate::output::Output;
 use crate::pipeline::{self, BusHandler};
 use crate::progress::Progress;
@@ -103,7 +103,7 @@ struct Collect {
     /// (distance, frame) of every frame that has a distance.
     distances: Vec<(f64, u64)>,
     started: Instant,
-    metrics: Option<Metrics>,
+    metrics: Option<StreamMetrics>,
 }
 
 impl BusHandler for Collect {
@@ -113,7 +113,7 @@ impl BusHandler for Collect {
         };
         self.frames += 1;
         if let Some(metrics) = &self.metrics {
-            metrics.frame("input", m.reference_distance, m.distance);
+            metrics.frame(m.reference_distance, m.distance);
         }
         if let Some(d) = m.distance {
             self.distances.push((d, m.frame));
@@ -165,7 +165,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         frames: 0,
         distances: Vec::new(),
         started: Instant::now(),
-        metrics,
+        metrics: metrics.as_ref().map(|m| m.stream("input")),
     };
     let mut progress = Progress::new("distances", !args.common.quiet);
     let result = pipeline::run_bus(&pipeline, &mut progress, &mut collect);

@@ -27,8 +27,8 @@ use std::thread::JoinHandle;
 
 use gst::prelude::*;
 use prometheus::{
-    Counter, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry,
-    TextEncoder,
+    Counter, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, Opts, Registry, TextEncoder,
 };
 
 use crate::{Error, PROGRAM};
@@ -224,25 +224,45 @@ impl Metrics {
             .unwrap_or_else(|e| e.into_inner()) = Some(element.clone());
     }
 
-    /// One analysed frame of `stream`, with its distances when it has them.
-    pub fn frame(&self, stream: &str, reference_distance: Option<f64>, distance: Option<f64>) {
-        self.frames.with_label_values(&[stream]).inc();
+    /// The metrics of `stream` (its label's value), looked up once for
+    /// the per-frame updates.
+    pub fn stream(&self, stream: &str) -> StreamMetrics {
+        let label = &[stream];
+        StreamMetrics {
+            frames: self.frames.with_label_values(label),
+            reference_distance: self.reference_distance.with_label_values(label),
+            last_reference_distance: self.last_reference_distance.with_label_values(label),
+            frame_distance: self.frame_distance.with_label_values(label),
+            alerts: self.alerts.with_label_values(label),
+        }
+    }
+}
+
+/// One stream's metrics (a `stream` label's value).
+pub struct StreamMetrics {
+    frames: IntCounter,
+    reference_distance: Histogram,
+    last_reference_distance: Gauge,
+    frame_distance: Histogram,
+    alerts: IntCounter,
+}
+
+impl StreamMetrics {
+    /// One analysed frame, with its distances when it has them.
+    pub fn frame(&self, reference_distance: Option<f64>, distance: Option<f64>) {
+        self.frames.inc();
         if let Some(d) = reference_distance {
-            self.reference_distance
-                .with_label_values(&[stream])
-                .observe(d);
-            self.last_reference_distance
-                .with_label_values(&[stream])
-                .set(d);
+            self.reference_distance.observe(d);
+            self.last_reference_distance.set(d);
         }
         if let Some(d) = distance {
-            self.frame_distance.with_label_values(&[stream]).observe(d);
+            self.frame_distance.observe(d);
         }
     }
 
-    /// An alert raised on `stream`.
-    pub fn alert(&self, stream: &str) {
-        self.alerts.with_label_values(&[stream]).inc();
+    /// An alert raised.
+    pub fn alert(&self) {
+        self.alerts.inc();
     }
 }
 
@@ -298,9 +318,10 @@ mod tests {
     fn serves_the_text_format_on_loopback() {
         let m = Metrics::serve("127.0.0.1:0".parse().unwrap()).unwrap();
         let address = m.server.server_addr().to_ip().unwrap().to_string();
-        m.frame("input", Some(0.25), Some(0.01));
-        m.frame("input", Some(0.5), None);
-        m.alert("input");
+        let input = m.stream("input");
+        input.frame(Some(0.25), Some(0.01));
+        input.frame(Some(0.5), None);
+        input.alert();
         let text = get(&address, "/metrics");
         assert!(text.starts_with("HTTP/1.0 200"), "{text}");
         assert!(text.contains("text/plain; version=0.0.4"), "{text}");

@@ -17,7 +17,7 @@ use gstdreamsim::DreamSimMessage;
 use serde::Serialize;
 
 use crate::common::CommonArgs;
-use crate::metrics::{Metrics, MetricsArgs};
+use crate::metrics::{Metrics, MetricsArgs, StreamMetrics};
 use crate::output::{timecode, Output};
 use crate::pipeline::{self, BusHandler};
 use crate::progress::Progress;
@@ -163,7 +163,7 @@ struct Collect {
     json: bool,
     stop_on_alert: bool,
     watch: Watch,
-    metrics: Option<Metrics>,
+    metrics: Option<StreamMetrics>,
 }
 
 impl BusHandler for Collect {
@@ -207,9 +207,9 @@ impl BusHandler for Collect {
         let alerts = self.watch.alerts;
         let line = self.watch.push(&m, d);
         if let Some(metrics) = &self.metrics {
-            metrics.frame("input", Some(d), m.distance);
+            metrics.frame(Some(d), m.distance);
             if self.watch.alerts > alerts {
-                metrics.alert("input");
+                metrics.alert();
             }
         }
         if let Some(line) = line {
@@ -288,7 +288,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         out,
         json: args.json,
         stop_on_alert: args.stop_on_alert,
-        metrics,
+        metrics: metrics.as_ref().map(|m| m.stream("input")),
         watch: Watch {
             limit: args.limit,
             consecutive: args.consecutive,
