@@ -250,7 +250,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         started,
         metrics: metrics
             .iter()
-            .flat_map(|m| (0..args.tests.len()).map(|i| m.stream(&metric_name(i))))
+            .flat_map(|m| (0..args.tests.len()).map(|i| m.stream(&metric_name(i), false)))
             .collect(),
         fail_above: args.fail_above,
     };

@@ -165,7 +165,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         frames: 0,
         distances: Vec::new(),
         started: Instant::now(),
-        metrics: metrics.as_ref().map(|m| m.stream("input")),
+        metrics: metrics.as_ref().map(|m| m.stream("input", true)),
     };
     let mut progress = Progress::new("distances", !args.common.quiet);
     let result = pipeline::run_bus(&pipeline, &mut progress, &mut collect);

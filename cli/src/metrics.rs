@@ -225,14 +225,15 @@ impl Metrics {
     }
 
     /// The metrics of `stream` (its label's value), looked up once for
-    /// the per-frame updates.
-    pub fn stream(&self, stream: &str) -> StreamMetrics {
+    /// the per-frame updates; `dreamsim_frame_distance` only for a job that
+    /// measures the distance to the previous frame (`previous`).
+    pub fn stream(&self, stream: &str, previous: bool) -> StreamMetrics {
         let label = &[stream];
         StreamMetrics {
             frames: self.frames.with_label_values(label),
             reference_distance: self.reference_distance.with_label_values(label),
             last_reference_distance: self.last_reference_distance.with_label_values(label),
-            frame_distance: self.frame_distance.with_label_values(label),
+            frame_distance: previous.then(|| self.frame_distance.with_label_values(label)),
             alerts: self.alerts.with_label_values(label),
         }
     }
@@ -243,7 +244,7 @@ pub struct StreamMetrics {
     frames: IntCounter,
     reference_distance: Histogram,
     last_reference_distance: Gauge,
-    frame_distance: Histogram,
+    frame_distance: Option<Histogram>,
     alerts: IntCounter,
 }
 
@@ -255,8 +256,8 @@ impl StreamMetrics {
             self.reference_distance.observe(d);
             self.last_reference_distance.set(d);
         }
-        if let Some(d) = distance {
-            self.frame_distance.observe(d);
+        if let (Some(d), Some(h)) = (distance, &self.frame_distance) {
+            h.observe(d);
         }
     }
 
@@ -318,7 +319,7 @@ mod tests {
     fn serves_the_text_format_on_loopback() {
         let m = Metrics::serve("127.0.0.1:0".parse().unwrap()).unwrap();
         let address = m.server.server_addr().to_ip().unwrap().to_string();
-        let input = m.stream("input");
+        let input = m.stream("input", true);
         input.frame(Some(0.25), Some(0.01));
         input.frame(Some(0.5), None);
         input.alert();

@@ -288,7 +288,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         out,
         json: args.json,
         stop_on_alert: args.stop_on_alert,
-        metrics: metrics.as_ref().map(|m| m.stream("input")),
+        metrics: metrics.as_ref().map(|m| m.stream("input", true)),
         watch: Watch {
             limit: args.limit,
             consecutive: args.consecutive,
