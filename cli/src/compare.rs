@@ -313,15 +313,16 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             .as_ref()
             .and_then(|s| s.pooled)
             .or_else(|| stream.pooled(args.threshold));
-        if let (Some(limit), Some(p)) = (args.fail_above, &pooled) {
-            let value = args.fail_on.of(p);
-            if value > limit {
-                failed.push(format!(
-                    "{}: {} distance {value:.6} > {limit}",
-                    stream.source,
-                    args.fail_on.name()
-                ));
-            }
+        // A file that could not be judged does not pass the gate either.
+        match (args.fail_above, &pooled) {
+            (Some(limit), Some(p)) if args.fail_on.of(p) > limit => failed.push(format!(
+                "{}: {} distance {:.6} > {limit}",
+                stream.source,
+                args.fail_on.name(),
+                args.fail_on.of(p)
+            )),
+            (Some(_), None) => failed.push(format!("{}: no frame compared", stream.source)),
+            _ => {}
         }
         if args.common.quiet {
             continue;
