@@ -4,8 +4,9 @@
 # CUDA kernels' CPU emulation in tests/cuda.rs; usearch, the embedded index),
 # PyGObject with GStreamer's introspection data (examples/read_meta.py, run
 # by tests/examples.rs), and a Python with pip and venv (the ONNX Runtime
-# wheel, the test media, the PostgreSQL test server). Uses sudo when not
-# root. Does nothing when everything is there.
+# wheel, the test media, the PostgreSQL test server), and headless Chromium
+# (tests/cli_compare.rs renders the HTML report of `gst-dreamsim compare`).
+# Uses sudo when not root. Does nothing when everything is there.
 set -euo pipefail
 packages=(
     pkg-config
@@ -13,6 +14,7 @@ packages=(
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav
     g++
     python3-gi gir1.2-gstreamer-1.0
+    chromium
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -14,6 +14,7 @@ use gstdreamsim::DreamSimMessage;
 use serde::Serialize;
 
 use crate::common::CommonArgs;
+use crate::metrics::{Metrics, MetricsArgs, StreamMetrics};
 use crate::output::Output;
 use crate::pipeline::{self, BusHandler};
 use crate::progress::Progress;
@@ -50,6 +51,9 @@ pub struct Args {
     /// Write a JSON document instead of CSV
     #[arg(long, help_heading = "Output options")]
     pub json: bool,
+
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 
     #[command(flatten)]
     pub common: CommonArgs,
@@ -99,6 +103,7 @@ struct Collect {
     /// (distance, frame) of every frame that has a distance.
     distances: Vec<(f64, u64)>,
     started: Instant,
+    metrics: Option<StreamMetrics>,
 }
 
 impl BusHandler for Collect {
@@ -107,6 +112,9 @@ impl BusHandler for Collect {
             return Ok(ControlFlow::Continue(()));
         };
         self.frames += 1;
+        if let Some(metrics) = &self.metrics {
+            metrics.frame(m.reference_distance, m.distance);
+        }
         if let Some(d) = m.distance {
             self.distances.push((d, m.frame));
         }
@@ -146,6 +154,10 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     if !args.json {
         out.write(|w| writeln!(w, "{CSV_HEADER}"))?;
     }
+    let metrics = Metrics::start(&args.metrics)?;
+    if let Some(m) = &metrics {
+        m.watch_element(&dreamsim);
+    }
     let mut collect = Collect {
         out,
         json: args.json,
@@ -153,6 +165,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         frames: 0,
         distances: Vec::new(),
         started: Instant::now(),
+        metrics: metrics.as_ref().map(|m| m.stream("input", true)),
     };
     let mut progress = Progress::new("distances", !args.common.quiet);
     let result = pipeline::run_bus(&pipeline, &mut progress, &mut collect);

@@ -9,9 +9,11 @@
 
 mod bench;
 mod common;
+mod compare;
 mod dedup;
 mod distances;
 mod error;
+mod metrics;
 mod monitor;
 mod output;
 mod pipeline;
@@ -37,7 +39,8 @@ pub const PROGRAM: &str = "gst-dreamsim";
         gst-dreamsim scenes video.mp4 > scenes.csv\n  \
         gst-dreamsim dedup --threshold 0.02 --video deduped.mkv video.mp4\n  \
         gst-dreamsim <COMMAND> --help\n\n\
-        Exit status: 0 success, 1 error, 2 usage error (monitor: 3 alert raised)."
+        Exit status: 0 success, 1 error, 2 usage error (monitor: 3 alert raised;\n\
+        compare: 4 a pooled distance above --fail-above)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -48,6 +51,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Distances(distances::Args),
+    Compare(compare::Args),
     Scenes(scenes::Args),
     Dedup(dedup::Args),
     Monitor(monitor::Args),
@@ -58,6 +62,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
     pipeline::init()?;
     match command {
         Command::Distances(args) => distances::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Scenes(args) => scenes::run(args),
         Command::Dedup(args) => dedup::run(args),
         Command::Monitor(args) => monitor::run(args),

@@ -17,6 +17,7 @@ use gstdreamsim::DreamSimMessage;
 use serde::Serialize;
 
 use crate::common::CommonArgs;
+use crate::metrics::{Metrics, MetricsArgs, StreamMetrics};
 use crate::output::{timecode, Output};
 use crate::pipeline::{self, BusHandler};
 use crate::progress::Progress;
@@ -85,6 +86,9 @@ pub struct Args {
     /// Write JSON Lines (one object per analysed frame) instead of CSV
     #[arg(long, help_heading = "Output options")]
     pub json: bool,
+
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 
     #[command(flatten)]
     pub common: CommonArgs,
@@ -159,6 +163,7 @@ struct Collect {
     json: bool,
     stop_on_alert: bool,
     watch: Watch,
+    metrics: Option<StreamMetrics>,
 }
 
 impl BusHandler for Collect {
@@ -199,7 +204,15 @@ impl BusHandler for Collect {
                 )
             })?;
         }
-        if let Some(line) = self.watch.push(&m, d) {
+        let alerts = self.watch.alerts;
+        let line = self.watch.push(&m, d);
+        if let Some(metrics) = &self.metrics {
+            metrics.frame(Some(d), m.distance);
+            if self.watch.alerts > alerts {
+                metrics.alert();
+            }
+        }
+        if let Some(line) = line {
             progress.println(&format!("{PROGRAM} monitor: {line}"));
             if self.stop_on_alert && self.watch.alerting {
                 return Ok(ControlFlow::Break(()));
@@ -267,10 +280,15 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             )
         })?;
     }
+    let metrics = Metrics::start(&args.metrics)?;
+    if let Some(m) = &metrics {
+        m.watch_element(&dreamsim);
+    }
     let mut collect = Collect {
         out,
         json: args.json,
         stop_on_alert: args.stop_on_alert,
+        metrics: metrics.as_ref().map(|m| m.stream("input", true)),
         watch: Watch {
             limit: args.limit,
             consecutive: args.consecutive,

@@ -73,7 +73,7 @@ pub fn decoding_pipeline(uri: &str, chain: &[gst::Element]) -> Result<gst::Pipel
 
 /// `uridecodebin` for `uri`, its first video stream linked to `video_sink`,
 /// the other streams to fakesinks.
-fn add_decoder(
+pub fn add_decoder(
     pipeline: &gst::Pipeline,
     uri: &str,
     video_sink: &gst::Element,
