@@ -317,6 +317,9 @@ fn element_options(common: &CommonArgs, engine: &Engine) -> CommonArgs {
 
 // ---- inputs
 
+/// A path that could not be added, and why.
+type Failure = (PathBuf, String);
+
 /// What a path given to `add` or `query` is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -353,7 +356,7 @@ fn kind_in_folder(path: &Path) -> Option<Kind> {
 
 /// The files to read, in order (folders walked in name order), and the
 /// paths that could not be listed, with why.
-fn collect_inputs(paths: &[PathBuf]) -> (Vec<(PathBuf, Kind)>, Vec<(PathBuf, String)>) {
+fn collect_inputs(paths: &[PathBuf]) -> (Vec<(PathBuf, Kind)>, Vec<Failure>) {
     let mut files = Vec::new();
     let mut failed = Vec::new();
     for path in paths {
@@ -607,7 +610,7 @@ struct Pending {
 struct Tally {
     added: usize,
     existing: usize,
-    failed: Vec<(PathBuf, String)>,
+    failed: Vec<Failure>,
 }
 
 /// Adds `pending` to the index in one all-or-nothing `add`, counting the
@@ -1010,7 +1013,7 @@ fn query(args: QueryArgs) -> Result<ExitCode, Error> {
                     .map_err(io)?;
                 }
             }
-            csv.flush().map_err(|e| Error::Stdout(e))?;
+            csv.flush().map_err(Error::Stdout)?;
         }
         out.write(|w| w.write_all(&rows))?;
     }
