@@ -690,3 +690,46 @@ fn postgres_gives_the_same_answers_and_keeps_hostile_labels() {
         from_file
     );
 }
+
+#[test]
+fn scenes_sample_a_video_at_its_cuts() {
+    let dir = scratch("scenes");
+    let video = dir.join("two_scenes.avi");
+    // 2 s of the SMPTE bars, then 2 s of checkers, at 10 fps.
+    let segment = |pattern: &str| {
+        format!(
+            "videotestsrc pattern={pattern} num-buffers=20 \
+             ! video/x-raw,width=320,height=240,framerate=10/1,pixel-aspect-ratio=1/1 \
+             ! videoconvert ! c. "
+        )
+    };
+    gst_run(&format!(
+        "concat name=c ! videoconvert ! video/x-raw,format=I420,colorimetry=bt601,\
+         chroma-site=jpeg,pixel-aspect-ratio=1/1 ! jpegenc ! avimux ! filesink location={} {}{}",
+        video.display(),
+        segment("smpte"),
+        segment("checkers-1"),
+    ));
+    let index = dir.join("a.dsindex");
+    let index = index.to_str().unwrap();
+    let video = video.to_str().unwrap();
+    let added = run(&index_cmd("add", index, &[video, "--scenes"]));
+    assert!(added.status.success());
+    assert!(stderr(&added).contains("2 added"), "one entry per scene");
+    let found = rows(&run_ok(&index_cmd(
+        "query",
+        index,
+        &[video, "--scenes", "-k", "1"],
+    )));
+    let got: Vec<(&str, &str)> = found
+        .iter()
+        .map(|r| (r[1].as_str(), r[4].as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("00:00:00.000", "two_scenes@00:00:00.000"),
+            ("00:00:02.000", "two_scenes@00:00:02.000"),
+        ]
+    );
+}
