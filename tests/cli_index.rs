@@ -733,3 +733,56 @@ fn scenes_sample_a_video_at_its_cuts() {
         ]
     );
 }
+
+#[test]
+fn an_interrupted_add_leaves_a_readable_index_that_a_rerun_completes() {
+    let dir = scratch("interrupted");
+    let set = dir.join("set");
+    std::fs::create_dir_all(&set).unwrap();
+    // 1000 distinct files (one picture, a different trailing comment after
+    // its end each), so more than three batches of 256.
+    let picture = std::fs::read(repo_root().join(REFERENCE)).unwrap();
+    for i in 0..1000 {
+        let mut bytes = picture.clone();
+        bytes.extend_from_slice(format!("copy {i}").as_bytes());
+        std::fs::write(set.join(format!("p{i:03}.png")), bytes).unwrap();
+    }
+    let index = dir.join("a.dsindex");
+    let index = index.to_str().unwrap();
+    let set_s = set.to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gst-dreamsim"))
+        .args(index_cmd("add", index, &[set_s]))
+        .current_dir(repo_root())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed as soon as the first batch is written (the file, created
+    // empty at the start, grows), while the next ones are being embedded
+    // or written.
+    let size = || std::fs::metadata(index).map(|m| m.len()).unwrap_or(0);
+    let started = std::time::Instant::now();
+    let deadline = std::time::Duration::from_secs(60);
+    while size() == 0 && started.elapsed() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let empty = size();
+    while size() == empty && started.elapsed() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    // SIGKILL: no chance to clean up, wherever it was.
+    let _ = child.kill();
+    let _ = child.wait();
+    let info = run(&["index", "info", index, "--json"]);
+    if info.status.success() {
+        let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+        let n = info["entries"].as_u64().unwrap();
+        println!("killed with {n} entries in the index");
+        assert!(n % 256 == 0 || n == 1000, "whole batches only, {n} entries");
+    } else {
+        assert!(stderr(&info).contains("no index at"), "{}", stderr(&info));
+        println!("killed before the first batch");
+    }
+    let rerun = run(&index_cmd("add", index, &[set_s]));
+    assert!(rerun.status.success());
+    assert_eq!(info_json(index, &[])["entries"], 1000);
+}
