@@ -35,6 +35,13 @@ pub enum Error {
     /// Writing to standard output.
     #[error("writing the output: {0}")]
     Stdout(std::io::Error),
+    /// An embedding index cannot be opened, read or written (its messages
+    /// name the index, its password removed).
+    #[error(transparent)]
+    Index(#[from] dreamsim::index::IndexError),
+    /// The model cannot be loaded or run.
+    #[error(transparent)]
+    Engine(#[from] dreamsim::Error),
     /// GStreamer could not do what was asked (initialise, link, change state).
     #[error("GStreamer: {0}")]
     Gst(#[from] gst::glib::BoolError),

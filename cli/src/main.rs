@@ -13,6 +13,7 @@ mod compare;
 mod dedup;
 mod distances;
 mod error;
+mod index;
 mod metrics;
 mod monitor;
 mod output;
@@ -34,10 +35,12 @@ pub const PROGRAM: &str = "gst-dreamsim";
     name = PROGRAM,
     version,
     about = "DreamSim perceptual similarity on video: distances, scene cuts, \
-             near-duplicate frames, drift from a reference, throughput",
+             near-duplicate frames, drift from a reference, throughput, \
+             sets of known images",
     after_help = "Examples:\n  \
         gst-dreamsim scenes video.mp4 > scenes.csv\n  \
         gst-dreamsim dedup --threshold 0.02 --video deduped.mkv video.mp4\n  \
+        gst-dreamsim index add known.dsindex photos/ clip.mp4\n  \
         gst-dreamsim <COMMAND> --help\n\n\
         Exit status: 0 success, 1 error, 2 usage error (monitor: 3 alert raised;\n\
         compare: 4 a pooled distance above --fail-above)."
@@ -56,6 +59,7 @@ enum Command {
     Dedup(dedup::Args),
     Monitor(monitor::Args),
     Bench(bench::Args),
+    Index(index::Args),
 }
 
 fn run(command: Command) -> Result<ExitCode, Error> {
@@ -67,6 +71,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
         Command::Dedup(args) => dedup::run(args),
         Command::Monitor(args) => monitor::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Index(args) => index::run(args),
     }
 }
 

@@ -110,3 +110,66 @@ fn media_position(state: &ProgressState, w: &mut dyn std::fmt::Write) {
         None => write!(w, "{}", hms(state.pos())),
     };
 }
+
+/// A progress bar over a count of items (files, entries): done/total with
+/// an ETA and what is being done now. Drawn like [`Progress`]: on a
+/// terminal, unless hidden.
+pub struct Counter {
+    bar: ProgressBar,
+}
+
+impl Counter {
+    /// A bar of `total` items labelled `label`, drawn when `show` and
+    /// standard error is a terminal.
+    pub fn new(label: &str, total: u64, show: bool) -> Self {
+        let bar = if show && std::io::stderr().is_terminal() {
+            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix} {bar:16} {pos}/{len} [{elapsed}, ETA {eta}] {wide_msg}",
+            )
+            .expect("a valid template"),
+        );
+        bar.set_prefix(label.to_owned());
+        Self { bar }
+    }
+
+    /// Shows what is being done now.
+    pub fn message(&self, message: String) {
+        self.bar.set_message(message);
+    }
+
+    /// Counts `n` more items done.
+    pub fn inc(&self, n: u64) {
+        self.bar.inc(n);
+    }
+
+    /// Sets how many are done.
+    pub fn set(&self, done: u64) {
+        self.bar.set_position(done);
+    }
+
+    /// Writes `line` on standard error without garbling the bar.
+    pub fn println(&self, line: &str) {
+        self.bar.suspend(|| eprintln!("{line}"));
+    }
+
+    /// Runs `f` with the bar hidden (another bar, a video's, is drawn meanwhile).
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.bar.suspend(f)
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

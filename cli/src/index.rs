@@ -1,0 +1,1057 @@
+//! `gst-dreamsim index`: build, inspect, query and copy embedding indexes
+//! (sets of known images) that the `dreamsimmatch` element matches frames
+//! against.
+//!
+//! The index itself is the engine's (`dreamsim::index`): an embedded file
+//! or a PostgreSQL + pgvector server addressed by a `postgresql://` URI.
+//! Images are embedded with the engine directly; videos are decoded and
+//! sampled through GStreamer (`uridecodebin ! videoconvert ! dreamsim
+//! [! dreamsimscene] ! fakesink`), the embeddings read from the sampled
+//! frames' `DreamSimMeta`.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use dreamsim::index::{
+    self, Added, EmbeddingIndex, IndexOptions, Match, ModelIdentity, NewEntry, Quantization, Source,
+};
+use dreamsim::{Engine, Frame, Model, ModelOptions};
+use gst::prelude::*;
+use gstdreamsim::meta::DreamSimMeta;
+use serde::Serialize;
+
+use crate::common::CommonArgs;
+use crate::output::{timecode, Output};
+use crate::pipeline::{self, BusHandler};
+use crate::progress::{Counter, Progress};
+use crate::{Error, PROGRAM};
+
+/// Entries given to the index in one `add`: an embedded index rewrites its
+/// file (atomically) on every add, so an interrupted run loses at most the
+/// batch being added, never the index.
+const INDEX_BATCH: usize = 256;
+
+/// Entries copied per page by export and import.
+const COPY_BATCH: usize = 1000;
+
+/// Image files read by the engine, by extension (lowercase).
+const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "bmp", "webp"];
+
+/// Video files taken from folders, by extension (lowercase). A file named
+/// on the command line with another extension is tried as a video too.
+const VIDEO_EXTENSIONS: &[&str] = &[
+    "mp4", "m4v", "mov", "mkv", "webm", "avi", "ogv", "ogg", "ts", "mts", "m2ts", "mpg", "mpeg",
+    "flv", "wmv", "3gp", "y4m", "mxf",
+];
+
+/// Sets of known images for dreamsimmatch: add, remove, info, query, export, import
+///
+/// An index is a file (embedded, the default) or a postgresql:// URI
+/// (PostgreSQL with pgvector). It records the model its embeddings come
+/// from: use the same model to add to it, query it and match against it.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    gst-dreamsim index add known.dsindex photos/ clip.mp4 --labels labels.csv\n  \
+    gst-dreamsim index info known.dsindex\n  \
+    gst-dreamsim index query known.dsindex suspect.jpg -k 3\n  \
+    gst-dreamsim index export known.dsindex postgresql://user@db.example/sets\n\n\
+    Exit status: 0 success, 1 error (add: a file could not be added; remove: an id was \
+    not found), 2 usage error.")]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: IndexCommand,
+}
+
+/// The index operations.
+#[derive(Debug, clap::Subcommand)]
+pub enum IndexCommand {
+    Add(AddArgs),
+    Remove(RemoveArgs),
+    Info(InfoArgs),
+    Query(QueryArgs),
+    Export(ExportArgs),
+    Import(ImportArgs),
+}
+
+/// Options for the index location.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Index options")]
+pub struct LocationArgs {
+    /// PostgreSQL table prefix: tables PREFIX_model and PREFIX_entries
+    #[arg(long, value_name = "PREFIX", default_value = index::DEFAULT_PG_TABLE)]
+    pub pg_table: String,
+}
+
+impl LocationArgs {
+    fn options(&self) -> IndexOptions {
+        IndexOptions {
+            pg_table: self.pg_table.clone(),
+            ..IndexOptions::default()
+        }
+    }
+}
+
+/// How frames of a video are chosen.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Video options")]
+pub struct SamplingArgs {
+    /// Take one frame every SECONDS of a video (the first frame, then the
+    /// first at or after each multiple)
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0,
+          value_parser = parse_every, conflicts_with = "scenes")]
+    pub every: f64,
+
+    /// Take the first frame of each scene instead (dreamsimscene, adaptive mode)
+    #[arg(long)]
+    pub scenes: bool,
+}
+
+fn parse_every(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
+}
+
+/// Add images and videos to an index (created on first use)
+///
+/// Image files (PNG, JPEG, BMP, WebP) and folders, searched recursively;
+/// videos sampled every --every seconds or at scene starts. Content already
+/// in the index (same file, or same video frame) is not added twice.
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    /// Index file or postgresql:// URI
+    pub index: String,
+
+    /// Image files, video files and folders
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+
+    /// CSV file of `path,label` rows (a header row `path,label` is
+    /// allowed); files not in it are labelled with their file name
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+
+    /// Vector storage of a new embedded index: f16, i8 or f32
+    #[arg(
+        long,
+        value_name = "Q",
+        default_value = "f16",
+        help_heading = "Index options"
+    )]
+    pub quantization: Quantization,
+
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+
+    #[command(flatten)]
+    pub location: LocationArgs,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Remove entries by id
+#[derive(Debug, clap::Args)]
+pub struct RemoveArgs {
+    /// Index file or postgresql:// URI
+    pub index: String,
+
+    /// Entry ids (as `query` and `info` show them)
+    #[arg(required = true)]
+    pub ids: Vec<u64>,
+
+    /// Say nothing on standard error when all went well
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub location: LocationArgs,
+}
+
+/// What an index holds: backend, location, model, entries, storage, size
+#[derive(Debug, clap::Args)]
+pub struct InfoArgs {
+    /// Index file or postgresql:// URI
+    pub index: String,
+
+    /// Write a JSON document instead of text
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub location: LocationArgs,
+}
+
+/// The entries nearest to an image, or to sampled frames of a video
+///
+/// CSV on standard output: input,timestamp,rank,id,label,distance,source
+/// (timestamp empty for an image), k rows per image or sampled frame.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// Index file or postgresql:// URI
+    pub index: String,
+
+    /// Image or video files
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+
+    /// Entries to return per image or frame, nearest first
+    #[arg(short, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub k: u32,
+
+    /// Write a JSON document instead of CSV
+    #[arg(long, help_heading = "Output options")]
+    pub json: bool,
+
+    /// Write the result to FILE instead of standard output
+    #[arg(short, long, value_name = "FILE", help_heading = "Output options")]
+    pub output: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+
+    #[command(flatten)]
+    pub location: LocationArgs,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Copy every entry of an index into another (created when missing)
+///
+/// Between files and PostgreSQL, either way; ids, labels, sources and times
+/// are kept, content already in DEST is skipped.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Index to read: file or postgresql:// URI
+    pub index: String,
+
+    /// Index to write: file or postgresql:// URI
+    pub dest: String,
+
+    #[command(flatten)]
+    pub copy: CopyArgs,
+}
+
+/// Copy every entry of another index into this one (created when missing)
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// Index to write: file or postgresql:// URI
+    pub index: String,
+
+    /// Index to read: file or postgresql:// URI
+    pub source: String,
+
+    #[command(flatten)]
+    pub copy: CopyArgs,
+}
+
+/// Options of export and import.
+#[derive(Debug, clap::Args)]
+pub struct CopyArgs {
+    /// Vector storage of a new embedded destination [default: the source's]
+    #[arg(long, value_name = "Q")]
+    pub quantization: Option<Quantization>,
+
+    /// PostgreSQL table prefix of the destination [default: --pg-table]
+    #[arg(long, value_name = "PREFIX")]
+    pub dest_pg_table: Option<String>,
+
+    /// No progress bar or summary on standard error
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub location: LocationArgs,
+}
+
+pub fn run(args: Args) -> Result<ExitCode, Error> {
+    match args.command {
+        IndexCommand::Add(a) => add(a),
+        IndexCommand::Remove(a) => remove(a),
+        IndexCommand::Info(a) => info(a),
+        IndexCommand::Query(a) => query(a),
+        IndexCommand::Export(a) => copy(&a.index, &a.dest, &a.copy),
+        IndexCommand::Import(a) => copy(&a.source, &a.index, &a.copy),
+    }
+}
+
+// ---- the model
+
+/// The model of the common options, loaded for the engine, with its identity.
+fn load_model(common: &CommonArgs) -> Result<(Engine, ModelIdentity), Error> {
+    let runtime = dreamsim::runtime(common.onnxruntime.as_deref())?;
+    let path = match &common.model {
+        Some(p) => p.clone(),
+        None => dreamsim::paths::default_model().ok_or_else(|| Error::Input {
+            input: "--model".into(),
+            reason: "not given, and no HOME to find the default model in".into(),
+        })?,
+    };
+    let options = ModelOptions {
+        provider: common.provider.unwrap_or(dreamsim::ExecutionProvider::Auto),
+        threads: common.threads.unwrap_or(0) as usize,
+        device_id: common.device_id.unwrap_or(0),
+        fp16: common.fp16,
+        full_precision: common.full_precision,
+        engine_cache: common.engine_cache.clone(),
+        max_batch: common.batch_size.unwrap_or(8) as usize,
+    };
+    let model = Model::load(runtime, &path, &options)?;
+    let identity = ModelIdentity::of_model(model.info())?;
+    Ok((Engine::new(model), identity))
+}
+
+/// The common options with `--model` set to the file the engine loaded, so
+/// that the `dreamsim` element of a video pipeline runs the same model.
+fn element_options(common: &CommonArgs, engine: &Engine) -> CommonArgs {
+    let mut common = common.clone();
+    common.model = Some(engine.model().info().path.clone());
+    common
+}
+
+// ---- inputs
+
+/// A path that could not be added, and why.
+type Failure = (PathBuf, String);
+
+/// What a path given to `add` or `query` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Image,
+    Video,
+}
+
+fn extension(path: &Path) -> Option<String> {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+}
+
+/// An image by its extension; anything else named explicitly is tried as
+/// a video.
+fn kind_of_file(path: &Path) -> Kind {
+    match extension(path) {
+        Some(e) if IMAGE_EXTENSIONS.contains(&e.as_str()) => Kind::Image,
+        _ => Kind::Video,
+    }
+}
+
+/// A file found in a folder: images and videos by extension, the rest skipped.
+fn kind_in_folder(path: &Path) -> Option<Kind> {
+    let e = extension(path)?;
+    if IMAGE_EXTENSIONS.contains(&e.as_str()) {
+        Some(Kind::Image)
+    } else if VIDEO_EXTENSIONS.contains(&e.as_str()) {
+        Some(Kind::Video)
+    } else {
+        None
+    }
+}
+
+/// The files to read, in order (folders walked in name order), and the
+/// paths that could not be listed, with why.
+fn collect_inputs(paths: &[PathBuf]) -> (Vec<(PathBuf, Kind)>, Vec<Failure>) {
+    let mut files = Vec::new();
+    let mut failed = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            for entry in walkdir::WalkDir::new(path)
+                .follow_links(true)
+                .sort_by_file_name()
+            {
+                match entry {
+                    Ok(e) if e.file_type().is_file() => {
+                        let hidden = e.file_name().to_string_lossy().starts_with('.');
+                        if let (false, Some(kind)) = (hidden, kind_in_folder(e.path())) {
+                            files.push((e.into_path(), kind));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => failed.push((
+                        e.path().unwrap_or(path).to_owned(),
+                        e.io_error()
+                            .map(|io| io.to_string())
+                            .unwrap_or_else(|| e.to_string()),
+                    )),
+                }
+            }
+        } else if path.is_file() {
+            files.push((path.clone(), kind_of_file(path)));
+        } else {
+            failed.push((path.clone(), "no such file or folder".into()));
+        }
+    }
+    (files, failed)
+}
+
+/// Labels from a `path,label` CSV, by canonical path. Paths are relative to
+/// the current directory, or else to the CSV's folder.
+fn read_labels(csv_path: &Path) -> Result<HashMap<PathBuf, String>, Error> {
+    let file_error = |source| Error::File {
+        path: csv_path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(csv_path).map_err(file_error)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(false)
+        .from_reader(file);
+    let base = csv_path.parent().unwrap_or(Path::new("."));
+    let mut labels = HashMap::new();
+    for (line, record) in reader.records().enumerate() {
+        let bad = |reason: String| Error::Input {
+            input: csv_path.display().to_string(),
+            reason: format!("row {}: {reason}", line + 1),
+        };
+        let record = record.map_err(|e| bad(e.to_string()))?;
+        if record.len() != 2 {
+            return Err(bad(format!(
+                "{} fields; each row is path,label",
+                record.len()
+            )));
+        }
+        let (path, label) = (&record[0], &record[1]);
+        if line == 0 && path == "path" && label == "label" {
+            continue;
+        }
+        let path = Path::new(path);
+        let found = std::fs::canonicalize(path)
+            .or_else(|_| std::fs::canonicalize(base.join(path)))
+            .map_err(|e| bad(format!("{}: {e}", path.display())))?;
+        labels.insert(found, label.to_owned());
+    }
+    Ok(labels)
+}
+
+/// The label of `path`: from the CSV, else its file name without extension.
+fn label_of(path: &Path, labels: &HashMap<PathBuf, String>) -> String {
+    std::fs::canonicalize(path)
+        .ok()
+        .and_then(|p| labels.get(&p).cloned())
+        .unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| path.display().to_string())
+        })
+}
+
+/// The engine's reason for an unreadable image, without the "reference
+/// image" wording of the element's use.
+fn image_reason(e: dreamsim::Error) -> String {
+    match e {
+        dreamsim::Error::ReferenceImage { message, .. } => message,
+        e => e.to_string(),
+    }
+}
+
+// ---- videos
+
+/// A sampled frame: its stream time and embedding.
+struct Sample {
+    timestamp_ns: u64,
+    embedding: Vec<f32>,
+}
+
+/// Counts the sampled frames for the progress bar.
+struct Sampling {
+    samples: Arc<Mutex<Vec<Sample>>>,
+}
+
+impl BusHandler for Sampling {
+    fn message(&mut self, _: &gst::MessageRef, _: &Progress) -> Result<ControlFlow<()>, Error> {
+        Ok(ControlFlow::Continue(()))
+    }
+
+    fn status(&self) -> String {
+        let n = self.samples.lock().unwrap_or_else(|e| e.into_inner()).len();
+        format!("{n} frames sampled")
+    }
+}
+
+/// Decodes `path` and embeds the frames `sampling` picks, through
+/// `dreamsim` (and `dreamsimscene` with --scenes); `identity` checks the
+/// embeddings that come back.
+fn sample_video(
+    path: &Path,
+    common: &CommonArgs,
+    sampling: &SamplingArgs,
+    identity: &ModelIdentity,
+    show: bool,
+) -> Result<Vec<Sample>, Error> {
+    let uri = pipeline::to_uri(&path.to_string_lossy())?;
+    let dreamsim = pipeline::dreamsim(common)?;
+    dreamsim.set_property("post-messages", false);
+    let sink = pipeline::fakesink()?;
+    let mut chain = vec![dreamsim.clone()];
+    if sampling.scenes {
+        chain.push(pipeline::make("dreamsimscene")?);
+    } else {
+        // Frames between samples never reach the model: dropped in front
+        // of it, by their stream time.
+        let every_ns = (sampling.every * 1e9).round().max(1.0) as u64;
+        let next = std::sync::atomic::AtomicU64::new(0);
+        dreamsim.static_pad("sink").expect("sink pad").add_probe(
+            gst::PadProbeType::BUFFER,
+            move |pad, info| {
+                let t = info
+                    .buffer()
+                    .and_then(|b| b.pts())
+                    .and_then(|pts| pipeline::stream_time(pad, pts));
+                match t {
+                    Some(t) if t.nseconds() >= next.load(Ordering::Relaxed) => {
+                        next.store((t.nseconds() / every_ns + 1) * every_ns, Ordering::Relaxed);
+                        gst::PadProbeReturn::Ok
+                    }
+                    // Taken and Handled (the buffer consumed here):
+                    // gstreamer-rs's Drop makes GStreamer 1.22 unref a
+                    // null buffer.
+                    _ => {
+                        drop(info.take_buffer());
+                        gst::PadProbeReturn::Handled
+                    }
+                }
+            },
+        );
+    }
+    chain.push(sink.clone());
+    let pipeline = pipeline::decoding_pipeline(&uri, &chain)?;
+
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let failure: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    {
+        let (samples, failure, identity) = (samples.clone(), failure.clone(), identity.clone());
+        let scenes = sampling.scenes;
+        sink.static_pad("sink").expect("sink pad").add_probe(
+            gst::PadProbeType::BUFFER,
+            move |pad, info| {
+                let Some(buffer) = info.buffer() else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let meta = match DreamSimMeta::from_buffer(buffer) {
+                    Some(Ok(meta)) => meta,
+                    Some(Err(e)) => {
+                        failure
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(e.to_string());
+                        return gst::PadProbeReturn::Ok;
+                    }
+                    None => return gst::PadProbeReturn::Ok,
+                };
+                if scenes && !meta.scene.is_some_and(|s| s.start) {
+                    return gst::PadProbeReturn::Ok;
+                }
+                if !identity.accepts(&meta.model, meta.embedding.len()) {
+                    failure
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert(format!(
+                            "dreamsim gave {}-d embeddings of model {}, expected {identity}",
+                            meta.embedding.len(),
+                            meta.model
+                        ));
+                    return gst::PadProbeReturn::Ok;
+                }
+                let t = buffer
+                    .pts()
+                    .and_then(|pts| pipeline::stream_time(pad, pts))
+                    .unwrap_or(gst::ClockTime::ZERO);
+                samples
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(Sample {
+                        timestamp_ns: t.nseconds(),
+                        embedding: meta.embedding,
+                    });
+                gst::PadProbeReturn::Ok
+            },
+        );
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut progress = Progress::new(&name, show);
+    let mut handler = Sampling {
+        samples: samples.clone(),
+    };
+    let result = pipeline::run_bus(&pipeline, &mut progress, &mut handler);
+    pipeline::stop(&pipeline);
+    drop(pipeline);
+    result?;
+    if let Some(reason) = failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        return Err(Error::Pipeline(reason));
+    }
+    let samples = std::mem::take(&mut *samples.lock().unwrap_or_else(|e| e.into_inner()));
+    if samples.is_empty() {
+        return Err(Error::NoFrames);
+    }
+    Ok(samples)
+}
+
+// ---- add
+
+/// An entry waiting for the next `add`, its embedding owned.
+struct Pending {
+    label: String,
+    source: Source,
+    content_hash: String,
+    embedding: Vec<f32>,
+}
+
+/// What `add` did.
+#[derive(Default)]
+struct Tally {
+    added: usize,
+    existing: usize,
+    failed: Vec<Failure>,
+}
+
+/// Adds `pending` to the index in one all-or-nothing `add`, counting the
+/// result.
+fn flush(
+    set: &mut dyn EmbeddingIndex,
+    pending: &mut Vec<Pending>,
+    tally: &mut Tally,
+) -> Result<(), Error> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let entries: Vec<NewEntry<'_>> = pending
+        .iter()
+        .map(|p| NewEntry {
+            label: p.label.clone(),
+            source: p.source.clone(),
+            content_hash: p.content_hash.clone(),
+            embedding: &p.embedding,
+        })
+        .collect();
+    for added in set.add(&entries)? {
+        match added {
+            Added::New(_) => tally.added += 1,
+            Added::Existing(_) => tally.existing += 1,
+        }
+    }
+    pending.clear();
+    Ok(())
+}
+
+fn add(args: AddArgs) -> Result<ExitCode, Error> {
+    let show = !args.common.quiet;
+    let labels = match &args.labels {
+        Some(csv) => read_labels(csv)?,
+        None => HashMap::new(),
+    };
+    let (files, unlisted) = collect_inputs(&args.paths);
+    let mut tally = Tally {
+        failed: unlisted,
+        ..Tally::default()
+    };
+    for (path, reason) in &tally.failed {
+        eprintln!("{PROGRAM}: {}: {reason}", path.display());
+    }
+    let (mut engine, identity) = load_model(&args.common)?;
+    let element_common = element_options(&args.common, &engine);
+    let options = IndexOptions {
+        create: true,
+        quantization: args.quantization,
+        ..args.location.options()
+    };
+    let mut set = index::open(&args.index, Some(&identity), &options)?;
+    let location = index::redact(&args.index);
+
+    let batch = args.common.batch_size.unwrap_or(8).max(1) as usize;
+    let counter = Counter::new("index add", files.len() as u64, show);
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut images: Vec<(PathBuf, dreamsim::image_file::RgbImage, String)> = Vec::new();
+
+    // Embeds the images read so far in one batch through the engine.
+    let embed_images = |engine: &mut Engine,
+                        images: &mut Vec<(PathBuf, dreamsim::image_file::RgbImage, String)>,
+                        pending: &mut Vec<Pending>,
+                        tally: &mut Tally,
+                        counter: &Counter|
+     -> Result<(), Error> {
+        if images.is_empty() {
+            return Ok(());
+        }
+        let frames: Result<Vec<Frame<'_>>, _> = images
+            .iter()
+            .map(|(_, img, _)| Frame::rgb(&img.data, img.width, img.height, img.width * 3))
+            .collect();
+        let embeddings = frames.and_then(|frames| engine.embed_frames(&frames));
+        match embeddings {
+            Ok(embeddings) => {
+                for ((path, _, hash), embedding) in images.drain(..).zip(embeddings) {
+                    pending.push(Pending {
+                        label: label_of(&path, &labels),
+                        source: Source::File {
+                            path: path.display().to_string(),
+                        },
+                        content_hash: hash,
+                        embedding: embedding.as_slice().to_vec(),
+                    });
+                }
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                for (path, _, _) in images.drain(..) {
+                    counter.println(&format!("{PROGRAM}: {}: {reason}", path.display()));
+                    tally.failed.push((path, reason.clone()));
+                }
+            }
+        }
+        Ok(())
+    };
+
+    for (path, kind) in &files {
+        counter.message(path.display().to_string());
+        match kind {
+            Kind::Image => {
+                let read = index::file_sha256(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|hash| {
+                        dreamsim::image_file::read_rgb(path)
+                            .map(|img| (img, hash))
+                            .map_err(image_reason)
+                    });
+                match read {
+                    Ok((img, hash)) => images.push((path.clone(), img, hash)),
+                    Err(reason) => {
+                        counter.println(&format!("{PROGRAM}: {}: {reason}", path.display()));
+                        tally.failed.push((path.clone(), reason));
+                    }
+                }
+                if images.len() >= batch {
+                    embed_images(&mut engine, &mut images, &mut pending, &mut tally, &counter)?;
+                }
+            }
+            Kind::Video => {
+                embed_images(&mut engine, &mut images, &mut pending, &mut tally, &counter)?;
+                let sampled = index::file_sha256(path)
+                    .map_err(Error::from)
+                    .and_then(|hash| {
+                        counter
+                            .suspend(|| {
+                                sample_video(path, &element_common, &args.sampling, &identity, show)
+                            })
+                            .map(|s| (s, hash))
+                    });
+                match sampled {
+                    Ok((samples, hash)) => {
+                        let label = label_of(path, &labels);
+                        let shown = path.display().to_string();
+                        for s in samples {
+                            let time = timecode(gst::ClockTime::from_nseconds(s.timestamp_ns));
+                            pending.push(Pending {
+                                label: format!("{label}@{time}"),
+                                source: Source::VideoFrame {
+                                    path: shown.clone(),
+                                    timestamp_ns: s.timestamp_ns,
+                                },
+                                content_hash: format!("{hash}@{}", s.timestamp_ns),
+                                embedding: s.embedding,
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        let reason = match e {
+                            Error::Input { reason, .. } => reason,
+                            e => e.to_string(),
+                        };
+                        counter.println(&format!("{PROGRAM}: {}: {reason}", path.display()));
+                        tally.failed.push((path.clone(), reason));
+                    }
+                }
+            }
+        }
+        counter.inc(1);
+        if pending.len() >= INDEX_BATCH {
+            flush(set.as_mut(), &mut pending, &mut tally)?;
+        }
+    }
+    embed_images(&mut engine, &mut images, &mut pending, &mut tally, &counter)?;
+    flush(set.as_mut(), &mut pending, &mut tally)?;
+    counter.finish();
+
+    let total = set.len()?;
+    if show {
+        eprintln!(
+            "{PROGRAM}: index {location}: {} added, {} already present, {} failed; {total} entries",
+            tally.added,
+            tally.existing,
+            tally.failed.len()
+        );
+        for (path, reason) in &tally.failed {
+            eprintln!("  failed: {}: {reason}", path.display());
+        }
+    }
+    Ok(if tally.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+// ---- remove
+
+fn remove(args: RemoveArgs) -> Result<ExitCode, Error> {
+    let mut set = index::open(&args.index, None, &args.location.options())?;
+    let location = index::redact(&args.index);
+    let mut missing = Vec::new();
+    for &id in &args.ids {
+        if set.get(id)?.is_none() {
+            missing.push(id);
+        }
+    }
+    let removed = set.remove(&args.ids)?;
+    if !missing.is_empty() {
+        let ids: Vec<String> = missing.iter().map(u64::to_string).collect();
+        eprintln!(
+            "{PROGRAM}: index {location} has no entry with id {}",
+            ids.join(", ")
+        );
+    }
+    if !args.quiet {
+        eprintln!(
+            "{PROGRAM}: index {location}: {removed} removed; {} entries",
+            set.len()?
+        );
+    }
+    Ok(if missing.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+// ---- info
+
+#[derive(Serialize)]
+struct InfoJson<'a> {
+    backend: &'a str,
+    location: &'a str,
+    model: &'a ModelIdentity,
+    entries: usize,
+    quantization: &'a str,
+    size_bytes: u64,
+    exact_search_below: Option<usize>,
+}
+
+fn info(args: InfoArgs) -> Result<ExitCode, Error> {
+    let mut set = index::open(&args.index, None, &args.location.options())?;
+    let info = set.info()?;
+    // The backend's own location is redacted already; once more, for
+    // whatever it may have kept from the argument.
+    let location = index::redact(&info.location);
+    let mut out = Output::create(None)?;
+    if args.json {
+        out.write_json(&InfoJson {
+            backend: info.backend,
+            location: &location,
+            model: &info.identity,
+            entries: info.len,
+            quantization: info.quantization.as_str(),
+            size_bytes: info.size_bytes,
+            exact_search_below: info.exact_search_below,
+        })?;
+    } else {
+        out.write(|w| {
+            writeln!(w, "backend:       {}", info.backend)?;
+            writeln!(w, "location:      {location}")?;
+            writeln!(w, "model:         {}", info.identity.kind)?;
+            writeln!(w, "dimensions:    {}", info.identity.dim)?;
+            writeln!(w, "model sha256:  {}", info.identity.sha256)?;
+            writeln!(w, "entries:       {}", info.len)?;
+            writeln!(w, "quantization:  {}", info.quantization.as_str())?;
+            writeln!(w, "size:          {} bytes", info.size_bytes)?;
+            if let Some(n) = info.exact_search_below {
+                writeln!(w, "exact search:  below {n} entries")?;
+            }
+            Ok(())
+        })?;
+    }
+    out.finish()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---- query
+
+#[derive(Serialize)]
+struct HitJson {
+    rank: usize,
+    id: u64,
+    label: String,
+    distance: f64,
+    source: Source,
+}
+
+#[derive(Serialize)]
+struct QueryJson {
+    input: String,
+    /// Stream time of the sampled frame in nanoseconds; absent for an image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp_ns: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp: Option<String>,
+    matches: Vec<HitJson>,
+}
+
+#[derive(Serialize)]
+struct QueryDocument {
+    index: String,
+    k: u32,
+    queries: Vec<QueryJson>,
+}
+
+/// `path`, or `path@HH:MM:SS.mmm` for a video frame.
+fn source_text(source: &Source) -> String {
+    match source {
+        Source::File { path } => path.clone(),
+        Source::VideoFrame { path, timestamp_ns } => format!(
+            "{path}@{}",
+            timecode(gst::ClockTime::from_nseconds(*timestamp_ns))
+        ),
+        Source::Other { description } => description.clone(),
+    }
+}
+
+fn query(args: QueryArgs) -> Result<ExitCode, Error> {
+    let show = !args.common.quiet;
+    let (mut engine, identity) = load_model(&args.common)?;
+    let element_common = element_options(&args.common, &engine);
+    let mut set = index::open(&args.index, Some(&identity), &args.location.options())?;
+    let k = args.k as usize;
+
+    let mut queries = Vec::new();
+    for input in &args.inputs {
+        let name = input.display().to_string();
+        match kind_of_file(input) {
+            Kind::Image => {
+                let embedding = engine.embed_image_file(input).map_err(|e| Error::Input {
+                    input: name.clone(),
+                    reason: image_reason(e),
+                })?;
+                queries.push((name, None, set.search(embedding.as_slice(), k)?));
+            }
+            Kind::Video => {
+                if !input.is_file() {
+                    return Err(Error::Input {
+                        input: name,
+                        reason: "no such file".into(),
+                    });
+                }
+                for s in sample_video(input, &element_common, &args.sampling, &identity, show)? {
+                    let hits = set.search(&s.embedding, k)?;
+                    queries.push((name.clone(), Some(s.timestamp_ns), hits));
+                }
+            }
+        }
+    }
+
+    let mut out = Output::create(args.output.as_deref())?;
+    if args.json {
+        let doc = QueryDocument {
+            index: index::redact(&args.index),
+            k: args.k,
+            queries: queries
+                .into_iter()
+                .map(|(input, t, hits)| QueryJson {
+                    input,
+                    timestamp_ns: t,
+                    timestamp: t.map(|t| timecode(gst::ClockTime::from_nseconds(t))),
+                    matches: hits
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, m): (usize, Match)| HitJson {
+                            rank: i + 1,
+                            id: m.entry.id,
+                            label: m.entry.label,
+                            distance: m.distance,
+                            source: m.entry.source,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        };
+        out.write_json(&doc)?;
+    } else {
+        let mut rows = Vec::new();
+        {
+            let mut csv = csv::Writer::from_writer(&mut rows);
+            let io = |e: csv::Error| Error::Stdout(e.into());
+            csv.write_record([
+                "input",
+                "timestamp",
+                "rank",
+                "id",
+                "label",
+                "distance",
+                "source",
+            ])
+            .map_err(io)?;
+            for (input, t, hits) in &queries {
+                let time = t
+                    .map(|t| timecode(gst::ClockTime::from_nseconds(t)))
+                    .unwrap_or_default();
+                for (i, m) in hits.iter().enumerate() {
+                    csv.write_record([
+                        input.as_str(),
+                        time.as_str(),
+                        &(i + 1).to_string(),
+                        &m.entry.id.to_string(),
+                        &m.entry.label,
+                        &format!("{:.6}", m.distance),
+                        &source_text(&m.entry.source),
+                    ])
+                    .map_err(io)?;
+                }
+            }
+            csv.flush().map_err(Error::Stdout)?;
+        }
+        out.write(|w| w.write_all(&rows))?;
+    }
+    out.finish()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---- export, import
+
+fn copy(from: &str, to: &str, args: &CopyArgs) -> Result<ExitCode, Error> {
+    let options = args.location.options();
+    let mut source = index::open(from, None, &options)?;
+    let source_info = source.info()?;
+    let dest_options = IndexOptions {
+        create: true,
+        quantization: args.quantization.unwrap_or(source_info.quantization),
+        pg_table: args
+            .dest_pg_table
+            .clone()
+            .unwrap_or_else(|| options.pg_table.clone()),
+        ..options.clone()
+    };
+    let identity = source.identity().clone();
+    let mut dest = index::open(to, Some(&identity), &dest_options)?;
+    let counter = Counter::new("index copy", source_info.len as u64, !args.quiet);
+    counter.message(format!("{} -> {}", index::redact(from), index::redact(to)));
+    let copied = index::copy_entries(source.as_mut(), dest.as_mut(), COPY_BATCH, |n| {
+        counter.set(n as u64)
+    })?;
+    counter.finish();
+    if !args.quiet {
+        eprintln!(
+            "{PROGRAM}: {copied} entries copied from {} to {} ({} already there); {} entries",
+            index::redact(from),
+            index::redact(to),
+            source_info.len.saturating_sub(copied),
+            dest.len()?
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
