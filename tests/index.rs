@@ -619,3 +619,36 @@ fn postgres_unreachable_server_is_a_prompt_error() {
     let err = index::open("postgresql://[bad", Some(&identity()), &options).unwrap_err();
     assert!(matches!(err, IndexError::InvalidLocation { .. }), "{err}");
 }
+
+#[test]
+#[ignore = "needs PostgreSQL+pgvector: set DREAMSIM_TEST_PG (tools/pg_test_server.sh start)"]
+fn postgres_reconnects_after_losing_the_server() {
+    let (location, mut options) = Postgres.fresh("reconnect");
+    options.create = true;
+    // An application name of its own, so that another session can find and
+    // end exactly this connection, as a server restart would.
+    let app = format!("dreamsim_{}", options.pg_table);
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let own = format!("{location}{sep}application_name={app}");
+    let mut set = index::open(&own, Some(&identity()), &options).unwrap();
+    let vectors = unit_vectors(5, 50);
+    set.add(&new_entries(&vectors, 0)).unwrap();
+
+    let mut admin = ::postgres::Client::connect(&location, ::postgres::NoTls).unwrap();
+    let ended = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .unwrap();
+    assert_eq!(ended.len(), 1);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    // The call that meets the lost connection fails, as a transient error...
+    let err = set.search(&vectors[0], 1).unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    // ...and the next one reconnects.
+    let hits = set.search(&vectors[2], 1).unwrap();
+    assert_eq!(hits[0].entry.id, 3);
+    assert_eq!(set.len().unwrap(), 5);
+}

@@ -193,6 +193,15 @@ impl EmbeddedIndex {
         &self.path
     }
 
+    /// Changes the HNSW search breadth (usearch `expansion_search`) for
+    /// this handle: wider finds the true nearest more often, slower.
+    pub fn set_ef_search(&mut self, ef_search: usize) {
+        self.ef_search = ef_search.max(1);
+        if let Some(graph) = &self.graph {
+            graph.change_expansion_search(self.ef_search);
+        }
+    }
+
     fn read(path: &Path, options: &IndexOptions) -> Result<Self> {
         let io_err = |source| IndexError::Io {
             path: path.to_owned(),

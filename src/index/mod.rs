@@ -79,8 +79,10 @@ pub const DEFAULT_PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_PG_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default HNSW search breadth (usearch `expansion_search`, pgvector
-/// `hnsw.ef_search`).
-pub const DEFAULT_EF_SEARCH: usize = 64;
+/// `hnsw.ef_search`). On 100k random 1792-d vectors (2-core AMD EPYC,
+/// `docs/index.md`): 64 finds the exact nearest for 70 % of near-duplicate
+/// queries in 1.5 ms, 256 for 97.7 % in 5 ms, 1024 for all in 25 ms.
+pub const DEFAULT_EF_SEARCH: usize = 256;
 
 /// How the embedded index stores vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -412,9 +414,17 @@ impl IndexError {
     pub fn is_transient(&self) -> bool {
         match self {
             IndexError::Postgres { source, .. } => {
+                use ::postgres::error::SqlState;
                 source.is_closed()
-                    || source.code().is_none()
-                    || source.code() == Some(&::postgres::error::SqlState::QUERY_CANCELED)
+                    || source.code().is_none_or(|code| {
+                        [
+                            SqlState::QUERY_CANCELED,
+                            SqlState::ADMIN_SHUTDOWN,
+                            SqlState::CRASH_SHUTDOWN,
+                            SqlState::CANNOT_CONNECT_NOW,
+                        ]
+                        .contains(code)
+                    })
             }
             _ => false,
         }
