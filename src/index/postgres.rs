@@ -33,8 +33,12 @@ pub struct PostgresIndex {
     client: Client,
     location: String,
     identity: ModelIdentity,
+    model_table: String,
     entries_table: String,
     search: Statement,
+    config: postgres::Config,
+    statement_timeout: Duration,
+    ef_search: usize,
 }
 
 impl std::fmt::Debug for PostgresIndex {
@@ -78,6 +82,50 @@ fn to_unix_us(t: SystemTime) -> i64 {
     }
 }
 
+/// Connects and sets the statement time limit.
+fn connect(config: &postgres::Config, shown: &str, statement_timeout: Duration) -> Result<Client> {
+    let mut client = config.connect(NoTls).map_err(pg_err(shown, "connect"))?;
+    client
+        .batch_execute(&format!(
+            "SET statement_timeout = {}",
+            statement_timeout.as_millis().max(1)
+        ))
+        .map_err(pg_err(shown, "set the statement timeout"))?;
+    Ok(client)
+}
+
+fn read_identity(client: &mut Client, shown: &str, model_table: &str) -> Result<ModelIdentity> {
+    let row = client
+        .query_opt(&format!("SELECT kind, dim, sha256 FROM {model_table}"), &[])
+        .map_err(pg_err(shown, "read the model identity"))?
+        .ok_or_else(|| IndexError::NotFound {
+            location: shown.to_owned(),
+        })?;
+    Ok(ModelIdentity {
+        kind: row.get(0),
+        dim: row.get::<_, i32>(1) as usize,
+        sha256: row.get(2),
+    })
+}
+
+/// Session settings and the prepared search of a new connection.
+fn prepare_session(
+    client: &mut Client,
+    shown: &str,
+    ef_search: usize,
+    entries_table: &str,
+) -> Result<Statement> {
+    client
+        .batch_execute(&format!("SET hnsw.ef_search = {}", ef_search.max(1)))
+        .map_err(pg_err(shown, "set hnsw.ef_search"))?;
+    client
+        .prepare(&format!(
+            "SELECT {ENTRY_COLUMNS}, (embedding <=> $1)::float8 FROM {entries_table}
+             ORDER BY embedding <=> $1 LIMIT $2"
+        ))
+        .map_err(pg_err(shown, "prepare the search"))
+}
+
 impl PostgresIndex {
     /// Connects to the server at `location` (a `postgresql://` URI; a
     /// `host=/path` parameter names a Unix socket folder) and opens the set
@@ -115,13 +163,7 @@ impl PostgresIndex {
         if config.get_application_name().is_none() {
             config.application_name("gst-dreamsim");
         }
-        let mut client = config.connect(NoTls).map_err(pg_err(&shown, "connect"))?;
-        client
-            .batch_execute(&format!(
-                "SET statement_timeout = {}",
-                options.pg_statement_timeout.as_millis().max(1)
-            ))
-            .map_err(pg_err(&shown, "set the statement timeout"))?;
+        let mut client = connect(&config, &shown, options.pg_statement_timeout)?;
 
         let model_table = format!("{table}_model");
         let entries_table = format!("{table}_entries");
@@ -170,17 +212,7 @@ impl PostgresIndex {
             tx.commit()
                 .map_err(pg_err(&shown, "create the index tables"))?;
         }
-        let row = client
-            .query_opt(&format!("SELECT kind, dim, sha256 FROM {model_table}"), &[])
-            .map_err(pg_err(&shown, "read the model identity"))?
-            .ok_or_else(|| IndexError::NotFound {
-                location: shown.clone(),
-            })?;
-        let stored = ModelIdentity {
-            kind: row.get(0),
-            dim: row.get::<_, i32>(1) as usize,
-            sha256: row.get(2),
-        };
+        let stored = read_identity(&mut client, &shown, &model_table)?;
         if let Some(identity) = identity {
             if *identity != stored {
                 return Err(IndexError::ModelMismatch {
@@ -190,25 +222,45 @@ impl PostgresIndex {
                 });
             }
         }
-        client
-            .batch_execute(&format!(
-                "SET hnsw.ef_search = {}",
-                options.ef_search.max(1)
-            ))
-            .map_err(pg_err(&shown, "set hnsw.ef_search"))?;
-        let search = client
-            .prepare(&format!(
-                "SELECT {ENTRY_COLUMNS}, (embedding <=> $1)::float8 FROM {entries_table}
-                 ORDER BY embedding <=> $1 LIMIT $2"
-            ))
-            .map_err(pg_err(&shown, "prepare the search"))?;
+        let search = prepare_session(&mut client, &shown, options.ef_search, &entries_table)?;
         Ok(Self {
             client,
             location: shown,
             identity: stored,
+            model_table,
             entries_table,
             search,
+            config,
+            statement_timeout: options.pg_statement_timeout,
+            ef_search: options.ef_search,
         })
+    }
+
+    /// After a lost connection (server restarted, connection killed), the
+    /// call that met it failed with a transient error; the next one
+    /// reconnects here, within the connect time limit, and checks that the
+    /// set still holds this model's embeddings.
+    fn ensure_connected(&mut self) -> Result<()> {
+        if !self.client.is_closed() {
+            return Ok(());
+        }
+        let mut client = connect(&self.config, &self.location, self.statement_timeout)?;
+        let stored = read_identity(&mut client, &self.location, &self.model_table)?;
+        if stored != self.identity {
+            return Err(IndexError::ModelMismatch {
+                location: self.location.clone(),
+                index: Box::new(stored),
+                caller: Box::new(self.identity.clone()),
+            });
+        }
+        self.search = prepare_session(
+            &mut client,
+            &self.location,
+            self.ef_search,
+            &self.entries_table,
+        )?;
+        self.client = client;
+        Ok(())
     }
 
     fn check_dim(&self, embedding: &[f32]) -> Result<()> {
@@ -262,6 +314,7 @@ impl EmbeddingIndex for PostgresIndex {
     }
 
     fn len(&mut self) -> Result<usize> {
+        self.ensure_connected()?;
         let n: i64 = self
             .client
             .query_one(&format!("SELECT count(*) FROM {}", self.entries_table), &[])
@@ -271,6 +324,7 @@ impl EmbeddingIndex for PostgresIndex {
     }
 
     fn add(&mut self, entries: &[NewEntry<'_>]) -> Result<Vec<Added>> {
+        self.ensure_connected()?;
         for e in entries {
             self.check_dim(e.embedding)?;
         }
@@ -315,6 +369,7 @@ impl EmbeddingIndex for PostgresIndex {
     }
 
     fn insert(&mut self, entries: &[StoredEntry]) -> Result<Vec<Added>> {
+        self.ensure_connected()?;
         let mut ids = HashSet::with_capacity(entries.len());
         for e in entries {
             self.check_dim(&e.embedding)?;
@@ -401,6 +456,7 @@ impl EmbeddingIndex for PostgresIndex {
     }
 
     fn remove(&mut self, ids: &[EntryId]) -> Result<usize> {
+        self.ensure_connected()?;
         let ids: Vec<i64> = ids.iter().map(|&id| id as i64).collect();
         let n = self
             .client
@@ -413,6 +469,7 @@ impl EmbeddingIndex for PostgresIndex {
     }
 
     fn get(&mut self, id: EntryId) -> Result<Option<Entry>> {
+        self.ensure_connected()?;
         let row = self
             .client
             .query_opt(
@@ -427,6 +484,7 @@ impl EmbeddingIndex for PostgresIndex {
     }
 
     fn search(&mut self, query: &[f32], k: usize) -> Result<Vec<Match>> {
+        self.ensure_connected()?;
         self.check_dim(query)?;
         if k == 0 {
             return Ok(Vec::new());
@@ -440,6 +498,7 @@ impl EmbeddingIndex for PostgresIndex {
     }
 
     fn exact_search(&mut self, query: &[f32], k: usize) -> Result<Vec<Match>> {
+        self.ensure_connected()?;
         self.check_dim(query)?;
         if k == 0 {
             return Ok(Vec::new());
@@ -461,6 +520,7 @@ impl EmbeddingIndex for PostgresIndex {
     }
 
     fn entries_after(&mut self, after: Option<EntryId>, limit: usize) -> Result<Vec<StoredEntry>> {
+        self.ensure_connected()?;
         let after = after.map_or(-1, |id| id as i64);
         let rows = self
             .client
