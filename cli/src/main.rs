@@ -9,6 +9,7 @@
 
 mod bench;
 mod common;
+mod corpus;
 mod dedup;
 mod distances;
 mod error;
@@ -52,6 +53,7 @@ enum Command {
     Dedup(dedup::Args),
     Monitor(monitor::Args),
     Bench(bench::Args),
+    Corpus(corpus::Args),
 }
 
 fn run(command: Command) -> Result<ExitCode, Error> {
@@ -62,6 +64,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
         Command::Dedup(args) => dedup::run(args),
         Command::Monitor(args) => monitor::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Corpus(args) => corpus::run(args),
     }
 }
 
