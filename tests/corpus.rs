@@ -612,3 +612,32 @@ fn what_the_fixture_makes_of_a_crop() {
         println!("crop (80 %): no candidate within frame distance 0.1");
     }
 }
+
+/// `script` (util-linux) gives the tool a terminal: the bar is drawn.
+#[test]
+fn add_draws_a_progress_bar_on_a_terminal() {
+    let lib = library();
+    let dir = scratch("terminal");
+    let index = dir.join("t.dsindex");
+    let command = format!(
+        "{} corpus add --index {} --model {MODEL} --provider cpu {} {}",
+        env!("CARGO_BIN_EXE_gst-dreamsim"),
+        index.display(),
+        lib.path("ball.webm"),
+        lib.path("clip.webm"),
+    );
+    let o = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(repo_root())
+        .output()
+        .expect("run script (util-linux)");
+    let terminal = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{terminal}");
+    assert!(
+        terminal.contains("corpus ") && terminal.contains("/2 videos"),
+        "{terminal}"
+    );
+    assert!(terminal.contains("frames/s"), "{terminal}");
+    assert!(terminal.contains("ETA"), "{terminal}");
+    assert!(terminal.contains("2 videos added"), "{terminal}");
+}
