@@ -641,3 +641,60 @@ fn add_draws_a_progress_bar_on_a_terminal() {
     assert!(terminal.contains("ETA"), "{terminal}");
     assert!(terminal.contains("2 videos added"), "{terminal}");
 }
+
+/// `--html`: one self-contained page; headless Chromium (Debian's
+/// `chromium`) loads it and every thumbnail decodes.
+#[test]
+fn the_html_report_shows_every_thumbnail_in_chromium() {
+    let Some(chromium) = ["chromium", "chromium-browser"].into_iter().find(|c| {
+        Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) else {
+        panic!("headless Chromium is needed: apt-get install chromium");
+    };
+    let index = library_index();
+    let dir = scratch("html");
+    let page = dir.join("report.html");
+    let page_s = page.to_string_lossy().into_owned();
+    let out = {
+        let mut a = vec![
+            "corpus",
+            "match",
+            "--index",
+            index,
+            "--frame-distance",
+            FRAME_DISTANCE,
+        ];
+        a.extend(model_args());
+        a.extend(["--all", "--query-share", "0", "--html", &page_s]);
+        run(&a)
+    };
+    assert!(out.status.success());
+    let html = std::fs::read_to_string(&page).unwrap();
+    // Self-contained: no fetch from anywhere.
+    assert!(!html.contains("src=\"http"), "external resource");
+    assert!(!html.contains("src=\"file"), "external resource");
+    let thumbs = html.matches("<img class=\"thumb\"").count();
+    assert!(thumbs >= 10, "{thumbs} thumbnails");
+    assert!(html.matches("<svg class=\"timeline\"").count() >= 4);
+    assert!(
+        !html.contains("class=\"missing\""),
+        "a thumbnail could not be grabbed"
+    );
+    let dom = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let expected = format!("data-thumbnails=\"{thumbs}/{thumbs}\"");
+    assert!(dom.contains(&expected), "expected {expected} in the DOM");
+}

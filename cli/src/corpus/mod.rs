@@ -12,6 +12,7 @@
 
 mod fingerprint;
 mod pairing;
+mod report;
 mod store;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -199,6 +200,11 @@ struct MatchArgs {
     /// Write a JSON document (pairs with their segments) instead of CSV
     #[arg(long, help_heading = "Output options")]
     json: bool,
+
+    /// Also write a self-contained HTML page to FILE: per pair, matched
+    /// frames side by side and a timeline of the segments
+    #[arg(long, value_name = "FILE", help_heading = "Output options")]
+    html: Option<PathBuf>,
 
     #[command(flatten)]
     sampling: SamplingArgs,
@@ -524,6 +530,8 @@ struct PairRow {
     candidate_share: f64,
     query_frames: usize,
     candidate_frames: usize,
+    query_duration_s: f64,
+    candidate_duration_s: f64,
     #[serde(rename = "match")]
     is_match: bool,
     segments: Vec<Segment>,
@@ -734,6 +742,8 @@ fn match_videos(args: MatchArgs) -> Result<ExitCode, Error> {
                     candidate_share: s.query_share,
                     query_frames: c.frames,
                     candidate_frames: q.frames.len(),
+                    query_duration_s: c.duration_ns as f64 / 1e9,
+                    candidate_duration_s: q.duration_ns as f64 / 1e9,
                     is_match: false,
                     segments: s.segments.iter().map(Segment::swapped).collect(),
                 }
@@ -747,6 +757,8 @@ fn match_videos(args: MatchArgs) -> Result<ExitCode, Error> {
                     candidate_share: s.candidate_share,
                     query_frames: q.frames.len(),
                     candidate_frames: c.frames,
+                    query_duration_s: q.duration_ns as f64 / 1e9,
+                    candidate_duration_s: c.duration_ns as f64 / 1e9,
                     is_match: false,
                     segments: s.segments,
                 }
@@ -785,6 +797,9 @@ fn match_videos(args: MatchArgs) -> Result<ExitCode, Error> {
         out.write(|w| write_csv(w, &rows))?;
     }
     out.finish()?;
+    if let Some(html) = &args.html {
+        report::write(html, &rows, &index::redact(&args.index))?;
+    }
     if !args.common.quiet {
         eprintln!(
             "{PROGRAM}: corpus match: {} queries against {} videos, {} pairs listed ({} matches), \
