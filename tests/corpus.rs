@@ -698,3 +698,27 @@ fn the_html_report_shows_every_thumbnail_in_chromium() {
     let expected = format!("data-thumbnails=\"{thumbs}/{thumbs}\"");
     assert!(dom.contains(&expected), "expected {expected} in the DOM");
 }
+
+#[test]
+fn every_corpus_help_shows_an_example() {
+    for args in [
+        &["corpus", "--help"][..],
+        &["corpus", "add", "--help"],
+        &["corpus", "match", "-h"],
+    ] {
+        let o = run(args);
+        assert!(o.status.success());
+        let text = String::from_utf8(o.stdout).unwrap();
+        let example = text
+            .split_once("Example")
+            .unwrap_or_else(|| panic!("{args:?}: no example: {text}"))
+            .1;
+        assert!(example.contains("gst-dreamsim corpus "), "{text}");
+    }
+    // Usage errors exit with 2.
+    assert_eq!(
+        run(&["corpus", "add", "--index", "x"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(run(&["corpus", "match"]).status.code(), Some(2));
+}

@@ -58,6 +58,10 @@ const MAX_NEIGHBOURS: usize = 4096;
 
 /// Video dedup across a library: fingerprints in an index, pairs with shares and segments
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    gst-dreamsim corpus add --index library.dsindex videos/*.mp4\n  \
+    gst-dreamsim corpus match --index library.dsindex --html report.html > pairs.csv\n\n\
+    See docs/corpus.md.")]
 pub struct Args {
     #[command(subcommand)]
     command: CorpusCommand,
