@@ -722,3 +722,102 @@ fn every_corpus_help_shows_an_example() {
     );
     assert_eq!(run(&["corpus", "match"]).status.code(), Some(2));
 }
+
+/// Two processes of two workers each on one PostgreSQL: every video is
+/// fingerprinted once, and the pairs are those of the embedded index.
+#[test]
+#[ignore = "needs PostgreSQL + pgvector in DREAMSIM_TEST_PG (.ci/run starts one)"]
+fn two_processes_share_the_job_on_postgresql() {
+    let server = std::env::var("DREAMSIM_TEST_PG").expect("DREAMSIM_TEST_PG");
+    // A database of its own, so that nothing else's tables are touched.
+    let db = format!("corpus_test_{}", std::process::id());
+    let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .unwrap();
+    let (base, query) = server.split_once('?').unwrap_or((&server, ""));
+    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+    let uri = format!("{base}/{db}?{query}");
+
+    let lib = library();
+    let videos: Vec<String> = std::iter::once(bikes().to_string_lossy().into_owned())
+        .chain(
+            [
+                "small.webm",
+                "clip.webm",
+                "shared_a.webm",
+                "shared_b.webm",
+                "ball.webm",
+                "pinwheel.webm",
+            ]
+            .iter()
+            .map(|n| lib.path(n)),
+        )
+        .collect();
+    let spawn = || {
+        let mut a = vec![
+            "corpus",
+            "add",
+            "-q",
+            "--index",
+            uri.as_str(),
+            "--workers",
+            "2",
+        ];
+        a.extend(model_args());
+        a.extend(videos.iter().map(String::as_str));
+        Command::new(env!("CARGO_BIN_EXE_gst-dreamsim"))
+            .args(&a)
+            .current_dir(repo_root())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (one, two) = (spawn(), spawn());
+    for child in [one, two] {
+        let out = child.wait_with_output().unwrap();
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success());
+    }
+    let mut client = postgres::Client::connect(&uri, postgres::NoTls).unwrap();
+    let done: i64 = client
+        .query_one(
+            "SELECT count(*) FROM dreamsim_corpus_jobs WHERE state = 'done'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(done as usize, videos.len());
+    let recorded: i64 = client
+        .query_one("SELECT count(*) FROM dreamsim_corpus_videos", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(recorded as usize, videos.len());
+    let workers: i64 = client
+        .query_one(
+            "SELECT count(DISTINCT worker) FROM dreamsim_corpus_jobs",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    eprintln!("{workers} workers took jobs");
+
+    let names = |pairs: Vec<serde_json::Value>| {
+        let mut v: Vec<(String, String)> = pairs
+            .iter()
+            .map(|p| (name(&p["query"]), name(&p["candidate"])))
+            .collect();
+        v.sort();
+        v
+    };
+    let on_pg = names(corpus_match(&uri, &[], &[]));
+    let embedded = names(corpus_match(library_index(), &[], &[]));
+    assert_eq!(on_pg, embedded);
+    drop(client);
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .unwrap();
+}

@@ -12,6 +12,7 @@
 
 mod fingerprint;
 mod pairing;
+mod pgjobs;
 mod report;
 mod store;
 
@@ -53,6 +54,8 @@ pub const DEFAULT_MIN_DURATION: f64 = 2.0;
 pub const DEFAULT_NEIGHBOURS: usize = 32;
 /// Default stall limit, seconds: no frame decoded for this long fails a video.
 pub const DEFAULT_STALL_TIMEOUT: u64 = 60;
+/// Default time after which a PostgreSQL job claim is taken again, seconds.
+pub const DEFAULT_RECLAIM_AFTER: u64 = 3600;
 /// Most neighbours fetched per frame.
 const MAX_NEIGHBOURS: usize = 4096;
 
@@ -134,6 +137,11 @@ struct AddArgs {
     /// is kept beside it in INDEX.videos.json)
     #[arg(long, value_name = "INDEX")]
     index: String,
+
+    /// PostgreSQL: a job claimed this long ago by a worker that has not
+    /// finished it is taken again (the worker is taken to be gone), seconds
+    #[arg(long, value_name = "S", default_value_t = DEFAULT_RECLAIM_AFTER)]
+    reclaim_after: u64,
 
     /// Videos decoded at the same time (each with its own pipeline and model)
     #[arg(long, value_name = "N", default_value_t = 1,
@@ -352,21 +360,76 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
     let decoded = Arc::new(AtomicU64::new(0));
 
     // Workers fingerprint; this thread alone writes the index and the list.
+    // On PostgreSQL the videos are jobs in the database, claimed by the
+    // workers of every process that runs against it.
+    let on_pg = list.pg().is_some();
+    if let Some(pg) = list.pg() {
+        pg.enqueue(&videos)?;
+        pg.retry_failed(&videos)?;
+        bar.set_length(pg.open_jobs()? as u64);
+    }
     let next = Arc::new(AtomicUsize::new(0));
-    let (tx, rx) = mpsc::channel::<(usize, Outcome)>();
+    let (tx, rx) = mpsc::channel::<(String, Outcome)>();
     let videos = Arc::new(videos);
     let known = Arc::new(known);
-    let workers: Vec<_> = (0..args.workers.min(videos.len().max(1) as u32))
-        .map(|_| {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".into());
+    let reclaim = Duration::from_secs(args.reclaim_after.max(1));
+    let worker_count = if on_pg {
+        args.workers
+    } else {
+        args.workers.min(videos.len().max(1) as u32)
+    };
+    let workers: Vec<_> = (0..worker_count)
+        .map(|n| {
             let (next, tx, videos, known) =
                 (next.clone(), tx.clone(), videos.clone(), known.clone());
             let (common, decoded) = (args.common.clone(), decoded.clone());
-            std::thread::spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(path) = videos.get(i) else { break };
-                let outcome = process(path, &known, &common, sampling, &decoded);
-                if tx.send((i, outcome)).is_err() {
-                    break;
+            let location = args.index.clone();
+            let worker = format!("{host}:{}:{n}", std::process::id());
+            std::thread::spawn(move || {
+                let mut pg = if on_pg {
+                    match pgjobs::PgCorpus::connect(&location) {
+                        Ok(pg) => Some(pg),
+                        Err(e) => {
+                            let _ = tx.send((
+                                String::new(),
+                                Outcome::Failed {
+                                    reason: e.to_string(),
+                                },
+                            ));
+                            return;
+                        }
+                    }
+                } else {
+                    None
+                };
+                loop {
+                    let path = match &mut pg {
+                        Some(pg) => match pg.claim(&worker, reclaim) {
+                            Ok(Some(p)) => p,
+                            Ok(None) => break,
+                            Err(e) => {
+                                let _ = tx.send((
+                                    String::new(),
+                                    Outcome::Failed {
+                                        reason: e.to_string(),
+                                    },
+                                ));
+                                break;
+                            }
+                        },
+                        None => {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(path) = videos.get(i) else { break };
+                            path.clone()
+                        }
+                    };
+                    let outcome = process(&path, &known, &common, sampling, &decoded);
+                    if tx.send((path, outcome)).is_err() {
+                        break;
+                    }
                 }
             })
         })
@@ -386,7 +449,7 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
     };
     let mut done = 0usize;
     let result: Result<(), Error> = loop {
-        let (i, outcome) = match rx.recv_timeout(Duration::from_millis(200)) {
+        let (path, outcome) = match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(m) => m,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 bar.set_message(status(done, frames_added));
@@ -394,11 +457,14 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break Ok(()),
         };
-        let path = &videos[i];
+        let path = &path;
         done += 1;
         match outcome {
             Outcome::Known { id } => {
                 skipped += 1;
+                if let Some(pg) = list.pg() {
+                    pg.done(path)?;
+                }
                 let as_ = list
                     .get(&id)
                     .map_or(String::new(), |v| format!(" as {}", v.path));
@@ -411,11 +477,19 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
             }
             Outcome::Failed { reason } => {
                 say(&bar, format!("{PROGRAM}: {path}: failed: {reason}"));
+                if let Some(pg) = list.pg() {
+                    if !path.is_empty() {
+                        pg.fail(path, &reason)?;
+                    }
+                }
                 failures.push((path.clone(), reason));
             }
             Outcome::Fingerprinted { id, fp } => {
-                if let Some(v) = list.get(&id) {
+                if let Some(v) = list.get(&id).cloned() {
                     skipped += 1;
+                    if let Some(pg) = list.pg() {
+                        pg.done(path)?;
+                    }
                     if !args.common.quiet {
                         say(
                             &bar,

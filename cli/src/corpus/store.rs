@@ -11,7 +11,8 @@
 //!
 //! For an embedded index the list is a JSON file `<index>.videos.json`,
 //! replaced atomically (temporary file, fsync, rename) on every change: a
-//! crash leaves the previous list or the new one.
+//! crash leaves the previous list or the new one. For a PostgreSQL index it
+//! is a table beside the index's ([`super::pgjobs`]).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -41,11 +42,11 @@ struct ListFile {
     videos: BTreeMap<String, VideoRecord>,
 }
 
-/// The list of complete videos of one embedded index.
-#[derive(Debug)]
+/// The list of complete videos of one index.
 pub struct VideoList {
     path: PathBuf,
     list: ListFile,
+    pg: Option<super::pgjobs::PgCorpus>,
 }
 
 /// Where the list of `index` lives.
@@ -57,11 +58,16 @@ impl VideoList {
     /// Reads the list of the index at `index` (an empty list when there is none).
     pub fn open(index: &str) -> Result<Self, Error> {
         if dreamsim::index::is_postgres_location(index) {
-            return Err(Error::Input {
-                input: dreamsim::index::redact(index),
-                reason: "the corpus on PostgreSQL is not implemented yet: use an embedded \
-                         index file"
-                    .into(),
+            let mut pg = super::pgjobs::PgCorpus::connect(index)?;
+            let videos = pg
+                .videos()?
+                .into_iter()
+                .map(|v| (v.id.clone(), v))
+                .collect();
+            return Ok(Self {
+                path: PathBuf::new(),
+                list: ListFile { videos },
+                pg: Some(pg),
             });
         }
         let path = list_path(index);
@@ -73,7 +79,11 @@ impl VideoList {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ListFile::default(),
             Err(source) => return Err(Error::File { path, source }),
         };
-        Ok(Self { path, list })
+        Ok(Self {
+            path,
+            list,
+            pg: None,
+        })
     }
 
     /// The record of the video with this id.
@@ -91,8 +101,18 @@ impl VideoList {
         self.list.videos.len()
     }
 
-    /// Records a complete video and writes the list.
+    /// The PostgreSQL side (job table), when the index is on PostgreSQL.
+    pub fn pg(&mut self) -> Option<&mut super::pgjobs::PgCorpus> {
+        self.pg.as_mut()
+    }
+
+    /// Records a complete video (and, on PostgreSQL, marks its job done).
     pub fn record(&mut self, video: VideoRecord) -> Result<(), Error> {
+        if let Some(pg) = &mut self.pg {
+            pg.record(&video)?;
+            self.list.videos.insert(video.id.clone(), video);
+            return Ok(());
+        }
         self.list.videos.insert(video.id.clone(), video);
         self.write()
     }
