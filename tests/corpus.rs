@@ -132,7 +132,19 @@ impl Library {
 fn library() -> &'static Library {
     static LIB: OnceLock<Library> = OnceLock::new();
     LIB.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("gst-dreamsim-corpus-{}", std::process::id()));
+        // Under target/tmp; the libraries of earlier runs are removed.
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        if let Ok(entries) = std::fs::read_dir(root) {
+            for e in entries.flatten() {
+                if e.file_name()
+                    .to_string_lossy()
+                    .starts_with("corpus-library-")
+                {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = root.join(format!("corpus-library-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let b = bikes_frames();
         assert_eq!(b.len(), 250, "bikes.mp4 decodes to 250 frames");
