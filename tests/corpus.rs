@@ -788,6 +788,33 @@ fn two_processes_share_the_job_on_postgresql() {
             .spawn()
             .unwrap()
     };
+    // A first process killed (SIGKILL) once a video is recorded: the job it
+    // held is released by the next run on this machine.
+    {
+        let mut first = spawn();
+        let started = Instant::now();
+        let mut killed = false;
+        while started.elapsed() < Duration::from_secs(120) {
+            let recorded: Option<i64> = postgres::Client::connect(&uri, postgres::NoTls)
+                .ok()
+                .and_then(|mut c| {
+                    c.query_one("SELECT count(*) FROM dreamsim_corpus_videos", &[])
+                        .ok()
+                })
+                .map(|r| r.get(0));
+            if recorded.is_some_and(|n| n >= 1) && first.try_wait().unwrap().is_none() {
+                first.kill().unwrap();
+                killed = true;
+                break;
+            }
+            if first.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = first.wait();
+        assert!(killed, "the first process was killed while it ran");
+    }
     let (one, two) = (spawn(), spawn());
     for child in [one, two] {
         let out = child.wait_with_output().unwrap();

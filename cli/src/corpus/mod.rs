@@ -362,19 +362,26 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
     // Workers fingerprint; this thread alone writes the index and the list.
     // On PostgreSQL the videos are jobs in the database, claimed by the
     // workers of every process that runs against it.
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".into());
     let on_pg = list.pg().is_some();
     if let Some(pg) = list.pg() {
         pg.enqueue(&videos)?;
         pg.retry_failed(&videos)?;
+        let released = pg.release_dead_local(&host)?;
+        if released > 0 {
+            eprintln!(
+                "{PROGRAM}: {released} video(s) left running by a process of this machine that \
+                 is gone: taken again"
+            );
+        }
         bar.set_length(pg.open_jobs()? as u64);
     }
     let next = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = mpsc::channel::<(String, Outcome)>();
     let videos = Arc::new(videos);
     let known = Arc::new(known);
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "host".into());
     let reclaim = Duration::from_secs(args.reclaim_after.max(1));
     let worker_count = if on_pg {
         args.workers

@@ -6,6 +6,7 @@
 //! workers never take the same one; a claim older than the reclaim time (a
 //! worker that died) is taken again. Every statement uses bound parameters.
 
+use std::path::Path;
 use std::time::Duration;
 
 use postgres::{Client, NoTls};
@@ -202,6 +203,41 @@ impl PgCorpus {
             )
             .map_err(self.err("mark a job done"))?;
         Ok(())
+    }
+
+    /// Makes pending again the jobs left running by processes of this
+    /// machine that no longer exist (a job killed here is taken again at
+    /// once, not after the reclaim time). Workers are `host:pid:n`.
+    pub fn release_dead_local(&mut self, host: &str) -> Result<usize, Error> {
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT path, worker FROM {PREFIX}_corpus_jobs
+                     WHERE state = 'running' AND starts_with(worker, $1)"
+                ),
+                &[&format!("{host}:")],
+            )
+            .map_err(self.err("read the running jobs"))?;
+        let mut released = 0;
+        for row in rows {
+            let (path, worker): (String, String) = (row.get(0), row.get(1));
+            let pid = worker.split(':').nth(1).and_then(|p| p.parse::<u32>().ok());
+            let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+            if !alive {
+                released += self
+                    .client
+                    .execute(
+                        &format!(
+                            "UPDATE {PREFIX}_corpus_jobs SET state = 'pending'
+                             WHERE path = $1 AND state = 'running' AND worker = $2"
+                        ),
+                        &[&path, &worker],
+                    )
+                    .map_err(self.err("release a job"))? as usize;
+            }
+        }
+        Ok(released)
     }
 
     /// Makes failed jobs pending again (a new `corpus add` retries them).
