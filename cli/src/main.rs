@@ -10,6 +10,7 @@
 mod bench;
 mod common;
 mod compare;
+mod corpus;
 mod dedup;
 mod distances;
 mod error;
@@ -60,6 +61,7 @@ enum Command {
     Monitor(monitor::Args),
     Bench(bench::Args),
     Index(index::Args),
+    Corpus(corpus::Args),
 }
 
 fn run(command: Command) -> Result<ExitCode, Error> {
@@ -72,6 +74,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
         Command::Monitor(args) => monitor::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Index(args) => index::run(args),
+        Command::Corpus(args) => corpus::run(args),
     }
 }
 
