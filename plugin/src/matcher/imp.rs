@@ -66,6 +66,28 @@ impl Default for Settings {
     }
 }
 
+/// What each frame needs from the settings, copied without allocating.
+#[derive(Debug, Clone, Copy)]
+struct PerFrame {
+    top_k: u32,
+    threshold: f64,
+    action: MatchAction,
+    on_error: OnError,
+    post_messages: bool,
+}
+
+impl Settings {
+    fn per_frame(&self) -> PerFrame {
+        PerFrame {
+            top_k: self.top_k,
+            threshold: self.threshold,
+            action: self.action,
+            on_error: self.on_error,
+            post_messages: self.post_messages,
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Counts {
     matched: u64,
@@ -124,7 +146,8 @@ impl DreamSimMatch {
         _pad: &gst::Pad,
         mut buffer: gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let settings = lock(&self.settings).clone();
+        // The per-frame settings only: the location (a String) is read at start.
+        let settings = lock(&self.settings).per_frame();
         let mut state = lock(&self.state);
         let meta = match DreamSimMeta::from_buffer(&buffer) {
             None => None,
@@ -187,7 +210,7 @@ impl DreamSimMatch {
     fn look_up(
         &self,
         state: &mut State,
-        settings: &Settings,
+        settings: &PerFrame,
         meta: &DreamSimMeta,
     ) -> Result<Vec<IndexMatch>, gst::FlowError> {
         let Some(lookup) = state.lookup.as_mut() else {

@@ -72,13 +72,14 @@ impl Lookup {
         k: usize,
         threshold: f64,
     ) -> Result<Vec<Match>, LookupError> {
-        let index = self.ready()?;
+        self.ready()?;
         let dim = embedding.len();
-        let identity = index.identity().clone();
         // Checked once per model, not per frame.
         let known = self.checked.as_ref().map(|(m, d)| (m.as_str(), *d));
         if known != Some((model, dim)) {
+            let identity = self.index.as_ref().expect("ready() opened it").identity();
             if !identity.accepts(model, dim) {
+                let identity = identity.to_string();
                 return Err(LookupError::Fatal(format!(
                     "the frames' embeddings come from model {model} ({dim}-d) but index {} holds \
                      embeddings of {identity}: they cannot be compared; match with the model the \
