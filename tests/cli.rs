@@ -319,7 +319,7 @@ fn checker(size: usize) -> Vec<u8> {
     (0..H * W)
         .flat_map(|i| {
             let (x, y) = (i % W, i / W);
-            if (x / size + y / size) % 2 == 0 {
+            if (x / size + y / size).is_multiple_of(2) {
                 [230u8, 230, 230]
             } else {
                 [20, 20, 60]

@@ -777,7 +777,10 @@ fn an_interrupted_add_leaves_a_readable_index_that_a_rerun_completes() {
         let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
         let n = info["entries"].as_u64().unwrap();
         println!("killed with {n} entries in the index");
-        assert!(n % 256 == 0 || n == 1000, "whole batches only, {n} entries");
+        assert!(
+            n.is_multiple_of(256) || n == 1000,
+            "whole batches only, {n} entries"
+        );
     } else {
         assert!(stderr(&info).contains("no index at"), "{}", stderr(&info));
         println!("killed before the first batch");

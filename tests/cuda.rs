@@ -367,7 +367,7 @@ fn decode_bikes(
     let ready = |p: &Path| {
         std::fs::metadata(p).is_ok_and(|m| {
             let len = m.len() as usize;
-            len >= frame_len * count && len % frame_len == 0
+            len >= frame_len * count && len.is_multiple_of(frame_len)
         })
     };
     if !ready(&out) {

@@ -274,7 +274,7 @@ fn checker(size: usize) -> Vec<u8> {
     (0..H)
         .flat_map(|y| {
             (0..W).map(move |x| {
-                if (x / size + y / size) % 2 == 0 {
+                if (x / size + y / size).is_multiple_of(2) {
                     [230u8, 230, 230]
                 } else {
                     [20, 20, 60]
@@ -309,7 +309,11 @@ fn pan_view(dx: usize) -> Vec<u8> {
                 [
                     (x * 3 % 256) as u8,
                     if band == 0 { 200 } else { (y * 5) as u8 },
-                    if (x / 8 + y / 8) % 2 == 0 { 220 } else { 30 },
+                    if (x / 8 + y / 8).is_multiple_of(2) {
+                        220
+                    } else {
+                        30
+                    },
                 ]
             })
         })

@@ -194,7 +194,7 @@ impl BusHandler for Collect {
         self.frames.push(m.frame);
         if let Some(step) = self.memory_every {
             let n = self.distances.len() as u64;
-            if n % step == 0 {
+            if n.is_multiple_of(step) {
                 let (_, peak, rss) = process_usage();
                 progress.println(&format!(
                     "  {n:>7} frames: resident {} MiB (peak {} MiB)",

@@ -133,7 +133,7 @@ pub struct DreamSimMeta {
 }
 
 fn embedding_from_bytes(fields: &Fields, bytes: &[u8]) -> Result<Vec<f32>, MalformedStructure> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(fields.bad(format!(
             "{EMBEDDING} has {} bytes, not a whole number of f32",
             bytes.len()
