@@ -3,9 +3,12 @@
 //! fixture model, on bikes.mp4 (fetched by tools/fetch_test_media.sh, which
 //! .ci/run calls) and on a clip made here.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod cli_common;
 
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use cli_common::*;
 use gst::prelude::*;
 
 /// PySceneDetect 0.7.2's `scenedetect -i bikes.mp4 detect-adaptive
@@ -24,14 +27,6 @@ Scene Number,Start Frame,Start Timecode,Start Time (seconds),End Frame,End Timec
 const MODEL: &str = "tests/fixtures/tiny_ensemble.onnx";
 const REFERENCE: &str = "tests/fixtures/reference.png";
 
-/// The repository root (the tests run from cli/).
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 /// bikes.mp4, relative to the repository root; fetched by .ci/run, never by
 /// a test.
 fn bikes() -> &'static str {
@@ -43,35 +38,11 @@ fn bikes() -> &'static str {
     BIKES
 }
 
-/// Runs `gst-dreamsim ARGS` from the repository root.
-fn run(args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_gst-dreamsim"))
-        .args(args)
-        .current_dir(repo_root())
-        .output()
-        .unwrap_or_else(|e| panic!("run gst-dreamsim: {e}"));
-    eprintln!(
-        "gst-dreamsim {}: {}\n{}",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
 /// Runs a job on the fixture model and the CPU provider.
 fn job(subcommand: &str, args: &[&str]) -> Output {
     let mut all = vec![subcommand, "--model", MODEL, "--provider", "cpu"];
     all.extend(args);
     run(&all)
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
 }
 
 /// A scratch directory for one test.
@@ -166,13 +137,7 @@ fn scenes_draws_a_progress_bar_on_a_terminal() {
         csv.display(),
         bikes()
     );
-    let o = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .current_dir(repo_root())
-        .output()
-        .expect("run script (util-linux) to give the tool a terminal");
-    let terminal = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{terminal}");
+    let terminal = on_terminal(&command);
     // The bar's label and position, redrawn in place, then the summary.
     assert!(
         terminal.contains("scenes ") && terminal.contains(" 0:00:0"),

@@ -3,24 +3,19 @@
 //! user runs them, with the fixture model, on clips made here with
 //! GStreamer.
 
+mod cli_common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use cli_common::*;
 use serde_json::Value;
 
 const MODEL: &str = "tests/fixtures/tiny_ensemble.onnx";
 const REFERENCE: &str = "tests/fixtures/reference.png";
 const FRAMES: usize = 20;
-
-/// The repository root (the tests run from cli/).
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 /// A scratch directory for one test.
 fn scratch(test: &str) -> PathBuf {

@@ -13,10 +13,13 @@
 //! postgresql:// URI; `tools/pg_test_server.sh start` prints one): ignored
 //! by default, `.ci/run` runs it with `--ignored`.
 
+mod cli_common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 
+use cli_common::*;
 use gst::prelude::*;
 use gstdreamsim::meta::DreamSimMeta;
 use gstdreamsim::MatchMessage;
@@ -25,14 +28,6 @@ const MODEL: &str = "tests/fixtures/tiny_ensemble.onnx";
 const OTHER_MODEL: &str = "tests/fixtures/tiny_dino.onnx";
 const REFERENCE: &str = "tests/fixtures/reference.png";
 const NEEDS_PG: &str = "needs PostgreSQL + pgvector in DREAMSIM_TEST_PG (.ci/run starts one)";
-
-/// The repository root (the tests run from cli/).
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 fn init() {
     gst::init().unwrap();
@@ -48,31 +43,11 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Runs `gst-dreamsim ARGS` from the repository root.
-fn run(args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_gst-dreamsim"))
-        .args(args)
-        .current_dir(repo_root())
-        .output()
-        .unwrap_or_else(|e| panic!("run gst-dreamsim: {e}"));
-    eprintln!(
-        "gst-dreamsim {}: {}\n{}",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
 /// `run`, which must succeed; its standard output.
 fn run_ok(args: &[&str]) -> String {
     let output = run(args);
     assert!(output.status.success(), "gst-dreamsim {}", args.join(" "));
     String::from_utf8(output.stdout).unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// The model options every command that embeds takes.

@@ -10,25 +10,21 @@
 //! default frame distance, meant for the real model), so these tests match
 //! at `--frame-distance 0.02`.
 
+mod cli_common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use cli_common::*;
 use gst::prelude::*;
 
 const MODEL: &str = "tests/fixtures/tiny_ensemble.onnx";
 const FRAME_DISTANCE: &str = "0.02";
 const W: u32 = 320;
 const H: u32 = 180;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 fn bikes() -> PathBuf {
     let p = repo_root().join(".cache/media/bikes.mp4");
@@ -180,21 +176,6 @@ fn library() -> &'static Library {
         );
         Library { dir }
     })
-}
-
-fn run(args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_gst-dreamsim"))
-        .args(args)
-        .current_dir(repo_root())
-        .output()
-        .unwrap();
-    eprintln!(
-        "gst-dreamsim {}: {}\n{}",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 fn model_args() -> Vec<&'static str> {
@@ -638,13 +619,7 @@ fn add_draws_a_progress_bar_on_a_terminal() {
         lib.path("ball.webm"),
         lib.path("clip.webm"),
     );
-    let o = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .current_dir(repo_root())
-        .output()
-        .expect("run script (util-linux)");
-    let terminal = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{terminal}");
+    let terminal = on_terminal(&command);
     assert!(
         terminal.contains("corpus ") && terminal.contains("/2 videos"),
         "{terminal}"
