@@ -1,0 +1,180 @@
+//! What `dreamsimmatch` adds to the per-frame time: the same clip through
+//! `dreamsim ! fakesink` and `dreamsim ! dreamsimmatch ! fakesink`, taking
+//! turns in one run, against an embedded index of N random entries of the
+//! model's width.
+//!
+//! ```sh
+//! cargo run --release -p gst-plugin-dreamsim --example match_bench -- \
+//!     [--model MODEL.onnx] [--entries N] [--frames N] [--rounds N] [--threads N]
+//! ```
+//!
+//! Prints, per pipeline, the median over the rounds of the time per frame
+//! (model load left out: the element's `load-time` is subtracted) and the
+//! matcher's share of it.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use dreamsim::index::{self, IndexOptions, ModelIdentity, NewEntry, Source};
+use gst::prelude::*;
+
+#[derive(Parser)]
+#[command(about = "dreamsim ! dreamsimmatch against dreamsim alone, taking turns in one run")]
+struct Options {
+    /// DreamSim ONNX model.
+    #[arg(long, default_value = "tests/fixtures/tiny_ensemble.onnx")]
+    model: String,
+    /// Entries in the index (random unit vectors of the model's width).
+    #[arg(long, default_value_t = 10_000)]
+    entries: usize,
+    /// Frames of the synthetic clip (320x240, a moving ball: every frame inferred).
+    #[arg(long, default_value_t = 300)]
+    frames: u64,
+    /// Runs of each pipeline, taking turns.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// CPU threads for ONNX Runtime.
+    #[arg(long, default_value_t = 1)]
+    threads: u32,
+}
+
+/// A set of `n` random unit vectors of `dim` values, built for `identity`.
+fn build_index(path: &str, identity: &ModelIdentity, n: usize) -> Result<(), String> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut random = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f32 / (1u64 << 53) as f32 - 0.5
+    };
+    let vectors: Vec<Vec<f32>> = (0..n)
+        .map(|_| {
+            let v: Vec<f32> = (0..identity.dim).map(|_| random()).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.into_iter().map(|x| x / norm).collect()
+        })
+        .collect();
+    let entries: Vec<NewEntry> = vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| NewEntry {
+            label: format!("item {i}"),
+            source: Source::Other {
+                description: "random".into(),
+            },
+            content_hash: format!("random {i}"),
+            embedding: v,
+        })
+        .collect();
+    let options = IndexOptions {
+        create: true,
+        ..IndexOptions::default()
+    };
+    let mut set = index::open(path, Some(identity), &options).map_err(|e| e.to_string())?;
+    set.add(&entries).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Seconds per frame of one run, the model load left out.
+fn run(o: &Options, matcher: Option<&str>) -> Result<f64, String> {
+    let tail = match matcher {
+        Some(index) => format!("dreamsimmatch index-location={index} threshold=0.05 ! "),
+        None => String::new(),
+    };
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers={} pattern=ball ! video/x-raw,width=320,height=240 ! \
+         dreamsim name=d model-location={} execution-provider=cpu threads={} \
+         post-messages=false ! {tail}fakesink sync=false",
+        o.frames, o.model, o.threads
+    ))
+    .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| e.to_string())?;
+    let bus = pipeline.bus().expect("a pipeline has a bus");
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::NONE,
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("EOS or an error");
+    let wall = started.elapsed().as_secs_f64();
+    if let gst::MessageView::Error(e) = msg.view() {
+        return Err(e.error().to_string());
+    }
+    let d = pipeline
+        .downcast_ref::<gst::Bin>()
+        .expect("a pipeline")
+        .by_name("d")
+        .expect("named above");
+    let stats = d.property::<gst::Structure>("stats");
+    let load = stats.get::<u64>("load-time").unwrap_or(0) as f64 / 1e9;
+    pipeline
+        .set_state(gst::State::Null)
+        .map_err(|e| e.to_string())?;
+    Ok((wall - load) / o.frames as f64)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn bench(o: &Options) -> Result<(), String> {
+    gst::init().map_err(|e| e.to_string())?;
+    gstdreamsim::plugin_register_static().map_err(|e| e.to_string())?;
+    let model = dreamsim::Model::load(
+        dreamsim::runtime(None).map_err(|e| e.to_string())?,
+        o.model.as_ref(),
+        &dreamsim::ModelOptions {
+            provider: dreamsim::ExecutionProvider::Cpu,
+            threads: 1,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let identity = ModelIdentity::of_model(model.info()).map_err(|e| e.to_string())?;
+    drop(model);
+    let dir = std::env::temp_dir().join(format!("match-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let path = dir.join("set.dsindex");
+    let path = path.to_str().expect("a UTF-8 temporary path");
+    build_index(path, &identity, o.entries)?;
+    println!(
+        "{} frames of 320x240, model {} ({}-d), {} threads, index of {} entries, {} rounds",
+        o.frames, o.model, identity.dim, o.threads, o.entries, o.rounds
+    );
+    let (mut alone, mut matched) = (Vec::new(), Vec::new());
+    for _ in 0..o.rounds {
+        alone.push(run(o, None)?);
+        matched.push(run(o, Some(path))?);
+    }
+    let (a, m) = (median(alone), median(matched));
+    println!(
+        "dreamsim ! fakesink                  {:8.3} ms/frame",
+        a * 1e3
+    );
+    println!(
+        "dreamsim ! dreamsimmatch ! fakesink  {:8.3} ms/frame",
+        m * 1e3
+    );
+    println!(
+        "dreamsimmatch adds {:+.3} ms/frame ({:+.1} %)",
+        (m - a) * 1e3,
+        (m - a) / a * 100.0
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match bench(&Options::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("match_bench: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
