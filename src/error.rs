@@ -118,6 +118,21 @@ pub enum Error {
     #[error("GPU preprocessing failed: {0}; the CPU provider runs without the GPU")]
     Gpu(String),
 
+    /// int8 precision was asked for and there is no usable int8 model
+    /// beside the fp32 one.
+    #[error(
+        "int8 precision needs an int8 model beside {fp32}, at {expected}: {reason}; make one with \
+         tools/get_model.sh --int8 (tools/quantize_int8.py), or use precision auto or fp32"
+    )]
+    Int8ModelMissing {
+        /// The fp32 model.
+        fp32: PathBuf,
+        /// Where its int8 model is looked for.
+        expected: PathBuf,
+        /// Why none is used there.
+        reason: String,
+    },
+
     /// A setting (property, option or environment variable) has a value that
     /// cannot be used.
     #[error("invalid setting: {0}")]

@@ -9,6 +9,7 @@ use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use crate::embedding::Embedding;
 use crate::error::{Error, Result};
+use crate::int8::{Int8Model, RequestedPrecision};
 use crate::provider::{ComputePrecision, ExecutionProvider};
 use crate::runtime::Runtime;
 
@@ -47,8 +48,13 @@ pub struct ModelOptions {
     /// Let TensorRT build fp16 engines (unless `full_precision`).
     pub fp16: bool,
     /// Compute in fp32 on every provider: no bf16 on OpenVINO, no fp16
-    /// engines on TensorRT, and `Auto` never picks OpenVINO.
+    /// engines on TensorRT, no int8 model, and `Auto` never picks OpenVINO.
+    /// The same as `precision: RequestedPrecision::Fp32`.
     pub full_precision: bool,
+    /// Which arithmetic to run in; [`RequestedPrecision::Auto`] lets the
+    /// provider and the processor decide (see [`crate::int8`] for when the
+    /// int8 model beside the fp32 one runs).
+    pub precision: RequestedPrecision,
     /// Where TensorRT keeps engine and timing caches and OpenVINO its
     /// compiled models; `None` disables them.
     pub engine_cache: Option<PathBuf>,
@@ -65,9 +71,17 @@ impl Default for ModelOptions {
             device_id: 0,
             fp16: false,
             full_precision: false,
+            precision: RequestedPrecision::Auto,
             engine_cache: None,
             max_batch: 8,
         }
+    }
+}
+
+impl ModelOptions {
+    /// Whether reduced precision of any kind is ruled out.
+    fn wants_fp32(&self) -> bool {
+        self.full_precision || self.precision == RequestedPrecision::Fp32
     }
 }
 
@@ -97,6 +111,7 @@ pub struct Model {
     info: ModelInfo,
     provider: ExecutionProvider,
     precision: ComputePrecision,
+    int8: Option<Int8Model>,
     device_id: i32,
     threads: usize,
     fallbacks: Vec<String>,
@@ -106,7 +121,7 @@ pub struct Model {
 /// What `provider` computes in under `options` on this processor.
 fn compute_precision(provider: ExecutionProvider, options: &ModelOptions) -> ComputePrecision {
     match provider {
-        _ if options.full_precision => ComputePrecision::Fp32,
+        _ if options.wants_fp32() => ComputePrecision::Fp32,
         ExecutionProvider::TensorRt if options.fp16 => ComputePrecision::Fp16,
         ExecutionProvider::OpenVino if crate::cpu::bf16_matrix_units().is_some() => {
             ComputePrecision::Bf16
@@ -125,6 +140,73 @@ fn auto_attempts(bf16_units: bool, full_precision: bool) -> Vec<ExecutionProvide
     }
     attempts.push(ExecutionProvider::Cpu);
     attempts
+}
+
+/// The int8 model that runs on the CPU in place of `path`, if any.
+///
+/// Asked for explicitly ([`RequestedPrecision::Int8`]) it must exist and
+/// be one; under `Auto` it is picked up when it is installed beside the
+/// fp32 model, the provider is `Auto` and reduced precision is allowed,
+/// and a file there that is not a usable int8 model is skipped with a
+/// warning. A model given as int8 itself runs as int8 wherever it runs.
+fn choose_int8(
+    path: &Path,
+    options: &ModelOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Int8Model>> {
+    let given_is_int8 = crate::int8::is_int8_file(path);
+    if given_is_int8 && options.wants_fp32() {
+        return Err(Error::InvalidSetting(format!(
+            "{} is an int8 model, and full precision (fp32) is asked for: give the fp32 model \
+             instead, or drop full precision",
+            path.display()
+        )));
+    }
+    let missing = |reason: String| Error::Int8ModelMissing {
+        fp32: path.to_path_buf(),
+        expected: crate::int8::sibling_path(path),
+        reason,
+    };
+    match options.precision {
+        RequestedPrecision::Int8 => {
+            if options.full_precision {
+                return Err(Error::InvalidSetting(
+                    "int8 precision and full precision both asked for: choose one".into(),
+                ));
+            }
+            if !matches!(
+                options.provider,
+                ExecutionProvider::Auto | ExecutionProvider::Cpu
+            ) {
+                return Err(Error::InvalidSetting(format!(
+                    "int8 precision runs on the cpu provider, not {}: use the cpu or auto \
+                     provider, or precision auto",
+                    options.provider
+                )));
+            }
+            if given_is_int8 {
+                return crate::int8::describe(path, None).map(Some).map_err(missing);
+            }
+            match crate::int8::find_sibling(path) {
+                Ok(Some(m)) => Ok(Some(m)),
+                Ok(None) => Err(missing("there is no such file".into())),
+                Err(why) => Err(missing(why)),
+            }
+        }
+        _ if given_is_int8 => Ok(crate::int8::describe(path, None).ok()),
+        RequestedPrecision::Auto
+            if options.provider == ExecutionProvider::Auto && !options.wants_fp32() =>
+        {
+            match crate::int8::find_sibling(path) {
+                Ok(found) => Ok(found),
+                Err(why) => {
+                    warnings.push(why);
+                    Ok(None)
+                }
+            }
+        }
+        _ => Ok(None),
+    }
 }
 
 /// The input size the model file declares in its metadata, else the
@@ -241,31 +323,47 @@ impl Model {
         }
         let options = &options;
 
-        let attempts = match options.provider {
-            ExecutionProvider::Auto => auto_attempts(
+        let int8 = choose_int8(path, options, &mut warnings)?;
+        let attempts = match (options.provider, options.precision) {
+            // The int8 model is made for ONNX Runtime's CPU kernels.
+            (_, RequestedPrecision::Int8) => vec![ExecutionProvider::Cpu],
+            (ExecutionProvider::Auto, _) => auto_attempts(
                 crate::cpu::bf16_matrix_units().is_some(),
-                options.full_precision,
+                options.wants_fp32(),
             ),
-            explicit => vec![explicit],
+            (explicit, _) => vec![explicit],
         };
-
-        // TensorRT's optimisation profile is fixed when its session is
-        // built, before the session can tell the declared input size: read
-        // it from the file. A wrong or missing value fails the contract
-        // check below, on every provider alike.
-        let input_size = declared_input_size(path);
 
         let mut fallbacks = Vec::new();
         for (i, &provider) in attempts.iter().enumerate() {
             let last = i + 1 == attempts.len();
-            match Self::open_session(runtime, path, options, provider, input_size) {
+            // The int8 model stands in for the fp32 one only on the CPU:
+            // a GPU or bf16 units, when they start, are faster.
+            let file = match &int8 {
+                Some(m) if provider == ExecutionProvider::Cpu => m.path.as_path(),
+                _ => path,
+            };
+            // TensorRT's optimisation profile is fixed when its session is
+            // built, before the session can tell the declared input size:
+            // read it from the file. A wrong or missing value fails the
+            // contract check below, on every provider alike.
+            let input_size = declared_input_size(file);
+            match Self::open_session(runtime, file, options, provider, input_size) {
                 Ok(session) => {
-                    let info = check_contract(&session, path)?;
+                    let info = check_contract(&session, file)?;
+                    let runs_int8 = int8.as_ref().is_some_and(|m| m.path == file);
+                    let int8 = int8.filter(|_| runs_int8);
+                    let precision = if int8.is_some() {
+                        ComputePrecision::Int8
+                    } else {
+                        compute_precision(provider, options)
+                    };
                     return Ok(Self {
                         session,
                         info,
                         provider,
-                        precision: compute_precision(provider, options),
+                        precision,
+                        int8,
                         device_id: options.device_id,
                         threads: options.threads,
                         fallbacks,
@@ -336,6 +434,12 @@ impl Model {
     /// The arithmetic the model computes in on that provider.
     pub fn compute_precision(&self) -> ComputePrecision {
         self.precision
+    }
+
+    /// The int8 model that runs in place of the fp32 one, with the
+    /// agreement it was made with; `None` when the model runs as given.
+    pub fn int8(&self) -> Option<&Int8Model> {
+        self.int8.as_ref()
     }
 
     /// Why each faster provider was skipped under [`ExecutionProvider::Auto`].

@@ -69,6 +69,8 @@ pub enum ComputePrecision {
     Bf16,
     /// fp16 engines (TensorRT with `fp16`).
     Fp16,
+    /// The int8 model (QDQ, int8 matrix products) beside the fp32 one.
+    Int8,
 }
 
 impl ComputePrecision {
@@ -78,6 +80,7 @@ impl ComputePrecision {
             Self::Fp32 => "fp32",
             Self::Bf16 => "bf16",
             Self::Fp16 => "fp16",
+            Self::Int8 => "int8",
         }
     }
 }

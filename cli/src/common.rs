@@ -40,6 +40,11 @@ pub struct CommonArgs {
     #[arg(long)]
     pub fp16: bool,
 
+    /// Arithmetic: auto (bf16 with bf16 units, else the <type>-int8.onnx model beside the
+    /// fp32 one if installed, else fp32), fp32, or int8 (an error without an int8 model)
+    #[arg(long, value_name = "P", value_parser = parse_precision)]
+    pub precision: Option<dreamsim::RequestedPrecision>,
+
     /// Directory where TensorRT and OpenVINO keep compiled models between runs
     #[arg(long, value_name = "DIR")]
     pub engine_cache: Option<PathBuf>,
@@ -51,6 +56,11 @@ pub struct CommonArgs {
     /// No progress bar or summary on standard error
     #[arg(short, long, help_heading = "Output options")]
     pub quiet: bool,
+}
+
+/// `--precision`'s value, checked by the engine's own parser.
+fn parse_precision(s: &str) -> Result<dreamsim::RequestedPrecision, String> {
+    s.parse()
 }
 
 /// `--provider`'s value, checked by the engine's own parser.
@@ -81,6 +91,9 @@ impl CommonArgs {
         }
         if self.fp16 {
             dreamsim.set_property("fp16", true);
+        }
+        if let Some(p) = self.precision {
+            dreamsim.set_property_from_str("precision", p.as_str());
         }
         if let Some(d) = &self.engine_cache {
             dreamsim.set_property("engine-cache-location", d.to_string_lossy().as_ref());

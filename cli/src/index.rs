@@ -299,6 +299,7 @@ fn load_model(common: &CommonArgs) -> Result<(Engine, ModelIdentity), Error> {
         device_id: common.device_id.unwrap_or(0),
         fp16: common.fp16,
         full_precision: common.full_precision,
+        precision: common.precision.unwrap_or_default(),
         engine_cache: common.engine_cache.clone(),
         max_batch: common.batch_size.unwrap_or(8) as usize,
     };

@@ -1,6 +1,6 @@
 //! What every element that runs the model shares: the model's settings and
 //! their properties (`model-location`, `onnxruntime-location`,
-//! `execution-provider`, `device-id`, `fp16`, `full-precision`,
+//! `execution-provider`, `device-id`, `fp16`, `full-precision`, `precision`,
 //! `engine-cache-location`, `threads`), loading the model with the log lines
 //! and bus messages that say what runs where, and the mapping of engine
 //! errors to GStreamer errors.
@@ -11,7 +11,7 @@ use dreamsim::{Model, ModelOptions};
 use gst::glib;
 use gst::prelude::*;
 
-use crate::dreamsim::ExecutionProvider;
+use crate::dreamsim::{ExecutionProvider, Precision};
 
 pub(crate) const DEFAULT_THREADS: u32 = 0;
 pub(crate) const DEFAULT_DEVICE_ID: i32 = 0;
@@ -36,6 +36,10 @@ pub(crate) fn error_message(e: &dreamsim::Error) -> gst::ErrorMessage {
         E::ModelNotFound { .. } => gst::error_msg!(
             gst::ResourceError::NotFound,
             ("{e}, or set the `model-location` property")
+        ),
+        E::Int8ModelMissing { .. } => gst::error_msg!(
+            gst::ResourceError::NotFound,
+            ("{e} (element property `precision`)")
         ),
         E::ModelLoad { .. }
         | E::ModelContract { .. }
@@ -96,6 +100,7 @@ pub(crate) struct ModelSettings {
     pub device_id: i32,
     pub fp16: bool,
     pub full_precision: bool,
+    pub precision: Precision,
     pub engine_cache_location: Option<PathBuf>,
     pub threads: u32,
 }
@@ -109,6 +114,7 @@ impl Default for ModelSettings {
             device_id: DEFAULT_DEVICE_ID,
             fp16: DEFAULT_FP16,
             full_precision: DEFAULT_FULL_PRECISION,
+            precision: Precision::default(),
             engine_cache_location: None,
             threads: DEFAULT_THREADS,
         }
@@ -176,6 +182,18 @@ impl ModelSettings {
                 .default_value(DEFAULT_FULL_PRECISION)
                 .mutable_ready()
                 .build(),
+            glib::ParamSpecEnum::builder_with_default("precision", Precision::default())
+                .nick("Precision")
+                .blurb(
+                    "Arithmetic the model runs in. auto: the fastest that starts (bf16 on \
+                     OpenVINO with bf16 units, else the <type>-int8.onnx model installed beside \
+                     the fp32 one, on the CPU, else fp32); fp32: as full-precision=true; int8: \
+                     the int8 model on the CPU, an error if there is none (tools/get_model.sh \
+                     --int8 makes it, with its agreement to fp32 in its metadata). Which runs: \
+                     active-precision",
+                )
+                .mutable_ready()
+                .build(),
             glib::ParamSpecString::builder("engine-cache-location")
                 .nick("Engine cache location")
                 .blurb(
@@ -206,6 +224,7 @@ impl ModelSettings {
             "device-id" => self.device_id = value.get().expect("type checked"),
             "fp16" => self.fp16 = value.get().expect("type checked"),
             "full-precision" => self.full_precision = value.get().expect("type checked"),
+            "precision" => self.precision = value.get().expect("type checked"),
             "engine-cache-location" => self.engine_cache_location = path_from(value),
             "threads" => self.threads = value.get().expect("type checked"),
             _ => return false,
@@ -222,6 +241,7 @@ impl ModelSettings {
             "device-id" => self.device_id.to_value(),
             "fp16" => self.fp16.to_value(),
             "full-precision" => self.full_precision.to_value(),
+            "precision" => self.precision.to_value(),
             "engine-cache-location" => path_value(&self.engine_cache_location),
             "threads" => self.threads.to_value(),
             _ => return None,
@@ -273,6 +293,7 @@ impl ModelSettings {
             device_id: self.device_id,
             fp16: self.fp16,
             full_precision: self.full_precision,
+            precision: self.precision.into(),
             engine_cache: self.engine_cache_location.clone(),
             max_batch: max_batch.max(1),
         };
@@ -324,8 +345,17 @@ impl ModelSettings {
         );
         // Which provider runs decides speed and exactness: said at every
         // start, not only when something was skipped.
-        let units = match (model.provider(), dreamsim::cpu::bf16_matrix_units()) {
-            (dreamsim::ExecutionProvider::OpenVino, Some(units)) => format!(" on {units}"),
+        let units = match (
+            model.provider(),
+            dreamsim::cpu::bf16_matrix_units(),
+            model.int8(),
+        ) {
+            (_, _, Some(int8)) => format!(
+                " with the int8 model {} ({})",
+                int8.path.display(),
+                int8.agreement()
+            ),
+            (dreamsim::ExecutionProvider::OpenVino, Some(units), _) => format!(" on {units}"),
             _ => String::new(),
         };
         // The build is named with it, so a figure or a report copied from
@@ -344,6 +374,18 @@ impl ModelSettings {
             ("{running}"),
             ["{running}"]
         );
+        // An agreement below the guard was someone's explicit choice at
+        // export (or the file was not made by the tool); whoever reads this
+        // pipeline's output should know it too.
+        if let Some(int8) = model.int8().filter(|m| m.below_guard()) {
+            let below = format!(
+                "the int8 model {} agrees with fp32 less than the tool's guard requires: {}",
+                int8.path.display(),
+                int8.agreement()
+            );
+            gst::warning!(cat, obj = element, "{below}");
+            gst::element_warning!(element, gst::LibraryError::Settings, ("{}", below));
+        }
         // Settings brought within the machine's limits (threads beyond the
         // logical CPUs): said on the bus and in the log, with both values.
         for clamped in model.warnings() {

@@ -67,6 +67,45 @@ impl From<ExecutionProvider> for dreamsim::ExecutionProvider {
     }
 }
 
+/// The precision property's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstDreamSimPrecision")]
+pub enum Precision {
+    /// The fastest that starts: TensorRT fp16 only with `fp16`, bf16 on
+    /// OpenVINO with bf16 units, else the int8 model installed beside the
+    /// fp32 one, else fp32.
+    #[default]
+    #[enum_value(
+        name = "Auto: bf16 on OpenVINO with bf16 units, else the int8 model beside the fp32 one \
+                if installed (CPU), else fp32",
+        nick = "auto"
+    )]
+    Auto = 0,
+    /// fp32 on every provider (as `full-precision=true`).
+    #[enum_value(
+        name = "fp32 on every provider (as full-precision=true)",
+        nick = "fp32"
+    )]
+    Fp32 = 1,
+    /// The int8 model beside the fp32 one, on the CPU; an error if none.
+    #[enum_value(
+        name = "int8: the <type>-int8.onnx model beside the fp32 one, on the CPU (tools/get_model.sh --int8)",
+        nick = "int8"
+    )]
+    Int8 = 2,
+}
+
+impl From<Precision> for dreamsim::RequestedPrecision {
+    fn from(p: Precision) -> Self {
+        match p {
+            Precision::Auto => Self::Auto,
+            Precision::Fp32 => Self::Fp32,
+            Precision::Int8 => Self::Int8,
+        }
+    }
+}
+
 glib::wrapper! {
     /// The `dreamsim` element.
     pub struct DreamSim(ObjectSubclass<imp::DreamSim>)
@@ -77,6 +116,7 @@ glib::wrapper! {
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     // gst-inspect documents the enum's values through this.
     ExecutionProvider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    Precision::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "dreamsim",
