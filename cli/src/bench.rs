@@ -38,6 +38,7 @@ use crate::Error;
 #[command(after_help = "Examples:\n  \
     gst-dreamsim bench .cache/media/bikes.mp4 --model MODEL.onnx --threads 2 --batch-size 8\n  \
     gst-dreamsim bench .cache/media/bikes.mp4 --agreement --frames 100\n  \
+    gst-dreamsim bench .cache/media/bikes.mp4 --precision int8 --agreement --frames 96\n  \
     gst-dreamsim bench --synthetic 10000 --model tests/fixtures/tiny_ensemble.onnx")]
 pub struct Args {
     /// Video file
@@ -466,7 +467,12 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             &args,
             "fp32",
             None,
-            &[("execution-provider", "cpu"), ("full-precision", "true")],
+            &[
+                ("execution-provider", "cpu"),
+                ("full-precision", "true"),
+                // Whatever --precision asked of the first run.
+                ("precision", "fp32"),
+            ],
         )?;
         report(
             &mut out,
