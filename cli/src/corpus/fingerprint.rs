@@ -144,9 +144,10 @@ pub fn fingerprint(
     })
 }
 
-/// Plays `pipe` to EOS or an error; fails when `frames()` stays the same
-/// for `stall` (a demuxer that gave up without posting an error, seen on
-/// truncated MP4 files).
+/// Plays `pipe` to EOS or an error (errors decodebin dropped included:
+/// [`pipeline::lost_error`]); fails when `frames()` stays the same for
+/// `stall` (a safety net: a source that never delivers, a decoder that
+/// stops without a word).
 fn run(
     pipe: &gst::Pipeline,
     stall: std::time::Duration,
@@ -155,10 +156,7 @@ fn run(
 ) -> Result<(), Error> {
     let bus = pipe.bus().expect("a pipeline has a bus");
     let error_of = |m: &gst::Message| match m.view() {
-        gst::MessageView::Error(e) => Some(match e.debug() {
-            Some(d) => format!("{} ({d})", e.error()),
-            None => e.error().to_string(),
-        }),
+        gst::MessageView::Error(e) => Some(pipeline::error_text(e)),
         _ => None,
     };
     if pipe.set_state(gst::State::Playing).is_err() {
@@ -177,6 +175,9 @@ fn run(
         );
         tick();
         let Some(msg) = msg else {
+            if let Some(e) = pipeline::lost_error(pipe) {
+                return Err(Error::Pipeline(e));
+            }
             let now = frames();
             if now != last.0 {
                 last = (now, std::time::Instant::now());
