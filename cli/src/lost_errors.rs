@@ -81,17 +81,23 @@ mod imp {
             {
                 return;
             }
-            let mut watched = watched();
-            for w in watched.iter_mut() {
-                if w.decoder
-                    .upgrade()
-                    .is_some_and(|d| element.has_as_ancestor(&d))
-                {
-                    w.errors.push(Posted {
-                        element: element.downgrade(),
-                        message: message.clone(),
-                    });
-                }
+            // No object lock is taken while the list is locked (the
+            // ancestry walk locks the element's parents).
+            let decoders: Vec<gst::Element> = watched()
+                .iter()
+                .filter_map(|w| w.decoder.upgrade())
+                .collect();
+            let Some(decoder) = decoders.iter().find(|d| element.has_as_ancestor(*d)) else {
+                return;
+            };
+            if let Some(w) = watched()
+                .iter_mut()
+                .find(|w| w.decoder.upgrade().as_ref() == Some(decoder))
+            {
+                w.errors.push(Posted {
+                    element: element.downgrade(),
+                    message: message.clone(),
+                });
             }
         }
     }
@@ -126,28 +132,52 @@ pub fn watch(decoder: &gst::Element) {
 /// An error an element of a decoder of `pipeline` posted that decodebin
 /// dropped: the element failed, and the pipeline's bus will never say so.
 pub fn lost(pipeline: &gst::Pipeline) -> Option<gst::Message> {
-    let mut watched = watched();
-    watched.retain(|w| w.decoder.upgrade().is_some());
-    for w in watched.iter_mut() {
-        let Some(decoder) = w.decoder.upgrade() else {
-            continue;
-        };
+    // The records, taken out of the list: no object lock is taken while the
+    // list is locked (the tracer's hook locks the list from streaming
+    // threads).
+    let taken: Vec<(gst::Element, Vec<Posted>)> = {
+        let mut watched = watched();
+        watched.retain(|w| w.decoder.upgrade().is_some());
+        watched
+            .iter_mut()
+            .filter(|w| !w.errors.is_empty())
+            .filter_map(|w| Some((w.decoder.upgrade()?, std::mem::take(&mut w.errors))))
+            .collect()
+    };
+    let mut found = None;
+    let mut keep = Vec::new();
+    for (decoder, errors) in taken {
         if !decoder.has_as_ancestor(pipeline) {
+            keep.push((decoder, errors));
             continue;
         }
         // Candidates decodebin removed: their errors were meant to go.
-        w.errors.retain(|p| {
-            p.element
-                .upgrade()
-                .is_some_and(|e| e.has_as_ancestor(&decoder))
-        });
-        let kept = w
-            .errors
-            .iter()
-            .find(|p| p.element.upgrade().is_some_and(|e| !e.is_locked_state()));
-        if let Some(p) = kept {
-            return Some(p.message.clone());
+        let errors: Vec<Posted> = errors
+            .into_iter()
+            .filter(|p| {
+                p.element
+                    .upgrade()
+                    .is_some_and(|e| e.has_as_ancestor(&decoder))
+            })
+            .collect();
+        if found.is_none() {
+            found = errors
+                .iter()
+                .find(|p| p.element.upgrade().is_some_and(|e| !e.is_locked_state()))
+                .map(|p| p.message.clone());
+        }
+        keep.push((decoder, errors));
+    }
+    // Put back what is still pending (before any error posted meanwhile).
+    let mut watched = watched();
+    for (decoder, mut errors) in keep {
+        if let Some(w) = watched
+            .iter_mut()
+            .find(|w| w.decoder.upgrade().as_ref() == Some(&decoder))
+        {
+            errors.append(&mut w.errors);
+            w.errors = errors;
         }
     }
-    None
+    found
 }
