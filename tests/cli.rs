@@ -577,3 +577,47 @@ fn bench_cuts_at_frames_writes_distances_and_checks_agreement() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// bikes.mp4 keeps its `moov` box at the end, so a copy cut in the middle
+/// has no playable stream and qtdemux says so at once. decodebin drops the
+/// errors of an element while it plugs it, and qtdemux's error sometimes
+/// fell into that window (about one run in four): the job then waited
+/// forever. Every run must now fail at once and say why.
+#[test]
+fn a_truncated_mp4_fails_at_once_every_time() {
+    let dir = scratch("truncated");
+    let whole = std::fs::read(repo_root().join(bikes())).unwrap();
+    let half = whole.len() / 2;
+    let moov = |b: &[u8]| b.windows(4).any(|w| w == b"moov");
+    assert!(
+        !moov(&whole[..half]) && moov(&whole[half..]),
+        "bikes.mp4 has its moov box at the end"
+    );
+    let cut = dir.join("cut.mp4");
+    std::fs::write(&cut, &whole[..half]).unwrap();
+    let cut = cut.to_str().unwrap();
+    let limit = std::time::Duration::from_secs(60);
+    for attempt in 1..=12 {
+        let o = run_within(
+            &[
+                "scenes",
+                "--model",
+                MODEL,
+                "--provider",
+                "cpu",
+                "--threads",
+                "1",
+                cut,
+            ],
+            limit,
+        )
+        .unwrap_or_else(|| panic!("run {attempt}: still running after {limit:?}"));
+        assert_eq!(o.status.code(), Some(1), "run {attempt}");
+        assert!(
+            stderr(&o).contains("no playable streams"),
+            "run {attempt}: {}",
+            stderr(&o)
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

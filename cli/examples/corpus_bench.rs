@@ -3,7 +3,13 @@
 //! one video in ten with a near copy, written as an embedded index plus its
 //! video list; then the tool's `corpus match` over the whole library, timed.
 //! Prints N, entries, seconds, and seconds / (N log N) and seconds / N^2:
-//! the first stays about flat when the cost grows like N log N.
+//! the first stays about flat when the cost grows like N log N. Beside
+//! them, what one nearest-neighbour search costs in that index (2,000 of its
+//! frames searched through the index API as `corpus match` searches them:
+//! k = 32, the index's default HNSW breadth; and exhaustively, for
+//! comparison, and at breadth 64) and the match time per entry: `corpus match` does one search
+//! per sampled frame, so match_s is about entries x search_ms, and how it
+//! grows with N is how the search cost grows with the index.
 //!
 //! ```sh
 //! cargo build -p gst-dreamsim --release
@@ -40,6 +46,31 @@ fn normalise(mut v: Vec<f32>) -> Vec<f32> {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     v.iter_mut().for_each(|x| *x /= n);
     v
+}
+
+/// Milliseconds per search of 2,000 stored frames (every 7,919th), k = 32,
+/// through HNSW at breadth `ef` (`ef_search`), or exhaustive when `ef` is 0.
+fn search_ms(location: &str, ef: usize) -> f64 {
+    let options = IndexOptions {
+        exact_search_below: if ef == 0 { usize::MAX } else { 0 },
+        ef_search: ef.max(1),
+        ..IndexOptions::default()
+    };
+    let mut set = index::open(location, None, &options).unwrap();
+    let n = set.len().unwrap();
+    let probes: Vec<Vec<f32>> = (0..2000.min(n))
+        .map(|i| {
+            let id = ((i * 7919) % n) as u64;
+            set.entries_after(id.checked_sub(1), 1).unwrap()[0]
+                .embedding
+                .clone()
+        })
+        .collect();
+    let t = Instant::now();
+    for p in &probes {
+        std::hint::black_box(set.search(p, 32).unwrap());
+    }
+    t.elapsed().as_secs_f64() * 1e3 / probes.len() as f64
 }
 
 fn build(dir: &std::path::Path, videos: usize) -> String {
@@ -125,7 +156,10 @@ fn main() {
     );
     let dir = std::env::temp_dir().join(format!("corpus-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    println!("videos  entries  build_s  match_s  pairs  match_s/(N log2 N)*1e6  match_s/N^2*1e9");
+    println!(
+        "videos  entries  build_s  match_s  pairs  match_s/(N log2 N)*1e6  match_s/N^2*1e9  \
+         match_ms/entry  search_ms(hnsw)  search_ms(exact)  search_ms(hnsw,ef64)"
+    );
     for n in sizes {
         let t = Instant::now();
         let location = build(&dir, n);
@@ -150,12 +184,17 @@ fn main() {
             String::from_utf8_lossy(&out.stderr)
         );
         let pairs = String::from_utf8_lossy(&out.stdout).lines().count() - 1;
+        let hnsw = search_ms(&location, index::DEFAULT_EF_SEARCH);
+        let exact = search_ms(&location, 0);
+        let ef64 = search_ms(&location, 64);
         let nf = n as f64;
         println!(
-            "{n:6}  {:7}  {build_s:7.1}  {match_s:7.2}  {pairs:5}  {:22.3}  {:15.3}",
+            "{n:6}  {:7}  {build_s:7.1}  {match_s:7.2}  {pairs:5}  {:22.3}  {:15.3}  {:14.3}  {hnsw:15.3}  \
+             {exact:16.3}  {ef64:19.3}",
             n * FRAMES,
             match_s / (nf * nf.log2()) * 1e6,
-            match_s / (nf * nf) * 1e9
+            match_s / (nf * nf) * 1e9,
+            match_s * 1e3 / (n * FRAMES) as f64
         );
     }
     let _ = std::fs::remove_dir_all(dir);

@@ -15,6 +15,7 @@ mod dedup;
 mod distances;
 mod error;
 mod index;
+mod lost_errors;
 mod metrics;
 mod monitor;
 mod output;

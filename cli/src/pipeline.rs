@@ -16,6 +16,8 @@ use crate::{Error, PROGRAM};
 pub fn init() -> Result<(), Error> {
     gst::init().map_err(|e| Error::Pipeline(format!("GStreamer does not start: {e}")))?;
     gstdreamsim::plugin_register_static()?;
+    // Before any pipeline runs: the errors decodebin drops (lost_errors).
+    crate::lost_errors::start();
     Ok(())
 }
 
@@ -81,6 +83,9 @@ pub fn add_decoder(
     let decoder = make("uridecodebin")?;
     decoder.set_property("uri", uri);
     pipeline.add(&decoder)?;
+    // An element that fails while decodebin plugs it can have its error
+    // dropped (a truncated MP4): [`lost_error`] finds it again.
+    crate::lost_errors::watch(&decoder);
     // Without a video stream nothing would ever reach EOS: say so instead.
     let video_pad = video_sink.static_pad("sink").expect("sink pad");
     decoder.connect_no_more_pads(move |decoder| {
@@ -190,6 +195,9 @@ pub fn run_bus(
         }
         progress.update(pipeline, || handler.status());
         let Some(msg) = msg else {
+            if let Some(e) = lost_error(pipeline) {
+                break Err(Error::Pipeline(e));
+            }
             continue;
         };
         match msg.view() {
@@ -205,8 +213,20 @@ pub fn run_bus(
     result
 }
 
+/// The error of an element of the decoding front end that decodebin
+/// dropped while it plugged the element (see `lost_errors`): the element
+/// has stopped and the bus will not say so. Callers that read the bus
+/// themselves ask this when no message came for a while.
+pub fn lost_error(pipeline: &gst::Pipeline) -> Option<String> {
+    let message = crate::lost_errors::lost(pipeline)?;
+    match message.view() {
+        gst::MessageView::Error(e) => Some(error_text(e)),
+        _ => None,
+    }
+}
+
 /// GStreamer's error, with its details when there are some.
-fn error_text(e: &gst::message::Error) -> String {
+pub fn error_text(e: &gst::message::Error) -> String {
     match e.debug() {
         Some(d) => format!("{} ({d})", e.error()),
         None => e.error().to_string(),

@@ -34,6 +34,71 @@ pub struct Fingerprint {
     pub duration_ns: u64,
     /// The model's type (`ensemble`, ...), from the frames' meta.
     pub model_kind: String,
+    /// The duration the file declares (its container), when it says, ns.
+    pub declared_ns: Option<u64>,
+    /// Where the frame size changes, in time order.
+    pub size_changes: Vec<SizeChange>,
+}
+
+/// A change of frame size in the middle of a video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeChange {
+    /// Time of the first frame at the new size, ns.
+    pub at_ns: u64,
+    /// Width and height before.
+    pub from: (i32, i32),
+    /// Width and height after.
+    pub to: (i32, i32),
+}
+
+/// The shortfall below which decoded frames ending before the declared
+/// duration are not called incomplete (streams of one file often end a few
+/// frames apart), ns.
+pub const INCOMPLETE_MARGIN_NS: u64 = 1_000_000_000;
+
+impl Fingerprint {
+    /// Why the frames do not cover the video, when they do not: the file
+    /// declares a duration and the decoded frames end more than
+    /// [`INCOMPLETE_MARGIN_NS`] before it (a truncated file whose first part
+    /// still plays).
+    pub fn incomplete(&self) -> Option<String> {
+        let declared = self.declared_ns?;
+        (declared > self.duration_ns + INCOMPLETE_MARGIN_NS).then(|| {
+            format!(
+                "the decoded frames end at {:.3} s of the {:.3} s the file declares \
+                 (truncated?); fingerprinted the {:.3} s that were decoded",
+                self.duration_ns as f64 / 1e9,
+                declared as f64 / 1e9,
+                self.duration_ns as f64 / 1e9
+            )
+        })
+    }
+
+    /// The frame size changes (`320x180 to 160x120 at 2.000 s`), said in
+    /// words, when there are some.
+    pub fn resolution_note(&self) -> Option<String> {
+        if self.size_changes.is_empty() {
+            return None;
+        }
+        let changes: Vec<String> = self
+            .size_changes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}x{} to {}x{} at {:.3} s",
+                    c.from.0,
+                    c.from.1,
+                    c.to.0,
+                    c.to.1,
+                    c.at_ns as f64 / 1e9
+                )
+            })
+            .collect();
+        Some(format!(
+            "{}; every frame fingerprinted (the model scales each frame to its input)",
+            changes.join(", ")
+        ))
+    }
 }
 
 /// How frames are picked.
@@ -55,6 +120,11 @@ struct Collected {
     decoded: u64,
     model_kind: String,
     error: Option<String>,
+    /// Width and height of the frames now coming.
+    size: Option<(i32, i32)>,
+    /// A size change seen in the caps, waiting for its first frame.
+    pending_change: Option<((i32, i32), (i32, i32))>,
+    size_changes: Vec<SizeChange>,
 }
 
 /// Decodes `path` and returns its fingerprint. `decoded` counts frames as
@@ -78,7 +148,23 @@ pub fn fingerprint(
         let collected = collected.clone();
         let decoded = decoded.clone();
         let sink_pad = sink.static_pad("sink").expect("sink pad");
-        sink_pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let probe = gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM;
+        sink_pad.add_probe(probe, move |pad, info| {
+            if let Some(gst::PadProbeData::Event(event)) = &info.data {
+                if let gst::EventView::Caps(caps) = event.view() {
+                    let size = caps.caps().structure(0).and_then(|s| {
+                        Some((s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?))
+                    });
+                    let mut c = collected.lock().unwrap_or_else(|e| e.into_inner());
+                    if let (Some(from), Some(to)) = (c.size, size) {
+                        if from != to {
+                            c.pending_change = Some((from, to));
+                        }
+                    }
+                    c.size = size.or(c.size);
+                }
+                return gst::PadProbeReturn::Ok;
+            }
             let Some(buffer) = info.buffer() else {
                 return gst::PadProbeReturn::Ok;
             };
@@ -89,6 +175,13 @@ pub fn fingerprint(
                 return gst::PadProbeReturn::Ok;
             };
             let ts = ts.nseconds();
+            if let Some((from, to)) = c.pending_change.take() {
+                c.size_changes.push(SizeChange {
+                    at_ns: ts,
+                    from,
+                    to,
+                });
+            }
             c.end_ns = c
                 .end_ns
                 .max(ts + buffer.duration().map_or(0, |d| d.nseconds()));
@@ -125,6 +218,12 @@ pub fn fingerprint(
         move || collected.lock().map_or(0, |c| c.decoded)
     };
     let result = run(&pipe, sampling.stall, frames_seen, &mut tick);
+    // What the container says the video path lasts (asked upstream from
+    // the sink, while the pipeline still runs).
+    let declared_ns = sink
+        .static_pad("sink")
+        .and_then(|p| p.peer_query_duration::<gst::ClockTime>())
+        .map(gst::ClockTime::nseconds);
     pipeline::stop(&pipe);
     result?;
     let c = std::mem::take(&mut *collected.lock().unwrap_or_else(|e| e.into_inner()));
@@ -141,12 +240,15 @@ pub fn fingerprint(
         frames: c.frames,
         duration_ns: c.end_ns,
         model_kind: c.model_kind,
+        declared_ns,
+        size_changes: c.size_changes,
     })
 }
 
-/// Plays `pipe` to EOS or an error; fails when `frames()` stays the same
-/// for `stall` (a demuxer that gave up without posting an error, seen on
-/// truncated MP4 files).
+/// Plays `pipe` to EOS or an error (errors decodebin dropped included:
+/// [`pipeline::lost_error`]); fails when `frames()` stays the same for
+/// `stall` (a safety net: a source that never delivers, a decoder that
+/// stops without a word).
 fn run(
     pipe: &gst::Pipeline,
     stall: std::time::Duration,
@@ -155,10 +257,7 @@ fn run(
 ) -> Result<(), Error> {
     let bus = pipe.bus().expect("a pipeline has a bus");
     let error_of = |m: &gst::Message| match m.view() {
-        gst::MessageView::Error(e) => Some(match e.debug() {
-            Some(d) => format!("{} ({d})", e.error()),
-            None => e.error().to_string(),
-        }),
+        gst::MessageView::Error(e) => Some(pipeline::error_text(e)),
         _ => None,
     };
     if pipe.set_state(gst::State::Playing).is_err() {
@@ -177,6 +276,9 @@ fn run(
         );
         tick();
         let Some(msg) = msg else {
+            if let Some(e) = pipeline::lost_error(pipe) {
+                return Err(Error::Pipeline(e));
+            }
             let now = frames();
             if now != last.0 {
                 last = (now, std::time::Instant::now());
@@ -193,5 +295,62 @@ fn run(
             return Err(Error::Pipeline(e));
         }
         return Ok(());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp(
+        duration_ns: u64,
+        declared_ns: Option<u64>,
+        size_changes: Vec<SizeChange>,
+    ) -> Fingerprint {
+        Fingerprint {
+            frames: Vec::new(),
+            duration_ns,
+            model_kind: "ensemble".into(),
+            declared_ns,
+            size_changes,
+        }
+    }
+
+    #[test]
+    fn frames_ending_well_before_the_declared_duration_are_incomplete() {
+        let s = 1_000_000_000;
+        let cut = fp(5_680_000_000, Some(10 * s), Vec::new());
+        let why = cut.incomplete().unwrap();
+        assert!(why.contains("5.680 s of the 10.000 s"), "{why}");
+        // Streams a few frames apart, or no declared duration: complete.
+        assert_eq!(fp(10 * s, Some(10 * s), Vec::new()).incomplete(), None);
+        assert_eq!(
+            fp(9_500_000_000, Some(10 * s), Vec::new()).incomplete(),
+            None
+        );
+        assert_eq!(fp(10 * s, Some(11 * s), Vec::new()).incomplete(), None);
+        assert_eq!(fp(2 * s, None, Vec::new()).incomplete(), None);
+    }
+
+    #[test]
+    fn size_changes_are_listed_in_order() {
+        assert_eq!(fp(1, None, Vec::new()).resolution_note(), None);
+        let changes = vec![
+            SizeChange {
+                at_ns: 2_000_000_000,
+                from: (320, 180),
+                to: (160, 120),
+            },
+            SizeChange {
+                at_ns: 3_040_000_000,
+                from: (160, 120),
+                to: (320, 180),
+            },
+        ];
+        let note = fp(4_000_000_000, None, changes).resolution_note().unwrap();
+        assert!(
+            note.starts_with("320x180 to 160x120 at 2.000 s, 160x120 to 320x180 at 3.040 s; "),
+            "{note}"
+        );
     }
 }

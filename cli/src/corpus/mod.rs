@@ -446,6 +446,9 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
     let mut index: Option<Box<dyn EmbeddingIndex>> = None;
     let (mut added, mut frames_added, mut skipped) = (0usize, 0usize, 0usize);
     let mut failures: Vec<(String, String)> = Vec::new();
+    // Added, but the frames stop before the declared end / change size.
+    let mut incomplete: Vec<(String, String)> = Vec::new();
+    let mut resized: Vec<(String, String)> = Vec::new();
     let status = |done: usize, frames: usize| {
         let secs = started.elapsed().as_secs_f64().max(1e-9);
         format!(
@@ -511,6 +514,20 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
                         }
                         Err(e) => break Err(e),
                     }
+                    // Added, with what the frames do not show.
+                    if let Some(why) = fp.incomplete() {
+                        say(&bar, format!("{PROGRAM}: {path}: incomplete: {why}"));
+                        incomplete.push((path.clone(), why));
+                    }
+                    if let Some(note) = fp.resolution_note() {
+                        if !args.common.quiet {
+                            say(
+                                &bar,
+                                format!("{PROGRAM}: {path}: resolution change: {note}"),
+                            );
+                        }
+                        resized.push((path.clone(), note));
+                    }
                 }
             }
         }
@@ -526,10 +543,13 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
     bar.finish_and_clear();
     result?;
 
-    if !args.common.quiet || !failures.is_empty() {
+    if !args.common.quiet || !failures.is_empty() || !incomplete.is_empty() {
         eprintln!(
-            "{PROGRAM}: corpus add: {added} videos added ({frames_added} frames), {skipped} \
-             already in the corpus, {} failed, {:.1} s; the corpus has {} videos",
+            "{PROGRAM}: corpus add: {added} videos added ({frames_added} frames; {} incomplete, \
+             {} with a resolution change), {skipped} already in the corpus, {} failed, {:.1} s; \
+             the corpus has {} videos",
+            incomplete.len(),
+            resized.len(),
             failures.len(),
             started.elapsed().as_secs_f64(),
             list.len()
@@ -537,8 +557,17 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
         for (path, reason) in &failures {
             eprintln!("{PROGRAM}:   failed: {path}: {reason}");
         }
+        for (path, why) in &incomplete {
+            eprintln!("{PROGRAM}:   incomplete (added): {path}: {why}");
+        }
+        if !args.common.quiet {
+            for (path, note) in &resized {
+                eprintln!("{PROGRAM}:   resolution change (added): {path}: {note}");
+            }
+        }
     }
-    Ok(if failures.is_empty() {
+    // A damaged file is bad input even when a part of it was added.
+    Ok(if failures.is_empty() && incomplete.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -745,6 +774,16 @@ fn match_videos(args: MatchArgs) -> Result<ExitCode, Error> {
                     continue;
                 }
             };
+            let notes = [
+                fp.incomplete().map(|n| format!("incomplete: {n}")),
+                fp.resolution_note()
+                    .map(|n| format!("resolution change: {n}")),
+            ];
+            for note in notes.into_iter().flatten() {
+                if !args.common.quiet {
+                    say(&bar, format!("{PROGRAM}: {path}: {note}"));
+                }
+            }
             check_identity(
                 index.as_ref(),
                 &identity_of(&args.common, &fp)?,
