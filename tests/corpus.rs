@@ -966,3 +966,50 @@ fn two_processes_share_the_job_on_postgresql() {
         .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
         .unwrap();
 }
+
+#[test]
+fn without_scene_starts_the_same_frames_are_sampled() {
+    let dir = scratch("no_scene_starts");
+    let video = bikes().to_string_lossy().into_owned();
+    let every = dir.join("every.dsindex").to_string_lossy().into_owned();
+    assert!(corpus_add(&every, std::slice::from_ref(&video))
+        .status
+        .success());
+    let sampled = dir.join("sampled.dsindex").to_string_lossy().into_owned();
+    let mut a = vec!["corpus", "add", "--no-scene-starts", "--index", &sampled];
+    a.extend(model_args());
+    a.push(&video);
+    let out = run(&a);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (every, sampled) = (index_content(&every), index_content(&sampled));
+    // 250 frames at 25 frames/s: one at each whole second, 0 to 9 s.
+    let instants: Vec<u64> = sampled
+        .keys()
+        .map(|hash| hash.rsplit('@').next().unwrap().parse().unwrap())
+        .collect::<std::collections::BTreeSet<u64>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        instants,
+        (0..10).map(|s| s * 1_000_000_000).collect::<Vec<u64>>()
+    );
+    // The same frames as when the model runs on every frame (which also
+    // keeps the scene starts), with the same embeddings.
+    for (hash, (_, embedding)) in &sampled {
+        let (_, full) = every
+            .get(hash)
+            .unwrap_or_else(|| panic!("{hash} not sampled with every frame analysed"));
+        let diff = embedding
+            .iter()
+            .zip(full)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(diff < 1e-5, "{hash}: {diff}");
+    }
+    assert!(every.len() > sampled.len(), "scene starts come on top");
+}

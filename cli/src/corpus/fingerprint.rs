@@ -5,6 +5,11 @@
 //! fakesink`; a probe on the sink reads each frame's `DreamSimMeta` and
 //! keeps the frames at the sampling instants (0, 1/rate, 2/rate, ... s:
 //! the first frame at or after each) and those that start a scene.
+//!
+//! Scene starts need the distance between consecutive frames, so the model
+//! runs on every frame; without them it runs only on about one frame per
+//! sampling period (dreamsim's `interval`, set from the frame rate in the
+//! caps), which for the ensemble is most of the job's time.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -127,6 +132,43 @@ struct Collected {
     size_changes: Vec<SizeChange>,
 }
 
+/// Frames per analysed frame so that one is analysed about every
+/// `period_ns`: the frame rate times the period, rounded, so the analysed
+/// frames fall at or just after the sampling instants (29.97 frames/s at
+/// 1 s: every 30th frame, 1 ms later each second). 1 where the rate is
+/// unknown or variable (0/1).
+fn interval_for(fps_n: i32, fps_d: i32, period_ns: u64) -> u32 {
+    if fps_n <= 0 || fps_d <= 0 {
+        return 1;
+    }
+    let frames = f64::from(fps_n) / f64::from(fps_d) * period_ns as f64 / 1e9;
+    (frames.round() as u32).max(1)
+}
+
+/// Sets `dreamsim`'s interval from each caps event's frame rate, before
+/// the element sees the caps (so before the frames that follow them).
+fn analyse_about_once_per_period(dreamsim: &gst::Element, period_ns: u64) {
+    let Some(pad) = dreamsim.static_pad("sink") else {
+        return;
+    };
+    let element = dreamsim.downgrade();
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        if let Some(gst::PadProbeData::Event(event)) = &info.data {
+            if let gst::EventView::Caps(caps) = event.view() {
+                let rate = caps
+                    .caps()
+                    .structure(0)
+                    .and_then(|s| s.get::<gst::Fraction>("framerate").ok());
+                if let (Some(rate), Some(element)) = (rate, element.upgrade()) {
+                    let interval = interval_for(rate.numer(), rate.denom(), period_ns);
+                    element.set_property("interval", interval);
+                }
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
 /// Decodes `path` and returns its fingerprint. `decoded` counts frames as
 /// they pass (for a progress bar); `tick` is called about every 200 ms.
 pub fn fingerprint(
@@ -141,6 +183,9 @@ pub fn fingerprint(
     dreamsim.set_property("post-messages", false);
     let scene = pipeline::make("dreamsimscene")?;
     let sink = pipeline::fakesink()?;
+    if !sampling.scene_starts {
+        analyse_about_once_per_period(&dreamsim, sampling.period_ns);
+    }
     let pipe = pipeline::decoding_pipeline(&uri, &[dreamsim, scene, sink.clone()])?;
 
     let collected = Arc::new(Mutex::new(Collected::default()));
@@ -301,6 +346,18 @@ fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_interval_follows_the_frame_rate_and_the_period() {
+        assert_eq!(interval_for(25, 1, 1_000_000_000), 25);
+        assert_eq!(interval_for(30000, 1001, 1_000_000_000), 30);
+        assert_eq!(interval_for(24000, 1001, 1_000_000_000), 24);
+        assert_eq!(interval_for(25, 1, 500_000_000), 13);
+        // Faster sampling than the frames come: every frame.
+        assert_eq!(interval_for(25, 1, 10_000_000), 1);
+        // Variable or unknown rate: every frame.
+        assert_eq!(interval_for(0, 1, 1_000_000_000), 1);
+    }
 
     fn fp(
         duration_ns: u64,
