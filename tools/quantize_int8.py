@@ -254,12 +254,19 @@ class Reader:
         return r
 
 
-def calibrate(model_path, xs, tmpdir):
+def calibrate(model_path, xs, tmpdir, method='minmax'):
     from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
+    cm = {'minmax': CalibrationMethod.MinMax, 'percentile': CalibrationMethod.Percentile,
+          'entropy': CalibrationMethod.Entropy}[method]
     cal = create_calibrator(model_path, OP_TYPES, augmented_model_path=os.path.join(tmpdir, 'augmented.onnx'),
-                            calibrate_method=CalibrationMethod.MinMax)
-    # the augmented model reduces each tensor to its min and max in the graph: little memory whatever the count
-    cal.collect_data(Reader(xs, 4))
+                            calibrate_method=cm, extra_options={'percentile': 99.999, 'num_bins': 2048})
+    if method == 'minmax':
+        # the augmented model reduces each tensor to its min and max in the graph: little memory whatever the count
+        cal.collect_data(Reader(xs, 4))
+    else:
+        # histograms are built from whole tensors: one small batch at a time (each call merges into the histograms)
+        for s in range(0, len(xs), 2):
+            cal.collect_data(Reader(xs[s:s + 2], 2))
     ranges = cal.compute_data()
     del cal
     return ranges
@@ -340,6 +347,9 @@ def main(argv=None):
                     help='static QDQ with calibration (default), or dynamic (weights only calibrated; for comparison)')
     ap.add_argument('--activations', choices=['s8', 'u8'], default='s8',
                     help='static mode: int8 or uint8 activations (default %(default)s); weights are int8 per channel')
+    ap.add_argument('--calibration', choices=['minmax', 'percentile', 'entropy'], default='minmax',
+                    help='static mode: how activation ranges come from the calibration set: min/max (default), the '
+                         '99.999th percentile of |x|, or KL entropy (both slower, one histogram per tensor)')
     ap.add_argument('--keep-fp32', default='auto', metavar='auto|none|GROUP,...',
                     help='layer groups kept in fp32: auto = chosen from the sensitivity table (default); none; or '
                          'a comma-separated list of group names as the table prints them')
@@ -369,6 +379,10 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.accept_agreement is not None and not (0 <= a.accept_agreement <= GUARD):
         ap.error(f'--accept-agreement must be between 0 and {GUARD}')
+    if a.keep_fp32 == 'auto' and a.sensitivity_images < 1:
+        ap.error('--keep-fp32 auto needs --sensitivity-images >= 1')
+    if a.calib_frames < 0 or a.verify_frames < 3 or a.max_fp32_groups < 0 or a.calib_images < 0:
+        ap.error('--calib-frames, --calib-images and --max-fp32-groups must be >= 0, --verify-frames >= 3')
     try:
         return run(a)
     except Fail as e:
@@ -422,7 +436,7 @@ def run(a):
         'keep_fp32': a.keep_fp32, 'max_fp32_groups': a.max_fp32_groups, 'block_groups': a.block_groups,
         'sensitivity_images': a.sensitivity_images,
         'calibration': {'images': CALIB_IMAGES[:a.calib_images], 'clip': CALIB_CLIP, 'step': CALIB_STEP,
-                        'frames': a.calib_frames, 'method': 'MinMax'},
+                        'frames': a.calib_frames, 'method': a.calibration},
         'verification': {'images': VERIFY_IMAGES, 'clip': VERIFY_CLIP, 'frames': a.verify_frames},
         'guard': GUARD, 'accept_agreement': a.accept_agreement,
         'onnxruntime': ort.__version__}, sort_keys=True)
@@ -469,8 +483,8 @@ def run(a):
         ranges = None
         if a.mode == 'static':
             t = time.time()
-            ranges = calibrate(src, calib, tmpdir)
-            log(f'calibrated (MinMax) on {len(calib)} pictures in {time.time() - t:.1f}s')
+            ranges = calibrate(src, calib, tmpdir, a.calibration)
+            log(f'calibrated ({a.calibration}) on {len(calib)} pictures in {time.time() - t:.1f}s')
         qz = Quantizer(src, a.mode, a.activations, ranges, tmpdir)
 
         # (4) the layers kept in fp32
@@ -478,12 +492,13 @@ def run(a):
             t = time.time()
             rows = []
             log(f'sensitivity: {len(groups)} groups, each quantized alone, on {len(sens_x)} calibration pictures')
-            for name, nodes in sorted(groups.items()):
+            for i, (name, nodes) in enumerate(sorted(groups.items())):
                 tg = time.time()
                 e = embed(session(qz.build(include=nodes).SerializeToString(), a.threads), sens_x)
                 d = 1 - np.einsum('ij,ij->i', sens_ref, e)
                 rows.append({'group': name, 'layers': len(nodes), 'mean': float(d.mean()), 'max': float(d.max()),
                              'seconds': time.time() - tg})
+                print(f'  [{i + 1}/{len(groups)}] {name}: {d.mean():.3g} ({rows[-1]["seconds"]:.0f}s)', flush=True)
             rows.sort(key=lambda r: -r['mean'])
             t_sens = time.time() - t
             print(f'\n  per-layer sensitivity ({len(sens_x)} pictures; 1 - cos(fp32, int8) of the same picture with '
@@ -582,7 +597,8 @@ def run(a):
             p.key, p.value = k, str(v)
         q.producer_name = 'gst-dreamsim tools/quantize_int8.py'
         q.producer_version = TOOL_VERSION
-        fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(out)}.', suffix='.partial', dir=out_dir)
+        with ex.disk_errors(f'creating a temporary file in {out_dir}'):
+            fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(out)}.', suffix='.partial', dir=out_dir)
         os.close(fd)
         try:
             with ex.disk_errors(f'writing {tmp}'):
