@@ -191,13 +191,18 @@ def figures(ref, got, n_clip):
         'max_abs_delta': float(delta.max()), 'mean_abs_delta': float(delta.mean()),
         'top5_clip_same': top(prev(ref)) == top(prev(got)),
         'self_distance_max': float(self_d.max()), 'distances': int(len(d_ref)),
+        # what the deltas compare with: the fp32 distances of the clip (consecutive frames) and of the photographs
+        'fp32_clip_distance_median': float(np.median(prev(ref))), 'fp32_clip_distance_max': float(prev(ref).max()),
+        'fp32_photo_distance_median': float(np.median(pairs(ref))),
     }
 
 
 def fmt(f):
     return (f'Spearman {f["spearman"]:.5f} (clip {f["spearman_clip"]:.5f}, photos {f["spearman_images"]:.5f}), '
             f'|delta| max {f["max_abs_delta"]:.3g} mean {f["mean_abs_delta"]:.3g}, '
-            f'top-5 clip frames {"same" if f["top5_clip_same"] else "DIFFER"}')
+            f'top-5 clip frames {"same" if f["top5_clip_same"] else "DIFFER"} (fp32 distances: clip median '
+            f'{f["fp32_clip_distance_median"]:.3g}, max {f["fp32_clip_distance_max"]:.3g}; photos median '
+            f'{f["fp32_photo_distance_median"]:.3g})')
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -345,8 +350,10 @@ def main(argv=None):
                          'its metadata')
     ap.add_argument('--mode', choices=['static', 'dynamic'], default='static',
                     help='static QDQ with calibration (default), or dynamic (weights only calibrated; for comparison)')
-    ap.add_argument('--activations', choices=['s8', 'u8'], default='s8',
-                    help='static mode: int8 or uint8 activations (default %(default)s); weights are int8 per channel')
+    ap.add_argument('--activations', choices=['s8', 'u8'], default='u8',
+                    help='static mode: uint8 (default) or int8 activations; weights are int8 per channel. Both give the '
+                         'same numbers (asymmetric ranges: the same grid, zero point moved by 128); u8 is x86\'s '
+                         'native VNNI form and was a few %% faster (docs/int8.md)')
     ap.add_argument('--calibration', choices=['minmax', 'percentile', 'entropy'], default='minmax',
                     help='static mode: how activation ranges come from the calibration set: min/max (default), the '
                          '99.999th percentile of |x|, or KL entropy (both slower, one histogram per tensor)')
