@@ -427,6 +427,8 @@ def run(a):
     branch_names = [b.split(':')[0] for b in meta.get('dreamsim.branches', '').split(',') if b]
     out = os.path.abspath(a.output) if a.output else os.path.join(os.path.dirname(src), f'{dtype}-int8.onnx')
     out_dir = os.path.dirname(out)
+    if out == src:
+        raise Fail(f'--output {out} is the fp32 model itself', EXIT_USAGE)
     if not os.path.isdir(out_dir):
         raise Fail(f'{out_dir}: no such folder', EXIT_USAGE)
     if not os.access(out_dir, os.W_OK):
@@ -466,8 +468,11 @@ def run(a):
         media = os.path.abspath(a.media_dir)
         calib_clip, verify_clip = find_clip(CALIB_CLIP, media), find_clip(VERIFY_CLIP, media)
         calib = load_images(CALIB_IMAGES[:a.calib_images])
-        frames, info = load_frames(calib_clip, 0, a.calib_frames, CALIB_STEP, tmpdir)
+        frames, info = load_frames(calib_clip, 0, a.calib_frames, CALIB_STEP, tmpdir) if a.calib_frames else \
+            ([], {'width': '-', 'height': '-'})
         calib += frames
+        if not calib and a.mode == 'static':
+            raise Fail('no calibration pictures (--calib-frames 0 --calib-images 0)', EXIT_USAGE)
         ver, vinfo = load_frames(verify_clip, 0, a.verify_frames, 1, tmpdir)
         n_clip = len(ver)
         ver += load_images(VERIFY_IMAGES)
