@@ -351,7 +351,8 @@ def main(argv=None):
     ap.add_argument('--mode', choices=['static', 'dynamic'], default='static',
                     help='static QDQ with calibration (default), or dynamic (weights only calibrated; for comparison)')
     ap.add_argument('--activations', choices=['s8', 'u8'], default='u8',
-                    help='static mode: uint8 (default) or int8 activations; weights are int8 per channel. Both give the '
+                    help='static mode: uint8 (default) or int8 activations; weights are int8 per channel. Both give '
+                         'the '
                          'same numbers (asymmetric ranges: the same grid, zero point moved by 128); u8 is x86\'s '
                          'native VNNI form and was a few %% faster (docs/int8.md)')
     ap.add_argument('--calibration', choices=['minmax', 'percentile', 'entropy'], default='minmax',
@@ -381,7 +382,8 @@ def main(argv=None):
     ap.add_argument('--force', action='store_true', help='make the model again even if an up-to-date one is there')
     ap.add_argument('--report-json', help='write every figure here')
     ap.add_argument('--save-candidates', metavar='DIR',
-                    help='for experiments: also write every candidate tried to DIR as <type>-int8-fp32kK.onnx, whatever '
+                    help='for experiments: also write every candidate tried to DIR as <type>-int8-fp32kK.onnx, '
+                         'whatever '
                          'its agreement (never where the element looks)')
     a = ap.parse_args(argv)
     if a.accept_agreement is not None and not (0 <= a.accept_agreement <= GUARD):
@@ -580,7 +582,8 @@ def run(a):
             raise Fail(f'the int8 model DISAGREES with fp32: best agreement {best["spearman"]:.5f} (fp32 kept: '
                        f'{", ".join(best["fp32_groups"]) or "none"}; max |delta| {best["max_abs_delta"]:.3g}, mean '
                        f'{best["mean_abs_delta"]:.3g}) is below {threshold}{acc}: NOT installed. To install it anyway, '
-                       f'accept that agreement explicitly: --accept-agreement {np.floor(best["spearman"] * 1e4) / 1e4:g}',
+                       'accept that agreement explicitly: --accept-agreement '
+                       f'{np.floor(best["spearman"] * 1e4) / 1e4:g}',
                        EXIT_VERIFY)
 
         # (6) write, then rename

@@ -185,7 +185,8 @@ if [ "$int8" = 1 ]; then
     fi
     # (b) an explicit acceptance installs it, and the metadata says so
     if "${offline[@]}" "$py" tools/quantize_int8.py "$model" "${int8_args[@]}" --accept-agreement 0 \
-            >"$int8_log" 2>&1 && [ -f "$int8_model" ] && (cd "$out" && sha256sum --quiet -c "$type-int8.onnx.sha256"); then
+            >"$int8_log" 2>&1 && [ -f "$int8_model" ] &&
+            (cd "$out" && sha256sum --quiet -c "$type-int8.onnx.sha256"); then
         ok "accepted explicitly: $int8_model installed, matches its .sha256"
     else
         bad "--accept-agreement 0 did not install the int8 model (see $int8_log)"; tail -n 5 "$int8_log"
@@ -204,8 +205,8 @@ if not 0 <= float(p['dreamsim.int8_max_abs_delta']) < 2: problems.append('int8_m
 if not isinstance(json.loads(p['dreamsim.int8_fp32_nodes']), list): problems.append('int8_fp32_nodes')
 if (s < 0.999) != (p.get('dreamsim.int8_accepted_below_guard') == 'true'): problems.append('accepted_below_guard')
 if s < 0.999 and p.get('dreamsim.int8_accepted_agreement') != '0': problems.append('accepted_agreement')
-print('ok' if not problems else f'wrong: {problems}', f'spearman={s}', f'max_abs_delta={p["dreamsim.int8_max_abs_delta"]}',
-      f'fp32 kept={p["dreamsim.int8_fp32_nodes"]}')
+print('ok' if not problems else f'wrong: {problems}', f'spearman={s}',
+      f'max_abs_delta={p["dreamsim.int8_max_abs_delta"]}', f'fp32 kept={p["dreamsim.int8_fp32_nodes"]}')
 EOF
 )
     case "$meta" in ok*) ok "int8 metadata: ${meta#ok }" ;; *) bad "int8 metadata: $meta" ;; esac
