@@ -85,6 +85,9 @@ while [ $# -gt 0 ]; do
         *) EXPORT_ARGS+=("$1"); shift ;;
     esac
 done
+if [ ${#INT8_ARGS[@]} -gt 0 ] && [ "$INT8" = 0 ]; then
+    die 2 "--accept-agreement goes with --int8"
+fi
 [ -n "$OUTPUT_DIR" ] && EXPORT_ARGS+=(--output-dir "$OUTPUT_DIR")
 [ -n "$CHECKPOINT_DIR" ] && EXPORT_ARGS+=(--checkpoint-dir "$CHECKPOINT_DIR")
 if [ ! -f "$REQUIREMENTS" ] || [ ! -f "$EXPORTER" ]; then
