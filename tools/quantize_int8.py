@@ -579,6 +579,8 @@ def run(a):
                 with open(a.report_json, 'w') as fh:
                     json.dump(report, fh, indent=1)
             acc = '' if a.accept_agreement is None else f' (accepted: >= {a.accept_agreement})'
+            if os.path.exists(out):
+                acc += f'; the int8 model already at {out} is left as it was (its metadata says what it agrees to)'
             raise Fail(f'the int8 model DISAGREES with fp32: best agreement {best["spearman"]:.5f} (fp32 kept: '
                        f'{", ".join(best["fp32_groups"]) or "none"}; max |delta| {best["max_abs_delta"]:.3g}, mean '
                        f'{best["mean_abs_delta"]:.3g}) is below {threshold}{acc}: NOT installed. To install it anyway, '
