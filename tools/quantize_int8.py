@@ -261,8 +261,7 @@ class Reader:
 
 def calibrate(model_path, xs, tmpdir, method='minmax'):
     from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
-    cm = {'minmax': CalibrationMethod.MinMax, 'percentile': CalibrationMethod.Percentile,
-          'entropy': CalibrationMethod.Entropy}[method]
+    cm = {'minmax': CalibrationMethod.MinMax, 'percentile': CalibrationMethod.Percentile}[method]
     cal = create_calibrator(model_path, OP_TYPES, augmented_model_path=os.path.join(tmpdir, 'augmented.onnx'),
                             calibrate_method=cm, extra_options={'percentile': 99.999, 'num_bins': 2048})
     if method == 'minmax':
@@ -355,9 +354,9 @@ def main(argv=None):
                          'the '
                          'same numbers (asymmetric ranges: the same grid, zero point moved by 128); u8 is x86\'s '
                          'native VNNI form and was a few %% faster (docs/int8.md)')
-    ap.add_argument('--calibration', choices=['minmax', 'percentile', 'entropy'], default='minmax',
-                    help='static mode: how activation ranges come from the calibration set: min/max (default), the '
-                         '99.999th percentile of |x|, or KL entropy (both slower, one histogram per tensor)')
+    ap.add_argument('--calibration', choices=['minmax', 'percentile'], default='minmax',
+                    help='static mode: how activation ranges come from the calibration set: min/max (default), or the '
+                         '99.999th percentile of |x| (slower: one histogram per tensor)')
     ap.add_argument('--keep-fp32', default='auto', metavar='auto|none|GROUP,...',
                     help='layer groups kept in fp32: auto = chosen from the sensitivity table (default); none; or '
                          'a comma-separated list of group names as the table prints them')
