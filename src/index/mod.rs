@@ -84,6 +84,20 @@ pub const DEFAULT_PG_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// queries in 1.5 ms, 256 for 97.7 % in 5 ms, 1024 for all in 25 ms.
 pub const DEFAULT_EF_SEARCH: usize = 256;
 
+/// PostgreSQL: a batch of at least this many entries into an empty table is
+/// loaded by `COPY` with the HNSW index built afterwards (see
+/// [`PostgresIndex`]); smaller batches, or a table with entries, go row by
+/// row into the live index.
+pub const PG_BULK_LOAD_MIN: usize = 1_000;
+
+/// Default HNSW graph degree of a new embedded index (usearch
+/// `connectivity`, links per node; the graph's file keeps its own).
+pub const DEFAULT_CONNECTIVITY: usize = 16;
+
+/// Default HNSW build breadth of the embedded index (usearch
+/// `expansion_add`): how widely each insertion searches for its links.
+pub const DEFAULT_EXPANSION_ADD: usize = 128;
+
 /// How the embedded index stores vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -134,6 +148,10 @@ pub struct IndexOptions {
     pub exact_search_below: usize,
     /// HNSW search breadth (usearch `expansion_search`, pgvector `hnsw.ef_search`).
     pub ef_search: usize,
+    /// Embedded: links per node of a new graph (an existing one keeps its own).
+    pub connectivity: usize,
+    /// Embedded: search breadth of each insertion (build time for recall).
+    pub expansion_add: usize,
     /// PostgreSQL table prefix (letters, digits, `_`; `<prefix>_model`, `<prefix>_entries`).
     pub pg_table: String,
     /// PostgreSQL connect time limit.
@@ -149,6 +167,8 @@ impl Default for IndexOptions {
             quantization: Quantization::F16,
             exact_search_below: DEFAULT_EXACT_SEARCH_BELOW,
             ef_search: DEFAULT_EF_SEARCH,
+            connectivity: DEFAULT_CONNECTIVITY,
+            expansion_add: DEFAULT_EXPANSION_ADD,
             pg_table: DEFAULT_PG_TABLE.to_owned(),
             pg_connect_timeout: DEFAULT_PG_CONNECT_TIMEOUT,
             pg_statement_timeout: DEFAULT_PG_STATEMENT_TIMEOUT,
