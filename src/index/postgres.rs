@@ -19,8 +19,8 @@
 //! pgvector advises: in one transaction the HNSW index is dropped, the rows
 //! go in by binary `COPY`, and the index is built again over all of them
 //! (with `maintenance_work_mem` raised, for that transaction only, to what
-//! the graph needs, up to 4 GiB, and no statement time limit for the
-//! build). Maintaining the graph row by row costs far more (docs/index.md).
+//! the graph needs, up to 4 GiB, and no statement time limit for the copy
+//! and the build). Maintaining the graph row by row costs far more (docs/index.md).
 //! Readers of that table wait for the load to commit (their statement time
 //! limit applies); they never see a table without its index.
 
@@ -86,6 +86,10 @@ fn bulk_load(
     if !empty(tx)? {
         return Ok(false);
     }
+    // Copying and indexing take as long as the set is large; a time limit
+    // meant for one lookup would abort them (the lock above still had it).
+    tx.batch_execute("SET LOCAL statement_timeout = 0")
+        .map_err(pg_err(location, "lift the statement timeout"))?;
     tx.batch_execute(&format!("DROP INDEX IF EXISTS {table}_hnsw"))
         .map_err(pg_err(location, "drop the HNSW index for a bulk load"))?;
     let halfvec = tx
@@ -143,10 +147,6 @@ fn bulk_load(
         ))
         .map_err(pg_err(location, "raise maintenance_work_mem"))?;
     }
-    // The build takes as long as the set is large; a time limit meant for
-    // one lookup would abort it.
-    tx.batch_execute("SET LOCAL statement_timeout = 0")
-        .map_err(pg_err(location, "lift the statement timeout"))?;
     tx.batch_execute(&hnsw_index_sql(table))
         .map_err(pg_err(location, "build the HNSW index"))?;
     Ok(true)
