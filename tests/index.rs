@@ -407,10 +407,14 @@ fn large_batches(b: &dyn Backend) {
         set.add(&new_entries(&more, n + 10)).unwrap(),
         vec![Added::New(n as u64 + 1)]
     );
-    // One large import into an empty set keeps the ids.
+    // An import into an empty set, in pages (PostgreSQL: one bulk load
+    // over all of them), keeps the ids.
     let (mut copy, _, _) = create(b, "bulk_copy");
-    let copied = copy_entries(set.as_mut(), copy.as_mut(), n + 10, |_| {}).unwrap();
+    let mut seen = Vec::new();
+    let copied = copy_entries(set.as_mut(), copy.as_mut(), 300, |n| seen.push(n)).unwrap();
     assert_eq!(copied, n + 1);
+    assert_eq!(seen, vec![300, 600, 900, n + 1]);
+    assert_eq!(copy.len().unwrap(), n + 1);
     assert_eq!(copy.get(8).unwrap().unwrap().label, "item 7");
     for (i, v) in vectors.iter().enumerate().step_by(97) {
         assert_eq!(copy.search(v, 1).unwrap()[0].entry.id, i as u64 + 1);

@@ -511,6 +511,40 @@ pub trait EmbeddingIndex: Send + std::fmt::Debug {
     /// atomic: a search sees the old index or the new one. PostgreSQL: always
     /// current, returns false.
     fn reload_if_changed(&mut self) -> Result<bool>;
+
+    /// Inserts every page `next` yields until an empty one (a copy of a
+    /// whole set, page by page, as [`copy_entries`] does), with the rules of
+    /// [`insert`](Self::insert); `progress` gets the count of new entries
+    /// after each page. Returns that count. PostgreSQL: into an empty table,
+    /// one bulk load (see [`PG_BULK_LOAD_MIN`]) over all the pages.
+    fn insert_all(
+        &mut self,
+        next: &mut dyn FnMut() -> Result<Vec<StoredEntry>>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<usize> {
+        insert_pages(self, next, progress)
+    }
+}
+
+/// [`EmbeddingIndex::insert_all`] one [`EmbeddingIndex::insert`] per page.
+fn insert_pages<I: EmbeddingIndex + ?Sized>(
+    index: &mut I,
+    next: &mut dyn FnMut() -> Result<Vec<StoredEntry>>,
+    progress: &mut dyn FnMut(usize),
+) -> Result<usize> {
+    let mut copied = 0;
+    loop {
+        let page = next()?;
+        if page.is_empty() {
+            return Ok(copied);
+        }
+        copied += index
+            .insert(&page)?
+            .iter()
+            .filter(|a| matches!(a, Added::New(_)))
+            .count();
+        progress(copied);
+    }
 }
 
 /// True when `location` names a PostgreSQL server rather than a file.
@@ -592,19 +626,14 @@ pub fn copy_entries(
         });
     }
     let mut after = None;
-    let mut copied = 0;
-    loop {
+    let mut next = || -> Result<Vec<StoredEntry>> {
         let page = from.entries_after(after, batch.max(1))?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.entry.id);
-        copied += to
-            .insert(&page)?
-            .iter()
-            .filter(|a| matches!(a, Added::New(_)))
-            .count();
-        progress(copied);
-    }
-    Ok(copied)
+        if let Some(last) = page.last() {
+            after = Some(last.entry.id);
+        }
+        Ok(page)
+    };
+    to.insert_all(&mut next, &mut progress)
 }
 
 pub(crate) fn now_unix_us() -> i64 {

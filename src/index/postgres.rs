@@ -62,16 +62,10 @@ struct BulkRow<'a> {
     embedding: &'a [f32],
 }
 
-/// Loads `rows` into `table` when it is empty (see the module docs): locks
-/// it, drops the HNSW index, copies the rows in, builds the index again.
-/// Returns false, having changed nothing, when the table holds rows.
-fn bulk_load(
-    tx: &mut Transaction<'_>,
-    location: &str,
-    table: &str,
-    dim: usize,
-    rows: &[BulkRow<'_>],
-) -> Result<bool> {
+/// Starts a bulk load into `table` inside `tx` when the table is empty
+/// (see the module docs): locks it, lifts the statement time limit, drops
+/// the HNSW index. Returns false, having changed nothing, when it holds rows.
+fn begin_bulk(tx: &mut Transaction<'_>, location: &str, table: &str) -> Result<bool> {
     let empty = |tx: &mut Transaction<'_>| -> Result<bool> {
         tx.query_one(&format!("SELECT NOT EXISTS (SELECT 1 FROM {table})"), &[])
             .map(|row| row.get(0))
@@ -92,6 +86,16 @@ fn bulk_load(
         .map_err(pg_err(location, "lift the statement timeout"))?;
     tx.batch_execute(&format!("DROP INDEX IF EXISTS {table}_hnsw"))
         .map_err(pg_err(location, "drop the HNSW index for a bulk load"))?;
+    Ok(true)
+}
+
+/// Copies `rows` into `table` (binary `COPY`), inside a bulk load.
+fn copy_rows(
+    tx: &mut Transaction<'_>,
+    location: &str,
+    table: &str,
+    rows: &[BulkRow<'_>],
+) -> Result<()> {
     let halfvec = tx
         .prepare(&format!("SELECT embedding FROM {table} LIMIT 0"))
         .map_err(pg_err(location, "look up the halfvec type"))?
@@ -130,9 +134,20 @@ fn bulk_load(
     writer
         .finish()
         .map_err(pg_err(location, "copy the entries"))?;
+    Ok(())
+}
+
+/// Ends a bulk load of `count` rows: builds the HNSW index over them.
+fn finish_bulk(
+    tx: &mut Transaction<'_>,
+    location: &str,
+    table: &str,
+    dim: usize,
+    count: usize,
+) -> Result<()> {
     // pgvector builds the graph in memory when it fits (much faster): about
     // the vector plus its links per row.
-    let wanted = (rows.len() as u64 * (dim as u64 * 2 + 1024)).min(BULK_MAX_WORK_MEM);
+    let wanted = (count as u64 * (dim as u64 * 2 + 1024)).min(BULK_MAX_WORK_MEM);
     let current: i64 = tx
         .query_one(
             "SELECT pg_size_bytes(current_setting('maintenance_work_mem'))",
@@ -148,8 +163,36 @@ fn bulk_load(
         .map_err(pg_err(location, "raise maintenance_work_mem"))?;
     }
     tx.batch_execute(&hnsw_index_sql(table))
-        .map_err(pg_err(location, "build the HNSW index"))?;
+        .map_err(pg_err(location, "build the HNSW index"))
+}
+
+/// Loads `rows` into `table` when it is empty: [`begin_bulk`],
+/// [`copy_rows`], [`finish_bulk`]. Returns false, having changed nothing,
+/// when the table holds rows.
+fn bulk_load(
+    tx: &mut Transaction<'_>,
+    location: &str,
+    table: &str,
+    dim: usize,
+    rows: &[BulkRow<'_>],
+) -> Result<bool> {
+    if !begin_bulk(tx, location, table)? {
+        return Ok(false);
+    }
+    copy_rows(tx, location, table, rows)?;
+    finish_bulk(tx, location, table, dim, rows.len())?;
     Ok(true)
+}
+
+fn bulk_row(e: &StoredEntry) -> BulkRow<'_> {
+    BulkRow {
+        id: e.entry.id as i64,
+        label: &e.entry.label,
+        source: serde_json::to_string(&e.entry.source).expect("a source serialises to JSON"),
+        content_hash: &e.entry.content_hash,
+        added_at: to_system_time(e.entry.added_unix_us),
+        embedding: &e.embedding,
+    }
 }
 
 /// A set of embeddings in PostgreSQL with pgvector.
@@ -487,15 +530,7 @@ impl PostgresIndex {
             }
             first.insert(&e.entry.content_hash, e.entry.id);
             outcomes.push(Added::New(e.entry.id));
-            rows.push(BulkRow {
-                id: e.entry.id as i64,
-                label: &e.entry.label,
-                source: serde_json::to_string(&e.entry.source)
-                    .expect("a source serialises to JSON"),
-                content_hash: &e.entry.content_hash,
-                added_at: to_system_time(e.entry.added_unix_us),
-                embedding: &e.embedding,
-            });
+            rows.push(bulk_row(e));
         }
         if !bulk_load(&mut tx, &location, &table, dim, &rows)? {
             return Ok(None);
@@ -824,6 +859,69 @@ impl EmbeddingIndex for PostgresIndex {
             size_bytes: size as u64,
             exact_search_below: None,
         })
+    }
+
+    fn insert_all(
+        &mut self,
+        next: &mut dyn FnMut() -> Result<Vec<StoredEntry>>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<usize> {
+        self.ensure_connected()?;
+        let location = self.location.clone();
+        let table = self.entries_table.clone();
+        let dim = self.identity.dim;
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(pg_err(&location, "begin a transaction"))?;
+        if !begin_bulk(&mut tx, &location, &table)? {
+            drop(tx);
+            return super::insert_pages(self, next, progress);
+        }
+        // Across pages, the rules of `insert`: an id twice is refused, the
+        // same content twice is one entry.
+        let mut ids = HashSet::new();
+        let mut hashes = HashSet::new();
+        let (mut copied, mut max_id) = (0usize, 0i64);
+        loop {
+            let page = next()?;
+            if page.is_empty() {
+                break;
+            }
+            let mut rows = Vec::with_capacity(page.len());
+            for e in &page {
+                if e.embedding.len() != dim {
+                    return Err(IndexError::Dimension {
+                        location,
+                        expected: dim,
+                        found: e.embedding.len(),
+                    });
+                }
+                if !ids.insert(e.entry.id) {
+                    return Err(IndexError::DuplicateId {
+                        location,
+                        id: e.entry.id,
+                    });
+                }
+                if hashes.insert(e.entry.content_hash.clone()) {
+                    rows.push(bulk_row(e));
+                }
+            }
+            copy_rows(&mut tx, &location, &table, &rows)?;
+            copied += rows.len();
+            max_id = rows.iter().map(|r| r.id).fold(max_id, i64::max);
+            progress(copied);
+        }
+        finish_bulk(&mut tx, &location, &table, dim, copied)?;
+        tx.execute(
+            "SELECT setval(pg_get_serial_sequence($1, 'id'),
+                           GREATEST($2, nextval(pg_get_serial_sequence($1, 'id'))))",
+            &[&table, &max_id],
+        )
+        .map_err(pg_err(&location, "advance the id sequence"))?;
+        tx.commit()
+            .map_err(pg_err(&location, "commit the entries"))?;
+        Ok(copied)
     }
 
     fn reload_if_changed(&mut self) -> Result<bool> {
