@@ -34,13 +34,24 @@ struct Options {
     /// Runs of each pipeline, taking turns.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// dreamsimmatch's ef-search (HNSW search breadth); its default when not given.
+    #[arg(long)]
+    ef_search: Option<u32>,
+    /// Vector storage of the index: f16, i8 or f32.
+    #[arg(long, default_value = "f16")]
+    quantization: dreamsim::index::Quantization,
     /// CPU threads for ONNX Runtime.
     #[arg(long, default_value_t = 1)]
     threads: u32,
 }
 
 /// A set of `n` random unit vectors of `dim` values, built for `identity`.
-fn build_index(path: &str, identity: &ModelIdentity, n: usize) -> Result<(), String> {
+fn build_index(
+    path: &str,
+    identity: &ModelIdentity,
+    n: usize,
+    quantization: dreamsim::index::Quantization,
+) -> Result<(), String> {
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut random = move || {
         state ^= state << 13;
@@ -69,6 +80,7 @@ fn build_index(path: &str, identity: &ModelIdentity, n: usize) -> Result<(), Str
         .collect();
     let options = IndexOptions {
         create: true,
+        quantization,
         ..IndexOptions::default()
     };
     let mut set = index::open(path, Some(identity), &options).map_err(|e| e.to_string())?;
@@ -76,10 +88,31 @@ fn build_index(path: &str, identity: &ModelIdentity, n: usize) -> Result<(), Str
     Ok(())
 }
 
-/// Seconds per frame of one run, the model load left out.
-fn run(o: &Options, matcher: Option<&str>) -> Result<f64, String> {
+/// CPU time of the process's live threads, in seconds
+/// (`/proc/self/task/*/schedstat`): what the pipeline's threads ran, less
+/// sensitive than wall time to other jobs on a shared machine.
+fn cpu_s() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return f64::NAN;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum::<u64>() as f64
+        / 1e9
+}
+
+/// Seconds per frame of one run, the model load left out: wall time, and
+/// CPU time of the threads still alive at the end of the stream (model
+/// load included; the same in both pipelines).
+fn run(o: &Options, matcher: Option<&str>) -> Result<(f64, f64), String> {
     let tail = match matcher {
-        Some(index) => format!("dreamsimmatch index-location={index} threshold=0.05 ! "),
+        Some(index) => format!(
+            "dreamsimmatch index-location={index} threshold=0.05 {} ! ",
+            o.ef_search
+                .map_or(String::new(), |ef| format!("ef-search={ef}"))
+        ),
         None => String::new(),
     };
     let pipeline = gst::parse::launch(&format!(
@@ -90,6 +123,7 @@ fn run(o: &Options, matcher: Option<&str>) -> Result<f64, String> {
     ))
     .map_err(|e| e.to_string())?;
     let started = Instant::now();
+    let cpu_before = cpu_s();
     pipeline
         .set_state(gst::State::Playing)
         .map_err(|e| e.to_string())?;
@@ -101,6 +135,7 @@ fn run(o: &Options, matcher: Option<&str>) -> Result<f64, String> {
         )
         .expect("EOS or an error");
     let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_s() - cpu_before;
     if let gst::MessageView::Error(e) = msg.view() {
         return Err(e.error().to_string());
     }
@@ -114,7 +149,10 @@ fn run(o: &Options, matcher: Option<&str>) -> Result<f64, String> {
     pipeline
         .set_state(gst::State::Null)
         .map_err(|e| e.to_string())?;
-    Ok((wall - load) / o.frames as f64)
+    Ok((
+        (wall - load) / o.frames as f64,
+        (cpu - load) / o.frames as f64,
+    ))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -141,16 +179,39 @@ fn bench(o: &Options) -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let path = dir.join("set.dsindex");
     let path = path.to_str().expect("a UTF-8 temporary path");
-    build_index(path, &identity, o.entries)?;
+    build_index(path, &identity, o.entries, o.quantization)?;
     println!(
-        "{} frames of 320x240, model {} ({}-d), {} threads, index of {} entries, {} rounds",
-        o.frames, o.model, identity.dim, o.threads, o.entries, o.rounds
+        "{} frames of 320x240, model {} ({}-d), {} threads, index of {} entries ({}, ef-search \
+         {}), {} rounds",
+        o.frames,
+        o.model,
+        identity.dim,
+        o.threads,
+        o.entries,
+        o.quantization.as_str(),
+        o.ef_search
+            .map_or_else(|| "default".to_owned(), |ef| ef.to_string()),
+        o.rounds
     );
     let (mut alone, mut matched) = (Vec::new(), Vec::new());
+    let (mut alone_cpu, mut matched_cpu) = (Vec::new(), Vec::new());
     for _ in 0..o.rounds {
-        alone.push(run(o, None)?);
-        matched.push(run(o, Some(path))?);
+        let (wall, cpu) = run(o, None)?;
+        alone.push(wall);
+        alone_cpu.push(cpu);
+        let (wall, cpu) = run(o, Some(path))?;
+        matched.push(wall);
+        matched_cpu.push(cpu);
     }
+    let (ac, mc) = (median(alone_cpu), median(matched_cpu));
+    println!(
+        "CPU time: dreamsim alone {:.3} ms/frame, with dreamsimmatch {:.3} ms/frame: \
+         dreamsimmatch adds {:+.3} ms/frame ({:+.1} %)",
+        ac * 1e3,
+        mc * 1e3,
+        (mc - ac) * 1e3,
+        (mc - ac) / ac * 100.0
+    );
     let (a, m) = (median(alone), median(matched));
     println!(
         "dreamsim ! fakesink                  {:8.3} ms/frame",

@@ -379,6 +379,53 @@ fn export_import(from: &dyn Backend, to: &dyn Backend) {
     assert!(matches!(err, IndexError::ModelMismatch { .. }), "{err}");
 }
 
+/// A batch large enough for PostgreSQL's bulk load (COPY, then the HNSW
+/// index built over the rows) gives the same answers as row by row.
+fn large_batches(b: &dyn Backend) {
+    let (mut set, _, _) = create(b, "bulk");
+    let n = index::PG_BULK_LOAD_MIN + 50;
+    let vectors = unit_vectors(n, 13);
+    let mut entries = new_entries(&vectors, 0);
+    entries.push(NewEntry {
+        label: "again".into(),
+        ..entries[7].clone()
+    });
+    let added = set.add(&entries).unwrap();
+    let mut expected: Vec<Added> = (1..=n as u64).map(Added::New).collect();
+    expected.push(Added::Existing(8));
+    assert_eq!(added, expected);
+    assert_eq!(set.len().unwrap(), n);
+    assert_eq!(set.get(8).unwrap().unwrap().label, "item 7");
+    for (i, v) in vectors.iter().enumerate().step_by(97) {
+        let hit = &set.search(v, 1).unwrap()[0];
+        assert_eq!(hit.entry.id, i as u64 + 1);
+        assert!(hit.distance < 1e-3, "{}", hit.distance);
+    }
+    // A later batch goes into the live index; ids continue.
+    let more = unit_vectors(1, 14);
+    assert_eq!(
+        set.add(&new_entries(&more, n + 10)).unwrap(),
+        vec![Added::New(n as u64 + 1)]
+    );
+    // An import into an empty set, in pages (PostgreSQL: one bulk load
+    // over all of them), keeps the ids.
+    let (mut copy, _, _) = create(b, "bulk_copy");
+    let mut seen = Vec::new();
+    let copied = copy_entries(set.as_mut(), copy.as_mut(), 300, |n| seen.push(n)).unwrap();
+    assert_eq!(copied, n + 1);
+    assert_eq!(seen, vec![300, 600, 900, n + 1]);
+    assert_eq!(copy.len().unwrap(), n + 1);
+    assert_eq!(copy.get(8).unwrap().unwrap().label, "item 7");
+    for (i, v) in vectors.iter().enumerate().step_by(97) {
+        assert_eq!(copy.search(v, 1).unwrap()[0].entry.id, i as u64 + 1);
+    }
+    assert_eq!(
+        copy.add(&new_entries(&unit_vectors(1, 15), n + 20))
+            .unwrap(),
+        vec![Added::New(n as u64 + 2)]
+    );
+}
+
 macro_rules! suite {
     ($module:ident, $backend:expr $(, #[$attr:meta])?) => {
         mod $module {
@@ -418,6 +465,11 @@ macro_rules! suite {
             #[test]
             fn reopen_keeps_everything() {
                 super::reopen_keeps_everything(&$backend);
+            }
+            $(#[$attr])?
+            #[test]
+            fn large_batches() {
+                super::large_batches(&$backend);
             }
             $(#[$attr])?
             #[test]

@@ -303,6 +303,22 @@ fn the_password_of_a_uri_is_never_read_back() {
     );
 }
 
+#[test]
+fn ef_search_defaults_to_the_index_default_and_can_be_set() {
+    init();
+    let element = gst::ElementFactory::make("dreamsimmatch").build().unwrap();
+    assert_eq!(
+        element.property::<u32>("ef-search") as usize,
+        dreamsim::index::DEFAULT_EF_SEARCH
+    );
+    let location = scratch("ef").join("set.dsindex").display().to_string();
+    build_set(&location, "test");
+    let mut h = matcher(&location, &[("ef-search", "1")]);
+    assert_eq!(h.h.element().unwrap().property::<u32>("ef-search"), 1);
+    push_mixed(&mut h);
+    assert!(pulled(&mut h).iter().any(|(_, ids)| !ids.is_empty()));
+}
+
 // ---- PostgreSQL: the same tests against a real server
 
 fn pg() -> String {

@@ -94,6 +94,8 @@ pub struct EmbeddedIndex {
     stamp: Option<FileStamp>,
     exact_search_below: usize,
     ef_search: usize,
+    connectivity: usize,
+    expansion_add: usize,
 }
 
 impl std::fmt::Debug for EmbeddedIndex {
@@ -159,6 +161,8 @@ impl EmbeddedIndex {
                     stamp: None,
                     exact_search_below: options.exact_search_below,
                     ef_search: options.ef_search,
+                    connectivity: options.connectivity,
+                    expansion_add: options.expansion_add,
                 };
                 index.commit(None, Vec::new(), 1)?;
                 Ok(index)
@@ -335,6 +339,8 @@ impl EmbeddedIndex {
             stamp: Some(stamp),
             exact_search_below: options.exact_search_below,
             ef_search: options.ef_search,
+            connectivity: options.connectivity,
+            expansion_add: options.expansion_add,
         };
         if graph_range.is_empty() {
             if !index.entries.is_empty() {
@@ -378,8 +384,9 @@ impl EmbeddedIndex {
             dimensions: self.identity.dim,
             metric: usearch::MetricKind::Cos,
             quantization: scalar_kind(self.quantization),
-            connectivity: 0,
-            expansion_add: 0,
+            // A graph loaded from the file takes the file's connectivity.
+            connectivity: self.connectivity,
+            expansion_add: self.expansion_add,
             expansion_search: self.ef_search,
             multi: false,
         }
@@ -460,6 +467,8 @@ impl EmbeddedIndex {
         let options = IndexOptions {
             exact_search_below: self.exact_search_below,
             ef_search: self.ef_search,
+            connectivity: self.connectivity,
+            expansion_add: self.expansion_add,
             ..IndexOptions::default()
         };
         *self = Self::read(&self.path, &options)?;
@@ -789,6 +798,8 @@ impl EmbeddingIndex for EmbeddedIndex {
         let options = IndexOptions {
             exact_search_below: self.exact_search_below,
             ef_search: self.ef_search,
+            connectivity: self.connectivity,
+            expansion_add: self.expansion_add,
             ..IndexOptions::default()
         };
         let fresh = Self::read(&self.path, &options)?;

@@ -60,8 +60,9 @@ pub type EntryId = u64;
 
 /// Below this many entries the embedded index searches exhaustively.
 ///
-/// Measured on a 2-core AMD EPYC (AVX2), width 1792, f16, one query at a
-/// time (`examples/index_bench.rs --crossover`, figures in `docs/index.md`):
+/// Measured on a 2-core AMD EPYC (AVX-512 with VNNI and BF16), width 1792,
+/// f16, one query at a time, HNSW at the default `ef_search` of 64
+/// (`examples/index_bench.rs --crossover`, figures in `docs/index.md`):
 /// exhaustive and HNSW search cost the same at about 2,000 entries; at 5,000
 /// exhaustive search is still under a millisecond (0.8 ms against 0.5) and
 /// exact; beyond, it grows faster than the set (2 ms at 10,000, 11 ms at
@@ -79,10 +80,29 @@ pub const DEFAULT_PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_PG_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default HNSW search breadth (usearch `expansion_search`, pgvector
-/// `hnsw.ef_search`). On 100k random 1792-d vectors (2-core AMD EPYC,
-/// `docs/index.md`): 64 finds the exact nearest for 70 % of near-duplicate
-/// queries in 1.5 ms, 256 for 97.7 % in 5 ms, 1024 for all in 25 ms.
-pub const DEFAULT_EF_SEARCH: usize = 256;
+/// `hnsw.ef_search`). On 100k clustered synthetic 1792-d vectors queried by
+/// near-duplicates (2-core AMD EPYC, `docs/index.md`), the embedded index
+/// (f16, memory-mapped, connectivity 16) finds the exact nearest for 99.9 %
+/// of the queries at 64, p50 0.7 ms and p99 under 5 ms: the goal;
+/// 256 finds no more there at four times the cost. On uniformly random
+/// vectors (no structure, the worst case) 64 finds only 70 % and 512 is
+/// needed for 99.7 %: raise it (`IndexOptions::ef_search`, dreamsimmatch's
+/// `ef-search`) for sets that look like that.
+pub const DEFAULT_EF_SEARCH: usize = 64;
+
+/// PostgreSQL: a batch of at least this many entries into an empty table is
+/// loaded by `COPY` with the HNSW index built afterwards (see
+/// [`PostgresIndex`]); smaller batches, or a table with entries, go row by
+/// row into the live index.
+pub const PG_BULK_LOAD_MIN: usize = 1_000;
+
+/// Default HNSW graph degree of a new embedded index (usearch
+/// `connectivity`, links per node; the graph's file keeps its own).
+pub const DEFAULT_CONNECTIVITY: usize = 16;
+
+/// Default HNSW build breadth of the embedded index (usearch
+/// `expansion_add`): how widely each insertion searches for its links.
+pub const DEFAULT_EXPANSION_ADD: usize = 128;
 
 /// How the embedded index stores vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -134,6 +154,10 @@ pub struct IndexOptions {
     pub exact_search_below: usize,
     /// HNSW search breadth (usearch `expansion_search`, pgvector `hnsw.ef_search`).
     pub ef_search: usize,
+    /// Embedded: links per node of a new graph (an existing one keeps its own).
+    pub connectivity: usize,
+    /// Embedded: search breadth of each insertion (build time for recall).
+    pub expansion_add: usize,
     /// PostgreSQL table prefix (letters, digits, `_`; `<prefix>_model`, `<prefix>_entries`).
     pub pg_table: String,
     /// PostgreSQL connect time limit.
@@ -149,6 +173,8 @@ impl Default for IndexOptions {
             quantization: Quantization::F16,
             exact_search_below: DEFAULT_EXACT_SEARCH_BELOW,
             ef_search: DEFAULT_EF_SEARCH,
+            connectivity: DEFAULT_CONNECTIVITY,
+            expansion_add: DEFAULT_EXPANSION_ADD,
             pg_table: DEFAULT_PG_TABLE.to_owned(),
             pg_connect_timeout: DEFAULT_PG_CONNECT_TIMEOUT,
             pg_statement_timeout: DEFAULT_PG_STATEMENT_TIMEOUT,
@@ -485,6 +511,40 @@ pub trait EmbeddingIndex: Send + std::fmt::Debug {
     /// atomic: a search sees the old index or the new one. PostgreSQL: always
     /// current, returns false.
     fn reload_if_changed(&mut self) -> Result<bool>;
+
+    /// Inserts every page `next` yields until an empty one (a copy of a
+    /// whole set, page by page, as [`copy_entries`] does), with the rules of
+    /// [`insert`](Self::insert); `progress` gets the count of new entries
+    /// after each page. Returns that count. PostgreSQL: into an empty table,
+    /// one bulk load (see [`PG_BULK_LOAD_MIN`]) over all the pages.
+    fn insert_all(
+        &mut self,
+        next: &mut dyn FnMut() -> Result<Vec<StoredEntry>>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<usize> {
+        insert_pages(self, next, progress)
+    }
+}
+
+/// [`EmbeddingIndex::insert_all`] one [`EmbeddingIndex::insert`] per page.
+fn insert_pages<I: EmbeddingIndex + ?Sized>(
+    index: &mut I,
+    next: &mut dyn FnMut() -> Result<Vec<StoredEntry>>,
+    progress: &mut dyn FnMut(usize),
+) -> Result<usize> {
+    let mut copied = 0;
+    loop {
+        let page = next()?;
+        if page.is_empty() {
+            return Ok(copied);
+        }
+        copied += index
+            .insert(&page)?
+            .iter()
+            .filter(|a| matches!(a, Added::New(_)))
+            .count();
+        progress(copied);
+    }
 }
 
 /// True when `location` names a PostgreSQL server rather than a file.
@@ -566,19 +626,14 @@ pub fn copy_entries(
         });
     }
     let mut after = None;
-    let mut copied = 0;
-    loop {
+    let mut next = || -> Result<Vec<StoredEntry>> {
         let page = from.entries_after(after, batch.max(1))?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.entry.id);
-        copied += to
-            .insert(&page)?
-            .iter()
-            .filter(|a| matches!(a, Added::New(_)))
-            .count();
-        progress(copied);
-    }
-    Ok(copied)
+        if let Some(last) = page.last() {
+            after = Some(last.entry.id);
+        }
+        Ok(page)
+    };
+    to.insert_all(&mut next, &mut progress)
 }
 
 pub(crate) fn now_unix_us() -> i64 {

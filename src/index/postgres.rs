@@ -13,13 +13,25 @@
 //!
 //! Every value travels as a bound parameter; the only text spliced into SQL
 //! is the table prefix (checked to be `[a-z_][a-z0-9_]*`) and integers.
+//!
+//! A batch of at least [`PG_BULK_LOAD_MIN`](super::PG_BULK_LOAD_MIN) entries
+//! into an **empty** table (a first `add`, an `import`) is a bulk load, as
+//! pgvector advises: in one transaction the HNSW index is dropped, the rows
+//! go in by binary `COPY`, and the index is built again over all of them
+//! (with `maintenance_work_mem` raised, for that transaction only, to what
+//! the graph needs, up to 4 GiB, and no statement time limit for the copy
+//! and the build). Maintaining the graph row by row costs far more (docs/index.md).
+//! Readers of that table wait for the load to commit (their statement time
+//! limit applies); they never see a table without its index.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use pgvector::HalfVector;
-use postgres::{Client, NoTls, Row, Statement};
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::{ToSql, Type};
+use postgres::{Client, NoTls, Row, Statement, Transaction};
 
 use super::{
     redact, Added, EmbeddingIndex, Entry, EntryId, IndexError, IndexInfo, IndexOptions, Match,
@@ -27,6 +39,161 @@ use super::{
 };
 
 const ENTRY_COLUMNS: &str = "id, label, source, content_hash, added_at";
+
+/// The HNSW index of an entries table (created with the table, and again
+/// after a bulk load).
+fn hnsw_index_sql(entries_table: &str) -> String {
+    format!(
+        "CREATE INDEX IF NOT EXISTS {entries_table}_hnsw ON {entries_table}
+         USING hnsw (embedding halfvec_cosine_ops)"
+    )
+}
+
+/// Most `maintenance_work_mem` a bulk load asks for.
+const BULK_MAX_WORK_MEM: u64 = 4 << 30;
+
+/// One row of a bulk load.
+struct BulkRow<'a> {
+    id: i64,
+    label: &'a str,
+    source: String,
+    content_hash: &'a str,
+    added_at: SystemTime,
+    embedding: &'a [f32],
+}
+
+/// Starts a bulk load into `table` inside `tx` when the table is empty
+/// (see the module docs): locks it, lifts the statement time limit, drops
+/// the HNSW index. Returns false, having changed nothing, when it holds rows.
+fn begin_bulk(tx: &mut Transaction<'_>, location: &str, table: &str) -> Result<bool> {
+    let empty = |tx: &mut Transaction<'_>| -> Result<bool> {
+        tx.query_one(&format!("SELECT NOT EXISTS (SELECT 1 FROM {table})"), &[])
+            .map(|row| row.get(0))
+            .map_err(pg_err(location, "look for existing entries"))
+    };
+    // Cheap look first, so that a set with entries is not locked for nothing.
+    if !empty(tx)? {
+        return Ok(false);
+    }
+    tx.batch_execute(&format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+        .map_err(pg_err(location, "lock the entries table"))?;
+    if !empty(tx)? {
+        return Ok(false);
+    }
+    // Copying and indexing take as long as the set is large; a time limit
+    // meant for one lookup would abort them (the lock above still had it).
+    tx.batch_execute("SET LOCAL statement_timeout = 0")
+        .map_err(pg_err(location, "lift the statement timeout"))?;
+    tx.batch_execute(&format!("DROP INDEX IF EXISTS {table}_hnsw"))
+        .map_err(pg_err(location, "drop the HNSW index for a bulk load"))?;
+    Ok(true)
+}
+
+/// Copies `rows` into `table` (binary `COPY`), inside a bulk load.
+fn copy_rows(
+    tx: &mut Transaction<'_>,
+    location: &str,
+    table: &str,
+    rows: &[BulkRow<'_>],
+) -> Result<()> {
+    let halfvec = tx
+        .prepare(&format!("SELECT embedding FROM {table} LIMIT 0"))
+        .map_err(pg_err(location, "look up the halfvec type"))?
+        .columns()[0]
+        .type_()
+        .clone();
+    let sink = tx
+        .copy_in(&format!(
+            "COPY {table} (id, label, source, content_hash, added_at, embedding)
+             FROM STDIN (FORMAT binary)"
+        ))
+        .map_err(pg_err(location, "start copying the entries"))?;
+    let types = [
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TIMESTAMPTZ,
+        halfvec,
+    ];
+    let mut writer = BinaryCopyInWriter::new(sink, &types);
+    for row in rows {
+        let vector = HalfVector::from_f32_slice(row.embedding);
+        let values: [&(dyn ToSql + Sync); 6] = [
+            &row.id,
+            &row.label,
+            &row.source,
+            &row.content_hash,
+            &row.added_at,
+            &vector,
+        ];
+        writer
+            .write(&values)
+            .map_err(pg_err(location, "copy an entry"))?;
+    }
+    writer
+        .finish()
+        .map_err(pg_err(location, "copy the entries"))?;
+    Ok(())
+}
+
+/// Ends a bulk load of `count` rows: builds the HNSW index over them.
+fn finish_bulk(
+    tx: &mut Transaction<'_>,
+    location: &str,
+    table: &str,
+    dim: usize,
+    count: usize,
+) -> Result<()> {
+    // pgvector builds the graph in memory when it fits (much faster): about
+    // the vector plus its links per row.
+    let wanted = (count as u64 * (dim as u64 * 2 + 1024)).min(BULK_MAX_WORK_MEM);
+    let current: i64 = tx
+        .query_one(
+            "SELECT pg_size_bytes(current_setting('maintenance_work_mem'))",
+            &[],
+        )
+        .map_err(pg_err(location, "read maintenance_work_mem"))?
+        .get(0);
+    if wanted > current.max(0) as u64 {
+        tx.batch_execute(&format!(
+            "SET LOCAL maintenance_work_mem = '{}kB'",
+            wanted.div_ceil(1024)
+        ))
+        .map_err(pg_err(location, "raise maintenance_work_mem"))?;
+    }
+    tx.batch_execute(&hnsw_index_sql(table))
+        .map_err(pg_err(location, "build the HNSW index"))
+}
+
+/// Loads `rows` into `table` when it is empty: [`begin_bulk`],
+/// [`copy_rows`], [`finish_bulk`]. Returns false, having changed nothing,
+/// when the table holds rows.
+fn bulk_load(
+    tx: &mut Transaction<'_>,
+    location: &str,
+    table: &str,
+    dim: usize,
+    rows: &[BulkRow<'_>],
+) -> Result<bool> {
+    if !begin_bulk(tx, location, table)? {
+        return Ok(false);
+    }
+    copy_rows(tx, location, table, rows)?;
+    finish_bulk(tx, location, table, dim, rows.len())?;
+    Ok(true)
+}
+
+fn bulk_row(e: &StoredEntry) -> BulkRow<'_> {
+    BulkRow {
+        id: e.entry.id as i64,
+        label: &e.entry.label,
+        source: serde_json::to_string(&e.entry.source).expect("a source serialises to JSON"),
+        content_hash: &e.entry.content_hash,
+        added_at: to_system_time(e.entry.added_unix_us),
+        embedding: &e.embedding,
+    }
+}
 
 /// A set of embeddings in PostgreSQL with pgvector.
 pub struct PostgresIndex {
@@ -115,8 +282,17 @@ fn prepare_session(
     ef_search: usize,
     entries_table: &str,
 ) -> Result<Statement> {
+    // The search must go through the HNSW index. PostgreSQL's generic plan
+    // for the prepared search (LIMIT a parameter), and its custom plan once
+    // hnsw.ef_search is large (256 at 100k rows), is a parallel sequential
+    // scan and sort instead: 600 ms at 100k rows against under a millisecond
+    // through the index (docs/index.md). `exact_search` turns this back.
     client
-        .batch_execute(&format!("SET hnsw.ef_search = {}", ef_search.max(1)))
+        .batch_execute(&format!(
+            "SET hnsw.ef_search = {}; SET plan_cache_mode = force_custom_plan;
+             SET enable_seqscan = off",
+            ef_search.max(1)
+        ))
         .map_err(pg_err(shown, "set hnsw.ef_search"))?;
     client
         .prepare(&format!(
@@ -196,9 +372,9 @@ impl PostgresIndex {
                      content_hash text NOT NULL UNIQUE,
                      added_at timestamptz NOT NULL,
                      embedding halfvec({dim}) NOT NULL);
-                 CREATE INDEX IF NOT EXISTS {entries_table}_hnsw ON {entries_table}
-                     USING hnsw (embedding halfvec_cosine_ops);",
-                dim = identity.dim
+                 {hnsw};",
+                dim = identity.dim,
+                hnsw = hnsw_index_sql(&entries_table),
             ))
             .map_err(pg_err(&shown, "create the index tables"))?;
             tx.execute(
@@ -261,6 +437,114 @@ impl PostgresIndex {
         )?;
         self.client = client;
         Ok(())
+    }
+
+    /// `add` of a large batch into an empty table, as a bulk load; None
+    /// (nothing changed) when the table has entries.
+    fn bulk_add(
+        &mut self,
+        entries: &[NewEntry<'_>],
+        now: SystemTime,
+    ) -> Result<Option<Vec<Added>>> {
+        let location = self.location.clone();
+        let table = self.entries_table.clone();
+        let dim = self.identity.dim;
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(pg_err(&location, "begin a transaction"))?;
+        // The same content twice in the batch is one entry, as row by row:
+        // per entry, its row among the unique ones and whether it is the first.
+        let mut first: std::collections::HashMap<&str, usize> = Default::default();
+        let mut unique: Vec<&NewEntry<'_>> = Vec::new();
+        let slots: Vec<(usize, bool)> = entries
+            .iter()
+            .map(|e| match first.get(e.content_hash.as_str()) {
+                Some(&j) => (j, false),
+                None => {
+                    first.insert(&e.content_hash, unique.len());
+                    unique.push(e);
+                    (unique.len() - 1, true)
+                }
+            })
+            .collect();
+        let ids: Vec<i64> = tx
+            .query(
+                "SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1::bigint, $2)",
+                &[&table, &(unique.len() as i64)],
+            )
+            .map_err(pg_err(&location, "assign ids"))?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let rows: Vec<BulkRow<'_>> = unique
+            .iter()
+            .zip(&ids)
+            .map(|(e, &id)| BulkRow {
+                id,
+                label: &e.label,
+                source: serde_json::to_string(&e.source).expect("a source serialises to JSON"),
+                content_hash: &e.content_hash,
+                added_at: now,
+                embedding: e.embedding,
+            })
+            .collect();
+        if !bulk_load(&mut tx, &location, &table, dim, &rows)? {
+            // Rolled back on drop: the ids drawn are skipped, as after a failed insert.
+            return Ok(None);
+        }
+        tx.commit()
+            .map_err(pg_err(&location, "commit the entries"))?;
+        Ok(Some(
+            slots
+                .iter()
+                .map(|&(j, new)| {
+                    let id = ids[j] as EntryId;
+                    if new {
+                        Added::New(id)
+                    } else {
+                        Added::Existing(id)
+                    }
+                })
+                .collect(),
+        ))
+    }
+
+    /// `insert` (ids given; duplicates already refused) of a large batch into
+    /// an empty table, as a bulk load; None when the table has entries.
+    fn bulk_insert(&mut self, entries: &[StoredEntry]) -> Result<Option<Vec<Added>>> {
+        let location = self.location.clone();
+        let table = self.entries_table.clone();
+        let dim = self.identity.dim;
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(pg_err(&location, "begin a transaction"))?;
+        let mut first: std::collections::HashMap<&str, EntryId> = Default::default();
+        let mut outcomes = Vec::with_capacity(entries.len());
+        let mut rows = Vec::with_capacity(entries.len());
+        for e in entries {
+            if let Some(&id) = first.get(e.entry.content_hash.as_str()) {
+                outcomes.push(Added::Existing(id));
+                continue;
+            }
+            first.insert(&e.entry.content_hash, e.entry.id);
+            outcomes.push(Added::New(e.entry.id));
+            rows.push(bulk_row(e));
+        }
+        if !bulk_load(&mut tx, &location, &table, dim, &rows)? {
+            return Ok(None);
+        }
+        let max_id = rows.iter().map(|r| r.id).max().unwrap_or(0);
+        tx.execute(
+            "SELECT setval(pg_get_serial_sequence($1, 'id'),
+                           GREATEST($2, nextval(pg_get_serial_sequence($1, 'id'))))",
+            &[&table, &max_id],
+        )
+        .map_err(pg_err(&location, "advance the id sequence"))?;
+        tx.commit()
+            .map_err(pg_err(&location, "commit the entries"))?;
+        Ok(Some(outcomes))
     }
 
     fn check_dim(&self, embedding: &[f32]) -> Result<()> {
@@ -329,8 +613,13 @@ impl EmbeddingIndex for PostgresIndex {
             self.check_dim(e.embedding)?;
         }
         let location = self.location.clone();
-        let table = &self.entries_table;
         let now = SystemTime::now();
+        if entries.len() >= super::PG_BULK_LOAD_MIN {
+            if let Some(outcomes) = self.bulk_add(entries, now)? {
+                return Ok(outcomes);
+            }
+        }
+        let table = &self.entries_table;
         let mut tx = self
             .client
             .transaction()
@@ -381,6 +670,11 @@ impl EmbeddingIndex for PostgresIndex {
             }
         }
         let location = self.location.clone();
+        if entries.len() >= super::PG_BULK_LOAD_MIN {
+            if let Some(outcomes) = self.bulk_insert(entries)? {
+                return Ok(outcomes);
+            }
+        }
         let table = &self.entries_table;
         let mut tx = self
             .client
@@ -509,8 +803,11 @@ impl EmbeddingIndex for PostgresIndex {
             .client
             .transaction()
             .map_err(pg_err(&location, "begin a transaction"))?;
-        tx.batch_execute("SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off")
-            .map_err(pg_err(&location, "turn the index off"))?;
+        tx.batch_execute(
+            "SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off;
+             SET LOCAL enable_seqscan = on",
+        )
+        .map_err(pg_err(&location, "turn the index off"))?;
         let rows = tx
             .query(&self.search, &[&vector, &(k as i64)])
             .map_err(pg_err(&location, "search exhaustively"))?;
@@ -562,6 +859,69 @@ impl EmbeddingIndex for PostgresIndex {
             size_bytes: size as u64,
             exact_search_below: None,
         })
+    }
+
+    fn insert_all(
+        &mut self,
+        next: &mut dyn FnMut() -> Result<Vec<StoredEntry>>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<usize> {
+        self.ensure_connected()?;
+        let location = self.location.clone();
+        let table = self.entries_table.clone();
+        let dim = self.identity.dim;
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(pg_err(&location, "begin a transaction"))?;
+        if !begin_bulk(&mut tx, &location, &table)? {
+            drop(tx);
+            return super::insert_pages(self, next, progress);
+        }
+        // Across pages, the rules of `insert`: an id twice is refused, the
+        // same content twice is one entry.
+        let mut ids = HashSet::new();
+        let mut hashes = HashSet::new();
+        let (mut copied, mut max_id) = (0usize, 0i64);
+        loop {
+            let page = next()?;
+            if page.is_empty() {
+                break;
+            }
+            let mut rows = Vec::with_capacity(page.len());
+            for e in &page {
+                if e.embedding.len() != dim {
+                    return Err(IndexError::Dimension {
+                        location,
+                        expected: dim,
+                        found: e.embedding.len(),
+                    });
+                }
+                if !ids.insert(e.entry.id) {
+                    return Err(IndexError::DuplicateId {
+                        location,
+                        id: e.entry.id,
+                    });
+                }
+                if hashes.insert(e.entry.content_hash.clone()) {
+                    rows.push(bulk_row(e));
+                }
+            }
+            copy_rows(&mut tx, &location, &table, &rows)?;
+            copied += rows.len();
+            max_id = rows.iter().map(|r| r.id).fold(max_id, i64::max);
+            progress(copied);
+        }
+        finish_bulk(&mut tx, &location, &table, dim, copied)?;
+        tx.execute(
+            "SELECT setval(pg_get_serial_sequence($1, 'id'),
+                           GREATEST($2, nextval(pg_get_serial_sequence($1, 'id'))))",
+            &[&table, &max_id],
+        )
+        .map_err(pg_err(&location, "advance the id sequence"))?;
+        tx.commit()
+            .map_err(pg_err(&location, "commit the entries"))?;
+        Ok(copied)
     }
 
     fn reload_if_changed(&mut self) -> Result<bool> {

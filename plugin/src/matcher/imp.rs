@@ -38,6 +38,8 @@ const MAX_DISTANCE: f64 = 2.0;
 const DEFAULT_TIMEOUT_MS: u32 = 1000;
 const DEFAULT_RETRY_INTERVAL_MS: u32 = 5000;
 const DEFAULT_POST_MESSAGES: bool = true;
+const DEFAULT_EF_SEARCH: u32 = dreamsim::index::DEFAULT_EF_SEARCH as u32;
+const MAX_EF_SEARCH: u32 = 65_536;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -49,6 +51,7 @@ struct Settings {
     timeout_ms: u32,
     retry_interval_ms: u32,
     post_messages: bool,
+    ef_search: u32,
 }
 
 impl Default for Settings {
@@ -62,6 +65,7 @@ impl Default for Settings {
             timeout_ms: DEFAULT_TIMEOUT_MS,
             retry_interval_ms: DEFAULT_RETRY_INTERVAL_MS,
             post_messages: DEFAULT_POST_MESSAGES,
+            ef_search: DEFAULT_EF_SEARCH,
         }
     }
 }
@@ -127,6 +131,7 @@ impl DreamSimMatch {
         let options = IndexOptions {
             pg_connect_timeout: timeout,
             pg_statement_timeout: timeout,
+            ef_search: settings.ef_search as usize,
             ..IndexOptions::default()
         };
         let retry = Duration::from_millis(u64::from(settings.retry_interval_ms));
@@ -390,6 +395,18 @@ impl ObjectImpl for DreamSimMatch {
                     .default_value(DEFAULT_RETRY_INTERVAL_MS)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("ef-search")
+                    .nick("Search breadth")
+                    .blurb(
+                        "HNSW search breadth of a large index (usearch expansion_search, \
+                         pgvector hnsw.ef_search): wider finds the nearest item more often, \
+                         narrower costs less per frame (docs/index.md)",
+                    )
+                    .minimum(1)
+                    .maximum(MAX_EF_SEARCH)
+                    .default_value(DEFAULT_EF_SEARCH)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("post-messages")
                     .nick("Post messages")
                     .blurb("Post a dreamsim-match element message for every matching frame")
@@ -427,6 +444,7 @@ impl ObjectImpl for DreamSimMatch {
             "timeout" => s.timeout_ms = value.get().expect("type checked"),
             "retry-interval" => s.retry_interval_ms = value.get().expect("type checked"),
             "post-messages" => s.post_messages = value.get().expect("type checked"),
+            "ef-search" => s.ef_search = value.get().expect("type checked"),
             other => unreachable!("unknown property {other}"),
         }
         // A location may hold a password: it is logged redacted.
@@ -453,6 +471,7 @@ impl ObjectImpl for DreamSimMatch {
             "timeout" => s.timeout_ms.to_value(),
             "retry-interval" => s.retry_interval_ms.to_value(),
             "post-messages" => s.post_messages.to_value(),
+            "ef-search" => s.ef_search.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
