@@ -11,9 +11,16 @@
 //! per sampled frame, so match_s is about entries x search_ms, and how it
 //! grows with N is how the search cost grows with the index.
 //!
+//! `--data uniform` (the default) draws every frame as an independent
+//! random vector: the hardest case for HNSW, unlike any video. `--data
+//! scenes` draws each video as two scenes, each frame near its scene's
+//! centre (as the frames of a shot are near each other), videos apart:
+//! closer to what real fingerprints look like.
+//!
 //! ```sh
 //! cargo build -p gst-dreamsim --release
 //! cargo run -p gst-dreamsim --release --example corpus_bench -- 1000 10000
+//! cargo run -p gst-dreamsim --release --example corpus_bench -- --data scenes 1000 10000
 //! ```
 
 use std::collections::BTreeMap;
@@ -73,7 +80,30 @@ fn search_ms(location: &str, ef: usize) -> f64 {
     t.elapsed().as_secs_f64() * 1e3 / probes.len() as f64
 }
 
-fn build(dir: &std::path::Path, videos: usize) -> String {
+/// How the synthetic frames are drawn (see the module's docs).
+#[derive(Clone, Copy, PartialEq)]
+enum Data {
+    Uniform,
+    Scenes,
+}
+
+/// The F frames of a new video.
+fn video_frames(rng: &mut Rng, data: Data) -> Vec<Vec<f32>> {
+    match data {
+        Data::Uniform => (0..FRAMES).map(|_| rng.unit()).collect(),
+        Data::Scenes => {
+            let scenes = [rng.unit(), rng.unit()];
+            (0..FRAMES)
+                .map(|f| {
+                    let centre = &scenes[f * scenes.len() / FRAMES];
+                    normalise(centre.iter().map(|c| c + 0.15 * rng.next()).collect())
+                })
+                .collect()
+        }
+    }
+}
+
+fn build(dir: &std::path::Path, videos: usize, data: Data) -> String {
     let path = dir.join(format!("synthetic-{videos}.dsindex"));
     let location = path.to_string_lossy().into_owned();
     let _ = std::fs::remove_file(&path);
@@ -100,7 +130,7 @@ fn build(dir: &std::path::Path, videos: usize) -> String {
                 .map(|e| normalise(e.iter().map(|x| x + 0.01 * rng.next()).collect()))
                 .collect()
         } else {
-            (0..FRAMES).map(|_| rng.unit()).collect()
+            video_frames(&mut rng, data)
         };
         for (f, e) in embeddings.iter().enumerate() {
             frames.push((id.clone(), f as u64 * 1_000_000_000, e.clone()));
@@ -135,10 +165,21 @@ fn build(dir: &std::path::Path, videos: usize) -> String {
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse().expect("library sizes"))
-        .collect();
+    let mut data = Data::Uniform;
+    let mut sizes: Vec<usize> = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--data" => {
+                data = match args.next().as_deref() {
+                    Some("uniform") => Data::Uniform,
+                    Some("scenes") => Data::Scenes,
+                    other => panic!("--data uniform|scenes, not {other:?}"),
+                }
+            }
+            size => sizes.push(size.parse().expect("library sizes")),
+        }
+    }
     let sizes = if sizes.is_empty() {
         vec![1000, 10_000]
     } else {
@@ -157,12 +198,20 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("corpus-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     println!(
+        "data: {}",
+        if data == Data::Uniform {
+            "uniform (every frame an independent random vector)"
+        } else {
+            "scenes (two scenes per video, frames near their scene's centre)"
+        }
+    );
+    println!(
         "videos  entries  build_s  match_s  pairs  match_s/(N log2 N)*1e6  match_s/N^2*1e9  \
          match_ms/entry  search_ms(hnsw)  search_ms(exact)  search_ms(hnsw,ef64)"
     );
     for n in sizes {
         let t = Instant::now();
-        let location = build(&dir, n);
+        let location = build(&dir, n, data);
         let build_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let out = Command::new(&tool)
