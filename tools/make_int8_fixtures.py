@@ -77,20 +77,30 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def quantize(src: str, dst: str, meta: dict) -> None:
+def set_metadata(model: onnx.ModelProto, meta: dict) -> None:
+    """Adds or replaces `meta` in the model's metadata, kept sorted by key."""
+    props = {p.key: p.value for p in model.metadata_props}
+    props.update(meta)
+    del model.metadata_props[:]
+    for k in sorted(props):
+        model.metadata_props.add(key=k, value=props[k])
+
+
+def save(model: onnx.ModelProto, dst: str) -> None:
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    onnx.save(model, dst)
+
+
+def quantize(src: str, meta: dict) -> onnx.ModelProto:
+    """`src` quantized (calibrated on seeded random images), with `meta` added."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "q.onnx")
         quantize_static(src, out, Images(seed=8, count=16), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QInt8,
                         weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
         m = onnx.load(out)
-    props = {p.key: p.value for p in m.metadata_props}
-    props.update(meta)
-    del m.metadata_props[:]
-    for k in sorted(props):
-        m.metadata_props.add(key=k, value=props[k])
-    os.makedirs(os.path.dirname(dst), exist_ok=True)
-    onnx.save(m, dst)
+    set_metadata(m, meta)
+    return m
 
 
 def main() -> None:
@@ -101,26 +111,26 @@ def main() -> None:
     fp32 = os.path.join(FIXTURES, "tiny_ensemble.onnx")
     sha = hashlib.sha256(open(fp32, "rb").read()).hexdigest()
     main_out = os.path.join(args.out, "tiny_ensemble-int8.onnx")
-    quantize(fp32, main_out, {"dreamsim.precision": "int8", "dreamsim.int8_fp32_sha256": sha})
+    model = quantize(fp32, {"dreamsim.precision": "int8", "dreamsim.int8_fp32_sha256": sha})
+    save(model, main_out)
 
+    # Its agreement, measured on the file as written, then recorded in it.
     x = frames(seed=9, count=33)
     d32, d8 = prev_distances(embed(fp32, x)), prev_distances(embed(main_out, x))
     rho = spearman(d32, d8)
     delta = np.abs(d32 - d8)
-    figures = {"dreamsim.int8_spearman": f"{rho:.6f}",
-               "dreamsim.int8_max_abs_delta": f"{delta.max():.3e}",
-               "dreamsim.int8_mean_abs_delta": f"{delta.mean():.3e}"}
     print(f"tiny_ensemble int8: Spearman {rho:.6f}, max |delta| {delta.max():.3e}, "
           f"mean |delta| {delta.mean():.3e} on 32 previous-frame distances")
-    quantize(fp32, main_out, {"dreamsim.precision": "int8", "dreamsim.int8_fp32_sha256": sha,
-                              **figures})
-    quantize(fp32, os.path.join(args.out, "below_guard", "tiny_ensemble-int8.onnx"),
-             {"dreamsim.precision": "int8", "dreamsim.int8_fp32_sha256": sha, **figures,
-              "dreamsim.int8_accepted_below_guard": "true",
-              "dreamsim.int8_accepted_spearman": "0.9"})
+    set_metadata(model, {"dreamsim.int8_spearman": f"{rho:.6f}",
+                         "dreamsim.int8_max_abs_delta": f"{delta.max():.3e}",
+                         "dreamsim.int8_mean_abs_delta": f"{delta.mean():.3e}"})
+    save(model, main_out)
+    set_metadata(model, {"dreamsim.int8_accepted_below_guard": "true",
+                         "dreamsim.int8_accepted_spearman": "0.9"})
+    save(model, os.path.join(args.out, "below_guard", "tiny_ensemble-int8.onnx"))
     dino = os.path.join(FIXTURES, "tiny_dino.onnx")
-    quantize(dino, os.path.join(args.out, "wrong_type", "tiny_ensemble-int8.onnx"),
-             {"dreamsim.precision": "int8"})
+    save(quantize(dino, {"dreamsim.precision": "int8"}),
+         os.path.join(args.out, "wrong_type", "tiny_ensemble-int8.onnx"))
     print(f"wrote {args.out}")
 
 
