@@ -231,28 +231,33 @@ fn scratch(test: &str) -> PathBuf {
     d
 }
 
+/// bikes.mp4 and the library's videos that the pairing tests expect in the
+/// index (not the copies some tests check against it).
+fn library_videos() -> Vec<String> {
+    let lib = library();
+    std::iter::once(bikes().to_string_lossy().into_owned())
+        .chain(
+            [
+                "small.webm",
+                "clip.webm",
+                "shared_a.webm",
+                "shared_b.webm",
+                "ball.webm",
+                "pinwheel.webm",
+            ]
+            .iter()
+            .map(|n| lib.path(n)),
+        )
+        .collect()
+}
+
 /// The library's index, built once.
 fn library_index() -> &'static str {
     static INDEX: OnceLock<String> = OnceLock::new();
     INDEX.get_or_init(|| {
-        let lib = library();
         let index = scratch("library").join("lib.dsindex");
         let index = index.to_string_lossy().into_owned();
-        let videos: Vec<String> = std::iter::once(bikes().to_string_lossy().into_owned())
-            .chain(
-                [
-                    "small.webm",
-                    "clip.webm",
-                    "shared_a.webm",
-                    "shared_b.webm",
-                    "ball.webm",
-                    "pinwheel.webm",
-                ]
-                .iter()
-                .map(|n| lib.path(n)),
-            )
-            .collect();
-        let out = corpus_add(&index, &videos);
+        let out = corpus_add(&index, &library_videos());
         assert!(out.status.success());
         index
     })
@@ -860,21 +865,7 @@ fn two_processes_share_the_job_on_postgresql() {
     let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
     let uri = format!("{base}/{db}?{query}");
 
-    let lib = library();
-    let videos: Vec<String> = std::iter::once(bikes().to_string_lossy().into_owned())
-        .chain(
-            [
-                "small.webm",
-                "clip.webm",
-                "shared_a.webm",
-                "shared_b.webm",
-                "ball.webm",
-                "pinwheel.webm",
-            ]
-            .iter()
-            .map(|n| lib.path(n)),
-        )
-        .collect();
+    let videos = library_videos();
     let spawn = || {
         let mut a = vec![
             "corpus",
