@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use dreamsim::index::{
-    self, copy_entries, Added, EmbeddedIndex, EmbeddingIndex, IndexError, IndexOptions,
+    self, copy_entries, Added, EmbeddedIndex, EmbeddingIndex, IndexError, IndexOptions, Match,
     ModelIdentity, NewEntry, Source, StoredEntry,
 };
 
@@ -187,6 +187,23 @@ fn exact_and_approximate_agree(b: &dyn Backend) {
         let approx = set.search(v, 3).unwrap();
         assert_eq!(exact[0].entry.id, approx[0].entry.id);
         assert!((exact[0].distance - approx[0].distance).abs() < 1e-6);
+    }
+}
+
+/// What a matcher asks every frame: the nearest within a distance, the
+/// farther ones left out, nothing else changed.
+fn search_within_keeps_the_near_part_of_search(b: &dyn Backend) {
+    let (mut set, _, _) = create(b, "within");
+    let vectors = unit_vectors(200, 5);
+    set.add(&new_entries(&vectors, 0)).unwrap();
+    for v in vectors.iter().take(10) {
+        let all = set.search(v, 5).unwrap();
+        let between = (all[1].distance + all[2].distance) / 2.0;
+        let near = set.search_within(v, 5, between).unwrap();
+        let ids = |m: &[Match]| m.iter().map(|m| m.entry.id).collect::<Vec<_>>();
+        assert_eq!(ids(&near), ids(&all[..2]));
+        assert_eq!(near[0].entry, all[0].entry);
+        assert!(set.search_within(v, 5, -1.0).unwrap().is_empty());
     }
 }
 
@@ -440,6 +457,11 @@ macro_rules! suite {
             #[test]
             fn exact_and_approximate_agree() {
                 super::exact_and_approximate_agree(&$backend);
+            }
+            $(#[$attr])?
+            #[test]
+            fn search_within_keeps_the_near_part_of_search() {
+                super::search_within_keeps_the_near_part_of_search(&$backend);
             }
             $(#[$attr])?
             #[test]

@@ -43,7 +43,7 @@ pub use compare::{CompareMessage, CompareSummary};
 pub use dedup::DedupMessage;
 pub use dreamsim::DreamSimMessage;
 pub use matcher::MatchMessage;
-pub use meta::{DreamSimMeta, IndexMatch, SceneMark};
+pub use meta::{DreamSimMeta, FrameEmbedding, IndexMatch, SceneMark};
 pub use scene::SceneMessage;
 pub use structure::MalformedStructure;
 pub use timing::FrameTiming;

@@ -132,17 +132,73 @@ pub struct DreamSimMeta {
     pub matches: Vec<IndexMatch>,
 }
 
-fn embedding_from_bytes(fields: &Fields, bytes: &[u8]) -> Result<Vec<f32>, MalformedStructure> {
+/// Decodes the embedding bytes into `out` (cleared first), refusing a length
+/// that is not whole f32 values and any value that is not finite.
+fn embedding_into(
+    fields: &Fields,
+    bytes: &[u8],
+    out: &mut Vec<f32>,
+) -> Result<(), MalformedStructure> {
+    out.clear();
     if !bytes.len().is_multiple_of(4) {
         return Err(fields.bad(format!(
             "{EMBEDDING} has {} bytes, not a whole number of f32",
             bytes.len()
         )));
     }
-    Ok(bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
+    out.extend(
+        bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
+    );
+    if let Some(i) = out.iter().position(|v| !v.is_finite()) {
+        let e = fields.bad(format!(
+            "{EMBEDDING} value {i} is {}, not a finite number",
+            out[i]
+        ));
+        out.clear();
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// The part of a frame's `DreamSimMeta` that a lookup needs (`dreamsimmatch`
+/// reads it for every frame): read into buffers that are reused from frame
+/// to frame, without building the whole [`DreamSimMeta`] (its matches, its
+/// scene, a fresh embedding and model string each time).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct FrameEmbedding {
+    /// As [`DreamSimMeta::frame`].
+    pub frame: u64,
+    /// As [`DreamSimMeta::model`].
+    pub model: String,
+    /// As [`DreamSimMeta::embedding`].
+    pub embedding: Vec<f32>,
+}
+
+impl FrameEmbedding {
+    /// Reads the frame, model and embedding of `buffer`'s meta into `self`:
+    /// `Ok(false)` when it has none, an error when those fields break the
+    /// schema (the same rules as [`DreamSimMeta::from_buffer`]; the other
+    /// fields are not looked at). On an error `self` holds no embedding.
+    pub fn read(&mut self, buffer: &gst::BufferRef) -> Result<bool, MalformedStructure> {
+        register();
+        let Ok(meta) = gst::meta::CustomMeta::from_buffer(buffer, META_NAME) else {
+            return Ok(false);
+        };
+        self.embedding.clear();
+        let f = Fields::of(meta.structure(), META_NAME)?;
+        let bytes = f.get::<glib::Bytes>(EMBEDDING)?;
+        let model = meta
+            .structure()
+            .get::<&str>(MODEL)
+            .map_err(|e| f.bad(e.to_string()))?;
+        self.frame = f.get(FRAME)?;
+        embedding_into(&f, &bytes, &mut self.embedding)?;
+        self.model.clear();
+        self.model.push_str(model);
+        Ok(true)
+    }
 }
 
 impl DreamSimMeta {
@@ -240,7 +296,8 @@ impl TryFrom<&gst::StructureRef> for DreamSimMeta {
         let bytes = f.get::<glib::Bytes>(EMBEDDING)?;
         let distance: Option<f64> = f.optional(DISTANCE)?;
         let reference_distance: Option<f64> = f.optional(REFERENCE_DISTANCE)?;
-        let embedding = embedding_from_bytes(&f, &bytes)?;
+        let mut embedding = Vec::new();
+        embedding_into(&f, &bytes, &mut embedding)?;
         // The schema has no NaN: a meta carrying one (from another writer)
         // is malformed, and the downstream elements treat its frame as
         // unanalysed instead of comparing with NaN.
@@ -251,12 +308,6 @@ impl TryFrom<&gst::StructureRef> for DreamSimMeta {
             if let Some(d) = d.filter(|d| !d.is_finite()) {
                 return Err(f.bad(format!("{name} is {d}, not a finite number")));
             }
-        }
-        if let Some(i) = embedding.iter().position(|v| !v.is_finite()) {
-            return Err(f.bad(format!(
-                "{EMBEDDING} value {i} is {}, not a finite number",
-                embedding[i]
-            )));
         }
         let scene = f.optional::<u64>(SCENE_INDEX)?.map(|index| SceneMark {
             index,
@@ -368,5 +419,47 @@ mod tests {
         m.embedding[1] = f32::NAN;
         let e = DreamSimMeta::try_from(gst::Structure::from(&m).as_ref()).unwrap_err();
         assert_eq!(e.reason, "embedding value 1 is NaN, not a finite number");
+    }
+
+    #[test]
+    fn frame_embedding_reads_what_the_full_reader_reads_and_reuses_its_buffers() {
+        gst::init().unwrap();
+        let mut read = FrameEmbedding::default();
+        let mut buffer = gst::Buffer::new();
+        let b = buffer.get_mut().unwrap();
+        assert!(!read.read(b).unwrap());
+        let m = sample();
+        m.add_to(b).unwrap();
+        assert!(read.read(b).unwrap());
+        assert_eq!(
+            read,
+            FrameEmbedding {
+                frame: m.frame,
+                model: m.model.clone(),
+                embedding: m.embedding.clone(),
+            }
+        );
+        let capacity = read.embedding.as_ptr();
+        assert!(read.read(b).unwrap());
+        assert_eq!(read.embedding.as_ptr(), capacity, "the buffer is reused");
+
+        // The same schema rules as the full reader for the fields it reads.
+        let mut bad = sample();
+        bad.embedding[2] = f32::INFINITY;
+        bad.add_to(b).unwrap();
+        let e = read.read(b).unwrap_err();
+        assert_eq!(e.reason, "embedding value 2 is inf, not a finite number");
+        assert!(read.embedding.is_empty());
+        let s = gst::Structure::builder(META_NAME)
+            .field(FRAME, 1u64)
+            .field(EMBEDDING, glib::Bytes::from_owned(vec![0u8; 8]))
+            .build();
+        let mut meta = gst::meta::CustomMeta::from_mut_buffer(b, META_NAME).unwrap();
+        let st = meta.mut_structure();
+        st.remove_fields(st.fields().map(|f| f.to_owned()).collect::<Vec<_>>());
+        for (name, value) in s.iter() {
+            st.set_value(name, value.clone());
+        }
+        assert!(read.read(b).is_err(), "no model");
     }
 }

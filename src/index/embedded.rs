@@ -556,11 +556,14 @@ impl EmbeddedIndex {
         File::open(&dir).and_then(|d| d.sync_all()).map_err(io_err)
     }
 
-    fn to_matches(&self, found: usearch::ffi::Matches) -> Vec<Match> {
+    /// The entries found; with `max_distance`, those beyond it are left out
+    /// before their labels and sources are copied.
+    fn to_matches(&self, found: usearch::ffi::Matches, max_distance: Option<f64>) -> Vec<Match> {
         found
             .keys
             .iter()
             .zip(&found.distances)
+            .filter(|&(_, &distance)| max_distance.is_none_or(|max| f64::from(distance) <= max))
             .filter_map(|(key, &distance)| {
                 self.entries.get(key).map(|entry| Match {
                     entry: entry.clone(),
@@ -570,7 +573,13 @@ impl EmbeddedIndex {
             .collect()
     }
 
-    fn search_with(&self, query: &[f32], k: usize, exact: bool) -> Result<Vec<Match>> {
+    fn search_with(
+        &self,
+        query: &[f32],
+        k: usize,
+        exact: bool,
+        max_distance: Option<f64>,
+    ) -> Result<Vec<Match>> {
         self.check_dim(query)?;
         let k = k.min(self.entries.len());
         let Some(graph) = self.graph.as_ref().filter(|_| k > 0) else {
@@ -582,7 +591,7 @@ impl EmbeddedIndex {
             graph.search(query, k)
         }
         .map_err(usearch_err(&self.location, "search"))?;
-        Ok(self.to_matches(found))
+        Ok(self.to_matches(found, max_distance))
     }
 }
 
@@ -728,11 +737,16 @@ impl EmbeddingIndex for EmbeddedIndex {
 
     fn search(&mut self, query: &[f32], k: usize) -> Result<Vec<Match>> {
         let exact = self.entries.len() < self.exact_search_below;
-        self.search_with(query, k, exact)
+        self.search_with(query, k, exact, None)
+    }
+
+    fn search_within(&mut self, query: &[f32], k: usize, max_distance: f64) -> Result<Vec<Match>> {
+        let exact = self.entries.len() < self.exact_search_below;
+        self.search_with(query, k, exact, Some(max_distance))
     }
 
     fn exact_search(&mut self, query: &[f32], k: usize) -> Result<Vec<Match>> {
-        self.search_with(query, k, true)
+        self.search_with(query, k, true, None)
     }
 
     fn entries_after(&mut self, after: Option<EntryId>, limit: usize) -> Result<Vec<StoredEntry>> {

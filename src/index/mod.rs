@@ -496,6 +496,15 @@ pub trait EmbeddingIndex: Send + std::fmt::Debug {
     /// on large sets; see [`EmbeddingIndex::exact_search`].
     fn search(&mut self, query: &[f32], k: usize) -> Result<Vec<Match>>;
 
+    /// The entries within `max_distance` of `query` among its `k` nearest,
+    /// nearest first: what a matcher asks for every frame, where most frames
+    /// match nothing. A backend may skip reading the farther entries.
+    fn search_within(&mut self, query: &[f32], k: usize, max_distance: f64) -> Result<Vec<Match>> {
+        let mut hits = self.search(query, k)?;
+        hits.retain(|m| m.distance <= max_distance);
+        Ok(hits)
+    }
+
     /// The `k` nearest entries by exhaustive comparison.
     fn exact_search(&mut self, query: &[f32], k: usize) -> Result<Vec<Match>>;
 

@@ -16,7 +16,7 @@ use super::lookup::{Lookup, LookupError};
 use super::message::MatchMessage;
 use super::{MatchAction, OnError};
 use crate::filter::lock;
-use crate::meta::{DreamSimMeta, IndexMatch};
+use crate::meta::{DreamSimMeta, FrameEmbedding, IndexMatch};
 use crate::timing::FrameTiming;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -108,6 +108,8 @@ struct State {
     warned_unavailable: bool,
     warned_malformed: bool,
     segment: Option<gst::FormattedSegment<gst::ClockTime>>,
+    /// The current frame's embedding, read into the same buffers each frame.
+    frame: FrameEmbedding,
 }
 
 pub struct DreamSimMatch {
@@ -153,26 +155,29 @@ impl DreamSimMatch {
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         // The per-frame settings only: the location (a String) is read at start.
         let settings = lock(&self.settings).per_frame();
-        let mut state = lock(&self.state);
-        let meta = match DreamSimMeta::from_buffer(&buffer) {
-            None => None,
-            Some(Ok(meta)) => Some(meta),
-            Some(Err(e)) => {
+        let mut guard = lock(&self.state);
+        let state = &mut *guard;
+        let analysed = match state.frame.read(&buffer) {
+            Ok(analysed) => analysed,
+            Err(e) => {
                 if !std::mem::replace(&mut state.warned_malformed, true) {
                     gst::warning!(CAT, imp = self, "{e}; such frames pass unmatched");
                 }
-                None
+                false
             }
         };
-        let matches = match meta.as_ref() {
-            None => Vec::new(),
-            Some(meta) => self.look_up(&mut state, &settings, meta)?,
+        let matches = if analysed {
+            self.look_up(state, &settings)?
+        } else {
+            Vec::new()
         };
 
+        let mut message = None;
+        let mut dropped = false;
         if !matches.is_empty() {
             state.counts.matched += 1;
             let timing = FrameTiming::of(&buffer, state.segment.as_ref());
-            let frame = meta.as_ref().map_or(0, |m| m.frame);
+            let frame = state.frame.frame;
             gst::debug!(
                 CAT,
                 imp = self,
@@ -182,48 +187,54 @@ impl DreamSimMatch {
                 matches[0].label,
                 matches[0].distance
             );
-            if settings.post_messages {
-                let msg = MatchMessage {
-                    timing,
-                    frame,
-                    action: settings.action.as_str().to_owned(),
-                    matches: matches.clone(),
-                };
-                let _ = self.obj().post_message(msg.to_message(&*self.obj()));
-            }
             match settings.action {
                 MatchAction::Drop => {
                     state.counts.dropped += 1;
                     state.discont = true;
-                    return Ok(gst::FlowSuccess::Ok);
+                    dropped = true;
                 }
                 MatchAction::Pass => {
                     DreamSimMeta::set_matches(buffer.make_mut(), &matches);
                 }
                 MatchAction::Post => {}
             }
+            if settings.post_messages {
+                message = Some(MatchMessage {
+                    timing,
+                    frame,
+                    action: settings.action.as_str().to_owned(),
+                    matches,
+                });
+            }
         }
-        if std::mem::take(&mut state.discont) {
+        if !dropped && std::mem::take(&mut state.discont) {
             buffer.make_mut().set_flags(gst::BufferFlags::DISCONT);
         }
-        drop(state);
+        // Nothing is posted or pushed under the lock: a bus sync handler or
+        // downstream may read this element's properties.
+        drop(guard);
+        if let Some(msg) = message {
+            let _ = self.obj().post_message(msg.to_message(&*self.obj()));
+        }
+        if dropped {
+            return Ok(gst::FlowSuccess::Ok);
+        }
         self.srcpad.push(buffer)
     }
 
-    /// The known items within the threshold of the frame, following the
-    /// failure policy when the index cannot answer.
+    /// The known items within the threshold of the frame in `state`,
+    /// following the failure policy when the index cannot answer.
     fn look_up(
         &self,
         state: &mut State,
         settings: &PerFrame,
-        meta: &DreamSimMeta,
     ) -> Result<Vec<IndexMatch>, gst::FlowError> {
         let Some(lookup) = state.lookup.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };
         let result = lookup.matches(
-            &meta.model,
-            &meta.embedding,
+            &state.frame.model,
+            &state.frame.embedding,
             settings.top_k as usize,
             settings.threshold,
         );

@@ -1,13 +1,20 @@
 //! The index side of `dreamsimmatch`, without GStreamer: opens the set,
 //! checks that the frames' embeddings come from the model it was built
 //! with, answers "which known items are within the threshold", follows a
-//! file that is replaced while the pipeline runs, and reconnects to a
+//! file that is replaced while the pipeline runs (checked every
+//! [`RELOAD_CHECK_INTERVAL`]), and reconnects to a
 //! server that went away, at most once per `retry` interval so a server
 //! that is down does not cost every frame a connection attempt.
 
 use std::time::{Duration, Instant};
 
 use dreamsim::index::{self, EmbeddingIndex, IndexError, IndexOptions, Match};
+
+/// How often an index file is checked for a replacement. The check is a
+/// `stat` of its path: a few microseconds that a job running faster than
+/// real time would otherwise pay on every frame (measured in docs/index.md),
+/// while a replaced set is still picked up within a twentieth of a second.
+pub(crate) const RELOAD_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Why a lookup gave no answer.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +38,8 @@ pub(crate) struct Lookup {
     checked: Option<(String, usize)>,
     /// When the last attempt to (re)open the index failed.
     failed_at: Option<Instant>,
+    /// When the index was last checked for a replacement (or opened).
+    reload_checked_at: Instant,
     retry: Duration,
 }
 
@@ -46,6 +55,7 @@ impl Lookup {
             index: Some(index),
             checked: None,
             failed_at: None,
+            reload_checked_at: Instant::now(),
             retry,
         })
     }
@@ -90,14 +100,13 @@ impl Lookup {
             self.checked = Some((model.to_owned(), dim));
         }
         let index = self.index.as_mut().expect("ready() opened it");
-        let result = index
-            .reload_if_changed()
-            .and_then(|_| index.search(embedding, k));
-        match result {
-            Ok(mut hits) => {
-                hits.retain(|m| m.distance <= threshold);
-                Ok(hits)
-            }
+        let mut result = Ok(false);
+        if self.reload_checked_at.elapsed() >= RELOAD_CHECK_INTERVAL {
+            result = index.reload_if_changed();
+            self.reload_checked_at = Instant::now();
+        }
+        match result.and_then(|_| index.search_within(embedding, k, threshold)) {
+            Ok(hits) => Ok(hits),
             Err(e) => Err(self.failed(e)),
         }
     }
@@ -120,6 +129,7 @@ impl Lookup {
                     self.index = Some(i);
                     self.failed_at = None;
                     self.checked = None;
+                    self.reload_checked_at = Instant::now();
                 }
                 Err(e) => return Err(self.failed(e)),
             }
