@@ -5,7 +5,8 @@
 //!
 //! ```sh
 //! cargo run --release -p gst-plugin-dreamsim --example match_bench -- \
-//!     [--model MODEL.onnx] [--entries N] [--frames N] [--rounds N] [--threads N]
+//!     [--model MODEL.onnx] [--entries N] [--frames N] [--rounds N] [--threads N] \
+//!     [--width W --height H] [--ef-search EF] [--quantization f16|i8|f32]
 //! ```
 //!
 //! Prints, per pipeline, the median over the rounds of the time per frame
@@ -28,9 +29,16 @@ struct Options {
     /// Entries in the index (random unit vectors of the model's width).
     #[arg(long, default_value_t = 10_000)]
     entries: usize,
-    /// Frames of the synthetic clip (320x240, a moving ball: every frame inferred).
+    /// Frames of the synthetic clip (a moving ball: every frame inferred).
     #[arg(long, default_value_t = 300)]
     frames: u64,
+    /// Width of the clip's frames: the element's own time per frame grows
+    /// with it (conversion and resampling to 224x224), the matcher's does not.
+    #[arg(long, default_value_t = 320)]
+    width: u32,
+    /// Height of the clip's frames.
+    #[arg(long, default_value_t = 240)]
+    height: u32,
     /// Runs of each pipeline, taking turns.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -116,10 +124,10 @@ fn run(o: &Options, matcher: Option<&str>) -> Result<(f64, f64), String> {
         None => String::new(),
     };
     let pipeline = gst::parse::launch(&format!(
-        "videotestsrc num-buffers={} pattern=ball ! video/x-raw,width=320,height=240 ! \
+        "videotestsrc num-buffers={} pattern=ball ! video/x-raw,width={},height={} ! \
          dreamsim name=d model-location={} execution-provider=cpu threads={} \
          post-messages=false ! {tail}fakesink sync=false",
-        o.frames, o.model, o.threads
+        o.frames, o.width, o.height, o.model, o.threads
     ))
     .map_err(|e| e.to_string())?;
     let started = Instant::now();
@@ -181,9 +189,11 @@ fn bench(o: &Options) -> Result<(), String> {
     let path = path.to_str().expect("a UTF-8 temporary path");
     build_index(path, &identity, o.entries, o.quantization)?;
     println!(
-        "{} frames of 320x240, model {} ({}-d), {} threads, index of {} entries ({}, ef-search \
+        "{} frames of {}x{}, model {} ({}-d), {} threads, index of {} entries ({}, ef-search \
          {}), {} rounds",
         o.frames,
+        o.width,
+        o.height,
         o.model,
         identity.dim,
         o.threads,

@@ -302,6 +302,54 @@ fn export_and_import_between_files_keep_the_answers() {
 }
 
 #[test]
+fn the_graph_and_search_breadth_can_be_chosen_and_a_file_keeps_its_graph() {
+    let dir = scratch("graph");
+    let (set, labels) = picture_folder(&dir, "plain");
+    let index = dir.join("g.dsindex");
+    let index = index.to_str().unwrap();
+    run_ok(&index_cmd(
+        "add",
+        index,
+        &[
+            set.to_str().unwrap(),
+            "--labels",
+            labels.to_str().unwrap(),
+            "--connectivity",
+            "8",
+            "--expansion-add",
+            "32",
+        ],
+    ));
+    assert_eq!(info_json(index, &[])["connectivity"], 8);
+    let more = dir.join("more.png");
+    pattern_png(&more, "checkers-8");
+    run_ok(&index_cmd(
+        "add",
+        index,
+        &[more.to_str().unwrap(), "--connectivity", "32"],
+    ));
+    let info = info_json(index, &[]);
+    assert_eq!(info["entries"], 7);
+    assert_eq!(info["connectivity"], 8, "an existing file keeps its graph");
+
+    let copy = dir.join("copy.jpg");
+    jpeg_copy(Path::new(REFERENCE), &copy, 160, 120);
+    let found = query_json(index, copy.to_str().unwrap(), &["--ef-search", "1"]);
+    assert_eq!(found["queries"][0]["matches"][0]["label"], "known, picture");
+    let refused = run(&index_cmd(
+        "query",
+        index,
+        &[copy.to_str().unwrap(), "--ef-search", "0"],
+    ));
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("--ef-search"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
+#[test]
 fn another_models_query_is_a_clear_error() {
     let dir = scratch("mismatch");
     let index = dir.join("a.dsindex");

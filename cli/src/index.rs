@@ -95,6 +95,58 @@ impl LocationArgs {
     }
 }
 
+/// How a large index is searched (HNSW).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Index options")]
+pub struct SearchArgs {
+    /// HNSW search breadth (usearch expansion_search, pgvector
+    /// hnsw.ef_search): wider finds the nearest entry more often on large
+    /// sets, at more time per lookup (docs/index.md); sets below 5,000
+    /// entries in a file are searched exhaustively whatever it is
+    #[arg(long, value_name = "EF", default_value_t = index::DEFAULT_EF_SEARCH,
+          value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=65_536), |v| v as usize))]
+    pub ef_search: usize,
+}
+
+impl SearchArgs {
+    /// `options` with this search breadth.
+    pub fn apply(&self, options: IndexOptions) -> IndexOptions {
+        IndexOptions {
+            ef_search: self.ef_search,
+            ..options
+        }
+    }
+}
+
+/// The HNSW graph of a new index file.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Index options")]
+pub struct GraphArgs {
+    /// Links per node of a new index file's HNSW graph: denser finds more at
+    /// a given --ef-search on large sets, at a larger file and a slower build
+    /// (an existing file keeps its own; PostgreSQL uses pgvector's)
+    #[arg(long, value_name = "M", default_value_t = index::DEFAULT_CONNECTIVITY,
+          value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(2..=256), |v| v as usize))]
+    pub connectivity: usize,
+
+    /// Search breadth of each insertion into a new index file's graph:
+    /// wider builds a better graph, more slowly
+    #[arg(long, value_name = "EA", default_value_t = index::DEFAULT_EXPANSION_ADD,
+          value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=65_536), |v| v as usize))]
+    pub expansion_add: usize,
+}
+
+impl GraphArgs {
+    /// `options` with this graph.
+    pub fn apply(&self, options: IndexOptions) -> IndexOptions {
+        IndexOptions {
+            connectivity: self.connectivity,
+            expansion_add: self.expansion_add,
+            ..options
+        }
+    }
+}
+
 /// How frames of a video are chosen.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Video options")]
@@ -144,6 +196,9 @@ pub struct AddArgs {
         help_heading = "Index options"
     )]
     pub quantization: Quantization,
+
+    #[command(flatten)]
+    pub graph: GraphArgs,
 
     #[command(flatten)]
     pub sampling: SamplingArgs,
@@ -213,6 +268,9 @@ pub struct QueryArgs {
     pub output: Option<PathBuf>,
 
     #[command(flatten)]
+    pub search: SearchArgs,
+
+    #[command(flatten)]
     pub sampling: SamplingArgs,
 
     #[command(flatten)]
@@ -265,6 +323,9 @@ pub struct CopyArgs {
     /// No progress bar or summary on standard error
     #[arg(short, long)]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub graph: GraphArgs,
 
     #[command(flatten)]
     pub location: LocationArgs,
@@ -662,7 +723,7 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
     let options = IndexOptions {
         create: true,
         quantization: args.quantization,
-        ..args.location.options()
+        ..args.graph.apply(args.location.options())
     };
     let mut set = index::open(&args.index, Some(&identity), &options)?;
     let location = index::redact(&args.index);
@@ -843,6 +904,8 @@ struct InfoJson<'a> {
     quantization: &'a str,
     size_bytes: u64,
     exact_search_below: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connectivity: Option<usize>,
 }
 
 fn info(args: InfoArgs) -> Result<ExitCode, Error> {
@@ -861,6 +924,7 @@ fn info(args: InfoArgs) -> Result<ExitCode, Error> {
             quantization: info.quantization.as_str(),
             size_bytes: info.size_bytes,
             exact_search_below: info.exact_search_below,
+            connectivity: info.connectivity,
         })?;
     } else {
         out.write(|w| {
@@ -874,6 +938,9 @@ fn info(args: InfoArgs) -> Result<ExitCode, Error> {
             writeln!(w, "size:          {} bytes", info.size_bytes)?;
             if let Some(n) = info.exact_search_below {
                 writeln!(w, "exact search:  below {n} entries")?;
+            }
+            if let Some(m) = info.connectivity {
+                writeln!(w, "HNSW graph:    {m} links per node")?;
             }
             Ok(())
         })?;
@@ -927,7 +994,11 @@ fn query(args: QueryArgs) -> Result<ExitCode, Error> {
     let show = !args.common.quiet;
     let (mut engine, identity) = load_model(&args.common)?;
     let element_common = element_options(&args.common, &engine);
-    let mut set = index::open(&args.index, Some(&identity), &args.location.options())?;
+    let mut set = index::open(
+        &args.index,
+        Some(&identity),
+        &args.search.apply(args.location.options()),
+    )?;
     let k = args.k as usize;
 
     let mut queries = Vec::new();
@@ -1035,7 +1106,7 @@ fn copy(from: &str, to: &str, args: &CopyArgs) -> Result<ExitCode, Error> {
             .dest_pg_table
             .clone()
             .unwrap_or_else(|| options.pg_table.clone()),
-        ..options.clone()
+        ..args.graph.apply(options.clone())
     };
     let identity = source.identity().clone();
     let mut dest = index::open(to, Some(&identity), &dest_options)?;

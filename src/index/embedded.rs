@@ -788,6 +788,11 @@ impl EmbeddingIndex for EmbeddedIndex {
             quantization: self.quantization,
             size_bytes: self.map.as_ref().map_or(0, |m| m.len() as u64),
             exact_search_below: Some(self.exact_search_below),
+            connectivity: Some(
+                self.graph
+                    .as_ref()
+                    .map_or(self.connectivity, |g| g.connectivity()),
+            ),
         })
     }
 

@@ -294,6 +294,9 @@ pub struct IndexInfo {
     pub size_bytes: u64,
     /// Embedded: the exhaustive-search threshold in effect.
     pub exact_search_below: Option<usize>,
+    /// Embedded: links per node of the HNSW graph (the file's own; the
+    /// configured value while the set is empty).
+    pub connectivity: Option<usize>,
 }
 
 /// Everything that can go wrong with an index, with which index and what to do.

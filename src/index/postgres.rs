@@ -858,6 +858,7 @@ impl EmbeddingIndex for PostgresIndex {
             quantization: Quantization::F16,
             size_bytes: size as u64,
             exact_search_below: None,
+            connectivity: None,
         })
     }
 

@@ -149,6 +149,9 @@ struct AddArgs {
     workers: u32,
 
     #[command(flatten)]
+    graph: crate::index::GraphArgs,
+
+    #[command(flatten)]
     sampling: SamplingArgs,
 
     #[command(flatten)]
@@ -204,6 +207,9 @@ struct MatchArgs {
     /// List every candidate pair with a matched frame, not only matches
     #[arg(long, help_heading = "Match options")]
     all: bool,
+
+    #[command(flatten)]
+    search: crate::index::SearchArgs,
 
     /// Write the result to FILE instead of standard output
     #[arg(short, long, value_name = "FILE", help_heading = "Output options")]
@@ -588,7 +594,7 @@ fn store_video(
     if index.is_none() {
         let options = IndexOptions {
             create: true,
-            ..IndexOptions::default()
+            ..args.graph.apply(IndexOptions::default())
         };
         let opened = index::open(&args.index, Some(&identity), &options).map_err(index_error)?;
         *index = Some(opened);
@@ -732,8 +738,12 @@ fn library_queries(index: &mut dyn EmbeddingIndex, list: &VideoList) -> Result<V
 fn match_videos(args: MatchArgs) -> Result<ExitCode, Error> {
     let sampling = args.sampling.sampling()?;
     let list = VideoList::open(&args.index)?;
-    let mut index =
-        index::open(&args.index, None, &IndexOptions::default()).map_err(index_error)?;
+    let mut index = index::open(
+        &args.index,
+        None,
+        &args.search.apply(IndexOptions::default()),
+    )
+    .map_err(index_error)?;
     let bar = videos_bar(args.videos.len().max(list.len()), !args.common.quiet);
     let started = Instant::now();
 
