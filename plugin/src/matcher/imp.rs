@@ -349,9 +349,9 @@ impl ObjectImpl for DreamSimMatch {
                 glib::ParamSpecString::builder("index-location")
                     .nick("Index location")
                     .blurb(
-                        "The set of known items: an index file (gst-dreamsim index add), or a \
-                         postgresql:// URI of a PostgreSQL server with pgvector. Read back \
-                         without its password",
+                        "The set of known items: an index file (gst-dreamsim index add; a \
+                         replaced file is picked up within 50 ms), or a postgresql:// URI of a \
+                         PostgreSQL server with pgvector. Read back without its password",
                     )
                     .mutable_ready()
                     .build(),

@@ -12,7 +12,8 @@
 //! ```
 //!
 //! A file index replaced while the pipeline runs (by `gst-dreamsim index
-//! add`) is picked up between two frames, atomically. A server that fails
+//! add`) is picked up between two frames, atomically, within
+//! 50 ms of the rename. A server that fails
 //! or answers later than `timeout` is an error, or with `on-error=pass` the
 //! frames pass unmatched and the server is tried again every
 //! `retry-interval`. [`lookup`] holds that logic, GStreamer-free.
