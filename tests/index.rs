@@ -620,6 +620,65 @@ fn embedded_reader_reloads_a_replaced_file() {
 }
 
 #[test]
+fn embedded_copy_writes_the_file_once_and_keeps_the_pages_before_a_bad_one() {
+    let (mut source, _, vectors) = embedded_with("copy-source", 300);
+    let mut pages: Vec<Vec<StoredEntry>> = Vec::new();
+    let mut after = None;
+    for _ in 0..3 {
+        let page = source.entries_after(after, 100).unwrap();
+        after = page.last().map(|e| e.entry.id);
+        pages.push(page);
+    }
+    assert!(pages.iter().all(|p| p.len() == 100));
+
+    // A whole copy: one write at the end, not one per page.
+    let (location, mut options) = Embedded.fresh("copy-dest");
+    options.create = true;
+    let path = PathBuf::from(&location);
+    let mut dest = EmbeddedIndex::open(path.as_ref(), Some(&identity()), &options).unwrap();
+    let stamp = || {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&path).map(|m| (m.ino(), m.len())).ok()
+    };
+    let before = stamp();
+    let mut queue = pages.clone().into_iter();
+    let mut seen = Vec::new();
+    let copied = dest
+        .insert_all(&mut || Ok(queue.next().unwrap_or_default()), &mut |n| {
+            seen.push((n, stamp()))
+        })
+        .unwrap();
+    assert_eq!(copied, 300);
+    assert_eq!(
+        seen.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        vec![100, 200, 300]
+    );
+    assert!(
+        seen.iter().all(|(_, s)| *s == before),
+        "the file was rewritten during the copy"
+    );
+    let mut reread = open_file(&path).unwrap();
+    assert_eq!(reread.len().unwrap(), 300);
+    let found = reread.search(&vectors[250], 1).unwrap();
+    assert_eq!(found[0].entry, pages[2][50].entry);
+
+    // A page that breaks the rules stops the copy, and the pages before it
+    // are in the file.
+    let (location, mut options) = Embedded.fresh("copy-bad");
+    options.create = true;
+    let path = PathBuf::from(&location);
+    let mut dest = EmbeddedIndex::open(path.as_ref(), Some(&identity()), &options).unwrap();
+    let mut bad = pages[2].clone();
+    bad[7].entry.id = pages[0][3].entry.id;
+    let mut queue = vec![pages[0].clone(), pages[1].clone(), bad].into_iter();
+    let err = dest
+        .insert_all(&mut || Ok(queue.next().unwrap_or_default()), &mut |_| {})
+        .unwrap_err();
+    assert!(matches!(err, IndexError::DuplicateId { .. }), "{err}");
+    assert_eq!(open_file(&path).unwrap().len().unwrap(), 200);
+}
+
+#[test]
 fn embedded_two_writers_do_not_lose_each_others_entries() {
     let (mut first, path, _) = embedded_with("writers", 5);
     let mut second = open_file(&path).unwrap();

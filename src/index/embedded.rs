@@ -62,6 +62,15 @@ impl FileStamp {
     }
 }
 
+/// Entries inserted into the in-memory graph but not yet written.
+#[derive(Default)]
+struct Pending {
+    entries: Vec<Entry>,
+    ids: HashSet<EntryId>,
+    hashes: HashMap<String, EntryId>,
+    next_id: EntryId,
+}
+
 #[derive(Serialize)]
 struct MetadataOut<'a> {
     identity: &'a ModelIdentity,
@@ -116,6 +125,14 @@ fn usearch_err<E: Display>(location: &str, action: &'static str) -> impl FnOnce(
         message: e.to_string(),
     }
 }
+
+/// Entries a page-by-page copy into a file ([`EmbeddingIndex::insert_all`],
+/// `gst-dreamsim index import`) keeps in memory before it writes the file:
+/// writing after every page rewrote the whole file each time (a thousand
+/// rewrites of a growing file for a million entries), writing once at the
+/// end would lose everything read so far to an interruption. About 360 MB
+/// of f16 vectors at width 1792.
+pub const INSERT_CHECKPOINT: usize = 100_000;
 
 fn add_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -477,6 +494,66 @@ impl EmbeddedIndex {
 
     /// Writes a new file with `graph` and `entries` atomically (temporary
     /// file in the same folder, fsync, rename, fsync of the folder).
+    /// Checks `entries` (from another index: ids kept) against the index
+    /// and `pending`, and moves the new ones into `pending`: a duplicate id
+    /// refuses the whole batch, content already present is
+    /// [`Added::Existing`].
+    fn sort_insert(&self, entries: &[StoredEntry], pending: &mut Pending) -> Result<Vec<Added>> {
+        let mut ids = HashSet::with_capacity(entries.len());
+        for e in entries {
+            self.check_dim(&e.embedding)?;
+            let id = e.entry.id;
+            if self.entries.contains_key(&id) || pending.ids.contains(&id) || !ids.insert(id) {
+                return Err(IndexError::DuplicateId {
+                    location: self.location.clone(),
+                    id,
+                });
+            }
+        }
+        let mut outcomes = Vec::with_capacity(entries.len());
+        for e in entries {
+            let hash = &e.entry.content_hash;
+            if let Some(&id) = self.by_hash.get(hash).or_else(|| pending.hashes.get(hash)) {
+                outcomes.push(Added::Existing(id));
+                continue;
+            }
+            pending.hashes.insert(hash.clone(), e.entry.id);
+            pending.ids.insert(e.entry.id);
+            pending.next_id = pending.next_id.max(e.entry.id + 1);
+            pending.entries.push(e.entry.clone());
+            outcomes.push(Added::New(e.entry.id));
+        }
+        Ok(outcomes)
+    }
+
+    /// `graph` with room for `extra` more vectors, grown by at least half
+    /// its capacity so that a copy page by page does not reallocate every
+    /// page.
+    fn grown(&self, graph: usearch::Index, extra: usize) -> Result<usearch::Index> {
+        let needed = graph.size() + extra;
+        if needed > graph.capacity() {
+            graph
+                .reserve_capacity_and_threads(needed.max(graph.capacity() * 3 / 2), add_threads())
+                .map_err(usearch_err(&self.location, "reserve memory"))?;
+        }
+        Ok(graph)
+    }
+
+    /// Writes the index with `pending`'s entries (their vectors are in
+    /// `graph`) and takes the new file as this index.
+    fn commit_pending(&mut self, graph: &usearch::Index, pending: &mut Pending) -> Result<()> {
+        let next_id = self.next_id.max(pending.next_id);
+        let all = self
+            .entries
+            .values()
+            .chain(pending.entries.iter())
+            .collect();
+        self.write_file(Some(graph), all, next_id)?;
+        self.reopen()?;
+        *pending = Pending::default();
+        Ok(())
+    }
+
     fn write_file(
         &self,
         graph: Option<&usearch::Index>,
@@ -658,48 +735,86 @@ impl EmbeddingIndex for EmbeddedIndex {
     }
 
     fn insert(&mut self, entries: &[StoredEntry]) -> Result<Vec<Added>> {
-        let mut ids = HashSet::with_capacity(entries.len());
-        for e in entries {
-            self.check_dim(&e.embedding)?;
-            if self.entries.contains_key(&e.entry.id) || !ids.insert(e.entry.id) {
-                return Err(IndexError::DuplicateId {
-                    location: self.location.clone(),
-                    id: e.entry.id,
-                });
-            }
-        }
-        let mut next_id = self.next_id;
-        let mut batch_hashes: HashMap<&str, EntryId> = HashMap::new();
-        let mut outcomes = Vec::with_capacity(entries.len());
-        let mut fresh = Vec::new();
-        for e in entries {
-            let hash = e.entry.content_hash.as_str();
-            if let Some(&id) = self.by_hash.get(hash).or_else(|| batch_hashes.get(hash)) {
-                outcomes.push(Added::Existing(id));
-                continue;
-            }
-            batch_hashes.insert(hash, e.entry.id);
-            next_id = next_id.max(e.entry.id + 1);
-            outcomes.push(Added::New(e.entry.id));
-            fresh.push(e);
-        }
-        if fresh.is_empty() {
+        let mut pending = Pending::default();
+        let outcomes = self.sort_insert(entries, &mut pending)?;
+        if pending.entries.is_empty() {
             return Ok(outcomes);
         }
-        let graph = self.writable_graph(fresh.len())?;
-        let items: Vec<(EntryId, &[f32])> = fresh
+        let graph = self.writable_graph(pending.entries.len())?;
+        let items: Vec<(EntryId, &[f32])> = entries
             .iter()
-            .map(|e| (e.entry.id, e.embedding.as_slice()))
+            .zip(&outcomes)
+            .filter(|(_, o)| matches!(o, Added::New(_)))
+            .map(|(e, _)| (e.entry.id, e.embedding.as_slice()))
             .collect();
         self.add_vectors(&graph, &items)?;
-        let all = self
-            .entries
-            .values()
-            .chain(fresh.iter().map(|e| &e.entry))
-            .collect();
-        self.write_file(Some(&graph), all, next_id)?;
-        self.reopen()?;
+        self.commit_pending(&graph, &mut pending)?;
         Ok(outcomes)
+    }
+
+    /// Every page into one in-memory graph, the file written every
+    /// [`INSERT_CHECKPOINT`] new entries and at the end (not per page). A
+    /// page that breaks the rules of [`insert`](Self::insert), or a source
+    /// that fails, stops the copy: the pages before it are written first,
+    /// so the file holds everything taken so far, whole.
+    fn insert_all(
+        &mut self,
+        next: &mut dyn FnMut() -> Result<Vec<StoredEntry>>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<usize> {
+        let mut pending = Pending::default();
+        let mut graph: Option<usearch::Index> = None;
+        let mut copied = 0;
+        let result = loop {
+            let page = match next() {
+                Ok(page) if page.is_empty() => break Ok(copied),
+                Ok(page) => page,
+                Err(e) => break Err(e),
+            };
+            let before = pending.entries.len();
+            let outcomes = match self.sort_insert(&page, &mut pending) {
+                Ok(outcomes) => outcomes,
+                Err(e) => break Err(e),
+            };
+            let fresh = pending.entries.len() - before;
+            if fresh == 0 {
+                progress(copied);
+                continue;
+            }
+            let target = match graph.take() {
+                Some(g) => self.grown(g, fresh),
+                None => self.writable_graph(fresh),
+            };
+            let target = match target {
+                Ok(g) => graph.insert(g),
+                Err(e) => break Err(e),
+            };
+            let items: Vec<(EntryId, &[f32])> = page
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, o)| matches!(o, Added::New(_)))
+                .map(|(e, _)| (e.entry.id, e.embedding.as_slice()))
+                .collect();
+            if let Err(e) = self.add_vectors(target, &items) {
+                // The graph may hold part of this page: drop it and its
+                // entries; the earlier pages were checkpointed or are lost
+                // with it only back to the last checkpoint.
+                pending.entries.truncate(before);
+                graph = None;
+                break Err(e);
+            }
+            copied += fresh;
+            if pending.entries.len() >= INSERT_CHECKPOINT {
+                if let Err(e) = self.commit_pending(target, &mut pending) {
+                    break Err(e);
+                }
+            }
+            progress(copied);
+        };
+        if let (Some(graph), false) = (&graph, pending.entries.is_empty()) {
+            self.commit_pending(graph, &mut pending)?;
+        }
+        result
     }
 
     fn remove(&mut self, ids: &[EntryId]) -> Result<usize> {
