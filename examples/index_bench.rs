@@ -148,8 +148,10 @@ fn parse_args() -> Args {
             "--centres" => args.centres = value().parse().expect("--centres: a count"),
             "--spread" => args.spread = value().parse().expect("--spread: a norm"),
             "--graphs" => {
+                // `none`: PostgreSQL only.
                 args.graphs = value()
                     .split(',')
+                    .filter(|s| *s != "none")
                     .map(|s| s.parse().unwrap_or_else(|e| panic!("--graphs: {e}")))
                     .collect()
             }
@@ -158,7 +160,7 @@ fn parse_args() -> Args {
                     "index_bench [--sizes 10000,100000] [--queries 1000] [--pg URI | --no-pg] \
                      [--pg-max N] [--ef 64,256] [--noise 0.3] [--dir DIR] [--keep] [--crossover] \
                      [--data uniform,clustered] [--centres 2000] [--spread 0.5] \
-                     [--graphs 16:128:f16,32:256:i8] [--dim 1792]"
+                     [--graphs 16:128:f16,32:256:i8|none] [--dim 1792]"
                 );
                 std::process::exit(0);
             }
@@ -505,7 +507,10 @@ fn pg_rows(
         rows.push(Row {
             size: n,
             data: kind.name(),
-            backend: format!("pgvector HNSW (halfvec, M 16, ef_construction 64, ef {ef})"),
+            backend: format!(
+                "pgvector HNSW (halfvec, m {}, ef_construction {}, ef {ef})",
+                options.connectivity, options.expansion_add
+            ),
             build_s,
             disk_mib: info.size_bytes as f64 / (1 << 20) as f64,
             rss_mib: f64::NAN,

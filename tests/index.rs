@@ -785,3 +785,37 @@ fn postgres_reconnects_after_losing_the_server() {
     assert_eq!(hits[0].entry.id, 3);
     assert_eq!(set.len().unwrap(), 5);
 }
+
+#[test]
+#[ignore = "needs PostgreSQL+pgvector: set DREAMSIM_TEST_PG (tools/pg_test_server.sh start)"]
+fn postgres_builds_its_hnsw_index_with_the_graph_options() {
+    let (location, mut options) = Postgres.fresh("graph");
+    options.create = true;
+    options.connectivity = 12;
+    options.expansion_add = 48;
+    let index_def = |table: &str| -> String {
+        let mut admin = ::postgres::Client::connect(&location, ::postgres::NoTls).unwrap();
+        admin
+            .query_one(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = $1",
+                &[&format!("{table}_entries_hnsw")],
+            )
+            .unwrap()
+            .get(0)
+    };
+    // Created with the table, and built again by a bulk load.
+    let mut set = index::open(&location, Some(&identity()), &options).unwrap();
+    let def = index_def(&options.pg_table);
+    assert!(
+        def.contains("m='12'") && def.contains("ef_construction='48'"),
+        "{def}"
+    );
+    let vectors = unit_vectors(index::PG_BULK_LOAD_MIN, 60);
+    set.add(&new_entries(&vectors, 0)).unwrap();
+    let def = index_def(&options.pg_table);
+    assert!(
+        def.contains("m='12'") && def.contains("ef_construction='48'"),
+        "{def}"
+    );
+    assert_eq!(set.search(&vectors[7], 1).unwrap()[0].entry.id, 8);
+}

@@ -118,19 +118,21 @@ impl SearchArgs {
     }
 }
 
-/// The HNSW graph of a new index file.
+/// The HNSW graph of a new index.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Index options")]
 pub struct GraphArgs {
-    /// Links per node of a new index file's HNSW graph: denser finds more at
-    /// a given --ef-search on large sets, at a larger file and a slower build
-    /// (an existing file keeps its own; PostgreSQL uses pgvector's)
+    /// Links per node of a new index's HNSW graph (pgvector's m for a new
+    /// PostgreSQL table): denser finds more at a given --ef-search on large
+    /// sets, at a larger index and a slower build (an existing index keeps
+    /// its own)
     #[arg(long, value_name = "M", default_value_t = index::DEFAULT_CONNECTIVITY,
           value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(2..=256), |v| v as usize))]
     pub connectivity: usize,
 
-    /// Search breadth of each insertion into a new index file's graph:
-    /// wider builds a better graph, more slowly
+    /// Search breadth of each insertion into a new index's graph (pgvector's
+    /// ef_construction, at least twice M): wider builds a better graph, more
+    /// slowly
     #[arg(long, value_name = "EA", default_value_t = index::DEFAULT_EXPANSION_ADD,
           value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=65_536), |v| v as usize))]
     pub expansion_add: usize,
