@@ -231,6 +231,10 @@ fn duplicates_by_content_hash(b: &dyn Backend) {
     assert_eq!(added, vec![Added::Existing(1)]);
     assert_eq!(set.len().unwrap(), 3);
     assert_eq!(set.get(2).unwrap().unwrap().label, "item 1");
+    // Asked before embedding: which content the index has.
+    let hash = entries[1].content_hash.clone();
+    assert_eq!(set.id_of_content(&hash).unwrap(), Some(2));
+    assert_eq!(set.id_of_content("not stored").unwrap(), None);
 }
 
 fn duplicate_ids_are_refused(b: &dyn Backend) {

@@ -674,6 +674,9 @@ struct Pending {
 struct Tally {
     added: usize,
     existing: usize,
+    /// Of `existing`: images found in the index by their file hash before
+    /// they were decoded or embedded.
+    known_unread: usize,
     failed: Vec<Failure>,
 }
 
@@ -778,15 +781,23 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
         counter.message(path.display().to_string());
         match kind {
             Kind::Image => {
-                let read = index::file_sha256(path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|hash| {
-                        dreamsim::image_file::read_rgb(path)
-                            .map(|img| (img, hash))
-                            .map_err(image_reason)
-                    });
+                // An image's content hash is its file's: one the index holds
+                // already is neither decoded nor run through the model (a
+                // folder added again costs a hash per file).
+                let read = match index::file_sha256(path) {
+                    Err(e) => Err(e.to_string()),
+                    Ok(hash) if set.id_of_content(&hash)?.is_some() => {
+                        tally.existing += 1;
+                        tally.known_unread += 1;
+                        Ok(None)
+                    }
+                    Ok(hash) => dreamsim::image_file::read_rgb(path)
+                        .map(|img| Some((img, hash)))
+                        .map_err(image_reason),
+                };
                 match read {
-                    Ok((img, hash)) => images.push((path.clone(), img, hash)),
+                    Ok(None) => {}
+                    Ok(Some((img, hash))) => images.push((path.clone(), img, hash)),
                     Err(reason) => {
                         counter.println(&format!("{PROGRAM}: {}: {reason}", path.display()));
                         tally.failed.push((path.clone(), reason));
@@ -846,8 +857,13 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
 
     let total = set.len()?;
     if show {
+        let unread = match tally.known_unread {
+            0 => String::new(),
+            n => format!(" ({n} images known by their file hash, not decoded)"),
+        };
         eprintln!(
-            "{PROGRAM}: index {location}: {} added, {} already present, {} failed; {total} entries",
+            "{PROGRAM}: index {location}: {} added, {} already present{unread}, {} failed; \
+             {total} entries",
             tally.added,
             tally.existing,
             tally.failed.len()

@@ -850,6 +850,10 @@ impl EmbeddingIndex for EmbeddedIndex {
         Ok(self.entries.get(&id).cloned())
     }
 
+    fn id_of_content(&mut self, content_hash: &str) -> Result<Option<EntryId>> {
+        Ok(self.by_hash.get(content_hash).copied())
+    }
+
     fn search(&mut self, query: &[f32], k: usize) -> Result<Vec<Match>> {
         let exact = self.entries.len() < self.exact_search_below;
         self.search_with(query, k, exact, None)

@@ -495,6 +495,10 @@ pub trait EmbeddingIndex: Send + std::fmt::Debug {
     /// The entry with this id.
     fn get(&mut self, id: EntryId) -> Result<Option<Entry>>;
 
+    /// The id of the entry holding this content (by content hash), if any:
+    /// a caller can skip embedding what the index already has.
+    fn id_of_content(&mut self, content_hash: &str) -> Result<Option<EntryId>>;
+
     /// The `k` nearest entries to `query`, nearest first. Approximate (HNSW)
     /// on large sets; see [`EmbeddingIndex::exact_search`].
     fn search(&mut self, query: &[f32], k: usize) -> Result<Vec<Match>>;

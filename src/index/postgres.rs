@@ -808,6 +808,21 @@ impl EmbeddingIndex for PostgresIndex {
         row.map(|r| self.entry_from_row(&r)).transpose()
     }
 
+    fn id_of_content(&mut self, content_hash: &str) -> Result<Option<EntryId>> {
+        self.ensure_connected()?;
+        let row = self
+            .client
+            .query_opt(
+                &format!(
+                    "SELECT id FROM {} WHERE content_hash = $1",
+                    self.entries_table
+                ),
+                &[&content_hash],
+            )
+            .map_err(pg_err(&self.location, "look up a content hash"))?;
+        Ok(row.map(|r| r.get::<_, i64>(0) as EntryId))
+    }
+
     fn search(&mut self, query: &[f32], k: usize) -> Result<Vec<Match>> {
         self.ensure_connected()?;
         self.check_dim(query)?;
