@@ -134,6 +134,16 @@ fn usearch_err<E: Display>(location: &str, action: &'static str) -> impl FnOnce(
 /// of f16 vectors at width 1792.
 pub const INSERT_CHECKPOINT: usize = 100_000;
 
+/// The ids and vectors of the entries `outcomes` marks new.
+fn new_vectors<'a>(entries: &'a [StoredEntry], outcomes: &[Added]) -> Vec<(EntryId, &'a [f32])> {
+    entries
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, o)| matches!(o, Added::New(_)))
+        .map(|(e, _)| (e.entry.id, e.embedding.as_slice()))
+        .collect()
+}
+
 fn add_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -741,13 +751,7 @@ impl EmbeddingIndex for EmbeddedIndex {
             return Ok(outcomes);
         }
         let graph = self.writable_graph(pending.entries.len())?;
-        let items: Vec<(EntryId, &[f32])> = entries
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, o)| matches!(o, Added::New(_)))
-            .map(|(e, _)| (e.entry.id, e.embedding.as_slice()))
-            .collect();
-        self.add_vectors(&graph, &items)?;
+        self.add_vectors(&graph, &new_vectors(entries, &outcomes))?;
         self.commit_pending(&graph, &mut pending)?;
         Ok(outcomes)
     }
@@ -789,17 +793,10 @@ impl EmbeddingIndex for EmbeddedIndex {
                 Ok(g) => graph.insert(g),
                 Err(e) => break Err(e),
             };
-            let items: Vec<(EntryId, &[f32])> = page
-                .iter()
-                .zip(&outcomes)
-                .filter(|(_, o)| matches!(o, Added::New(_)))
-                .map(|(e, _)| (e.entry.id, e.embedding.as_slice()))
-                .collect();
-            if let Err(e) = self.add_vectors(target, &items) {
-                // The graph may hold part of this page: drop it and its
-                // entries; the earlier pages were checkpointed or are lost
-                // with it only back to the last checkpoint.
-                pending.entries.truncate(before);
+            if let Err(e) = self.add_vectors(target, &new_vectors(&page, &outcomes)) {
+                // The graph may hold part of this page, so it cannot be
+                // written: the pages since the last checkpoint are lost
+                // with it, the file keeps the checkpointed ones.
                 graph = None;
                 break Err(e);
             }
