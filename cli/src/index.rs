@@ -101,7 +101,7 @@ impl LocationArgs {
 pub struct SearchArgs {
     /// HNSW search breadth (usearch expansion_search, pgvector
     /// hnsw.ef_search): wider finds the nearest entry more often on large
-    /// sets, at more time per lookup (docs/index.md); sets below 5,000
+    /// sets, at more time per lookup (docs/index.md); sets below 2,000
     /// entries in a file are searched exhaustively whatever it is
     #[arg(long, value_name = "EF", default_value_t = index::DEFAULT_EF_SEARCH,
           value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=65_536), |v| v as usize))]
