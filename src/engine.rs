@@ -107,6 +107,11 @@ impl Engine {
         &self.model
     }
 
+    /// The model, for another engine (see [`crate::model_pool`]).
+    pub fn into_model(self) -> Model {
+        self.model
+    }
+
     /// Where frames are preprocessed; fixed when the engine is made.
     pub fn preprocessing_device(&self) -> PreprocessingDevice {
         #[cfg(feature = "cuda")]

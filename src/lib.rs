@@ -29,6 +29,7 @@ pub mod index;
 pub mod int8;
 pub mod limits;
 pub mod model;
+pub mod model_pool;
 pub mod onnx_file;
 pub mod paths;
 pub mod preprocess;

@@ -12,7 +12,8 @@
 //! column counts the frames that decode (B-frames cut at the end of the
 //! clip do not). Every run starts from an empty index. Times are
 //! wall-clock of the whole `corpus add` process: GStreamer start, model
-//! loading (once per video: each video has its own pipeline and model),
+//! loading (once per worker: the tool keeps a stopped pipeline's model for
+//! the next video, `dreamsim::model_pool`),
 //! decoding, the model on every decoded frame (scene detection needs them
 //! all), and writing the index.
 //!

@@ -82,6 +82,10 @@ fn run(command: Command) -> Result<ExitCode, Error> {
 fn main() -> ExitCode {
     // Usage errors: clap prints them with the usage and exits with 2.
     let cli = Cli::parse();
+    // Jobs run one short pipeline per input (a video of `corpus add`, of
+    // `index add`): each would load the model again, seconds for the
+    // ensemble. The process keeps a stopped element's model for the next.
+    dreamsim::model_pool::keep_idle_models(true);
     match run(cli.command) {
         Ok(code) => code,
         // The reader of standard output left (`| head`): nothing to say.

@@ -250,13 +250,16 @@ impl ModelSettings {
 
     /// Loads the model for `element`, saying in `cat` and on the bus which
     /// runtime, model and provider run and why a provider was skipped.
-    /// `max_batch` is the largest batch the element will run.
+    /// `max_batch` is the largest batch the element will run. With the
+    /// process's model pool on ([`dreamsim::model_pool`]), an idle model
+    /// loaded earlier from the same file with the same options is taken
+    /// instead; the [`PoolTicket`] is what to hand it back with.
     pub(crate) fn load(
         &self,
         element: &gst::Element,
         cat: gst::DebugCategory,
         max_batch: usize,
-    ) -> Result<Model, gst::ErrorMessage> {
+    ) -> Result<(Model, PoolTicket), gst::ErrorMessage> {
         let runtime = dreamsim::runtime(self.onnxruntime_location.as_deref())
             .map_err(|e| error_message(&e))?;
         if let Some(asked) = &self.onnxruntime_location {
@@ -306,30 +309,46 @@ impl ModelSettings {
             dreamsim::ExecutionProvider::OpenVino => "; OpenVINO compiles it first",
             _ => "",
         };
-        post_progress(
-            element,
-            gst::ProgressType::Start,
-            &format!(
-                "Loading {} on execution-provider={}{compiles}",
-                model_path.display(),
-                options.provider
-            ),
-        );
-        let started = std::time::Instant::now();
-        let model = Model::load(runtime, &model_path, &options).map_err(|e| {
-            post_progress(element, gst::ProgressType::Error, &e.to_string());
-            error_message(&e)
-        })?;
-        post_progress(
-            element,
-            gst::ProgressType::Complete,
-            &format!(
-                "Loaded {} on the {} execution provider in {:.1} s",
-                model_path.display(),
-                model.provider(),
-                started.elapsed().as_secs_f64()
-            ),
-        );
+        let model = match dreamsim::model_pool::take(&model_path, &options) {
+            Some(model) => {
+                let reused = format!(
+                    "Reusing {} on the {} execution provider, loaded earlier in this process \
+                     (model pool)",
+                    model_path.display(),
+                    model.provider()
+                );
+                gst::info!(cat, obj = element, "{reused}");
+                post_progress(element, gst::ProgressType::Complete, &reused);
+                model
+            }
+            None => {
+                post_progress(
+                    element,
+                    gst::ProgressType::Start,
+                    &format!(
+                        "Loading {} on execution-provider={}{compiles}",
+                        model_path.display(),
+                        options.provider
+                    ),
+                );
+                let started = std::time::Instant::now();
+                let model = Model::load(runtime, &model_path, &options).map_err(|e| {
+                    post_progress(element, gst::ProgressType::Error, &e.to_string());
+                    error_message(&e)
+                })?;
+                post_progress(
+                    element,
+                    gst::ProgressType::Complete,
+                    &format!(
+                        "Loaded {} on the {} execution provider in {:.1} s",
+                        model_path.display(),
+                        model.provider(),
+                        started.elapsed().as_secs_f64()
+                    ),
+                );
+                model
+            }
+        };
         let info = model.info();
         gst::info!(
             cat,
@@ -405,6 +424,28 @@ impl ModelSettings {
                 )
             );
         }
-        Ok(model)
+        Ok((
+            model,
+            PoolTicket {
+                path: model_path,
+                options,
+            },
+        ))
+    }
+}
+
+/// What a model was loaded from and with, to hand it back to the model pool
+/// when the element stops.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolTicket {
+    path: std::path::PathBuf,
+    options: ModelOptions,
+}
+
+impl PoolTicket {
+    /// Keeps `model` idle for the next element that asks for the same, when
+    /// the application turned the pool on; drops it otherwise.
+    pub(crate) fn give_back(&self, model: Model) {
+        dreamsim::model_pool::give_back(&self.path, &self.options, model);
     }
 }

@@ -827,7 +827,8 @@ impl AggregatorImpl for DreamSimCompare {
         let settings = lock(&self.settings).clone();
         let max_batch = MIN_MAX_BATCH.max(1 + self.tested_pads().len());
         let started = std::time::Instant::now();
-        let model = settings
+        // Not handed back to the model pool: an aggregator's runs are long.
+        let (model, _) = settings
             .model
             .load(self.obj().upcast_ref(), *CAT, max_batch)?;
         let kind = model.info().kind.clone();

@@ -17,7 +17,7 @@ use super::queue::{ItemQueue, Next};
 use super::video;
 use crate::filter::lock;
 use crate::meta::DreamSimMeta;
-use crate::model_settings::{error_message, path_from, path_value, ModelSettings};
+use crate::model_settings::{error_message, path_from, path_value, ModelSettings, PoolTicket};
 use crate::timing::FrameTiming;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -98,6 +98,8 @@ struct Input {
 /// Inference-thread state, created at start.
 struct Inference {
     engine: Engine,
+    /// Hands the model back to the process's model pool at stop.
+    pool_ticket: PoolTicket,
     model_kind: String,
     previous: Option<Embedding>,
     reference: Option<Embedding>,
@@ -125,7 +127,7 @@ pub struct DreamSim {
 }
 
 impl DreamSim {
-    fn load_model(&self, settings: &Settings) -> Result<Model, gst::ErrorMessage> {
+    fn load_model(&self, settings: &Settings) -> Result<(Model, PoolTicket), gst::ErrorMessage> {
         settings.model.load(
             self.obj().upcast_ref(),
             *CAT,
@@ -136,7 +138,7 @@ impl DreamSim {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
         let started = std::time::Instant::now();
-        let model = self.load_model(&settings)?;
+        let (model, pool_ticket) = self.load_model(&settings)?;
         *lock(&self.load_time) = started.elapsed();
         *lock(&self.active_provider) = Some(model.provider().as_str().to_owned());
         *lock(&self.active_precision) = Some(model.compute_precision().as_str().to_owned());
@@ -154,6 +156,7 @@ impl DreamSim {
         *lock(&self.stats) = dreamsim::EngineStats::default();
         let mut inference = Inference {
             engine,
+            pool_ticket,
             model_kind,
             previous: None,
             reference: None,
@@ -170,7 +173,12 @@ impl DreamSim {
     }
 
     fn stop(&self) {
-        *lock(&self.inference) = None;
+        let stopped = lock(&self.inference).take();
+        if let Some(inference) = stopped {
+            inference
+                .pool_ticket
+                .give_back(inference.engine.into_model());
+        }
         *lock(&self.input) = Input::default();
         *lock(&self.active_provider) = None;
         *lock(&self.active_precision) = None;
