@@ -87,128 +87,140 @@ struct BulkRow<'a> {
     embedding: &'a [f32],
 }
 
-/// Starts a bulk load into `table` inside `tx` when the table is empty
-/// (see the module docs): locks it, lifts the statement time limit, drops
-/// the HNSW index. Returns false, having changed nothing, when it holds rows.
-fn begin_bulk(tx: &mut Transaction<'_>, location: &str, table: &str) -> Result<bool> {
-    let empty = |tx: &mut Transaction<'_>| -> Result<bool> {
-        tx.query_one(&format!("SELECT NOT EXISTS (SELECT 1 FROM {table})"), &[])
-            .map(|row| row.get(0))
-            .map_err(pg_err(location, "look for existing entries"))
-    };
-    // Cheap look first, so that a set with entries is not locked for nothing.
-    if !empty(tx)? {
-        return Ok(false);
-    }
-    tx.batch_execute(&format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
-        .map_err(pg_err(location, "lock the entries table"))?;
-    if !empty(tx)? {
-        return Ok(false);
-    }
-    // Copying and indexing take as long as the set is large; a time limit
-    // meant for one lookup would abort them (the lock above still had it).
-    tx.batch_execute("SET LOCAL statement_timeout = 0")
-        .map_err(pg_err(location, "lift the statement timeout"))?;
-    tx.batch_execute(&format!("DROP INDEX IF EXISTS {table}_hnsw"))
-        .map_err(pg_err(location, "drop the HNSW index for a bulk load"))?;
-    Ok(true)
+/// What a bulk load needs of the index, copied out of it: the load's
+/// transaction borrows the index's client while it runs.
+struct BulkTarget {
+    location: String,
+    table: String,
+    dim: usize,
+    hnsw: HnswBuild,
 }
 
-/// Copies `rows` into `table` (binary `COPY`), inside a bulk load.
-fn copy_rows(
-    tx: &mut Transaction<'_>,
-    location: &str,
-    table: &str,
-    rows: &[BulkRow<'_>],
-) -> Result<()> {
-    let halfvec = tx
-        .prepare(&format!("SELECT embedding FROM {table} LIMIT 0"))
-        .map_err(pg_err(location, "look up the halfvec type"))?
-        .columns()[0]
-        .type_()
-        .clone();
-    let sink = tx
-        .copy_in(&format!(
-            "COPY {table} (id, label, source, content_hash, added_at, embedding)
+impl BulkTarget {
+    /// Starts a bulk load into the table inside `tx` when it is empty
+    /// (see the module docs): locks it, lifts the statement time limit, drops
+    /// the HNSW index. Returns false, having changed nothing, when it holds rows.
+    fn begin(&self, tx: &mut Transaction<'_>) -> Result<bool> {
+        let (location, table) = (self.location.as_str(), self.table.as_str());
+        let empty = |tx: &mut Transaction<'_>| -> Result<bool> {
+            tx.query_one(&format!("SELECT NOT EXISTS (SELECT 1 FROM {table})"), &[])
+                .map(|row| row.get(0))
+                .map_err(pg_err(location, "look for existing entries"))
+        };
+        // Cheap look first, so that a set with entries is not locked for nothing.
+        if !empty(tx)? {
+            return Ok(false);
+        }
+        tx.batch_execute(&format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+            .map_err(pg_err(location, "lock the entries table"))?;
+        if !empty(tx)? {
+            return Ok(false);
+        }
+        // Copying and indexing take as long as the set is large; a time limit
+        // meant for one lookup would abort them (the lock above still had it).
+        tx.batch_execute("SET LOCAL statement_timeout = 0")
+            .map_err(pg_err(location, "lift the statement timeout"))?;
+        tx.batch_execute(&format!("DROP INDEX IF EXISTS {table}_hnsw"))
+            .map_err(pg_err(location, "drop the HNSW index for a bulk load"))?;
+        Ok(true)
+    }
+
+    /// Copies `rows` into the table (binary `COPY`), inside a bulk load.
+    fn copy_rows(&self, tx: &mut Transaction<'_>, rows: &[BulkRow<'_>]) -> Result<()> {
+        let (location, table) = (self.location.as_str(), self.table.as_str());
+        let halfvec = tx
+            .prepare(&format!("SELECT embedding FROM {table} LIMIT 0"))
+            .map_err(pg_err(location, "look up the halfvec type"))?
+            .columns()[0]
+            .type_()
+            .clone();
+        let sink = tx
+            .copy_in(&format!(
+                "COPY {table} (id, label, source, content_hash, added_at, embedding)
              FROM STDIN (FORMAT binary)"
-        ))
-        .map_err(pg_err(location, "start copying the entries"))?;
-    let types = [
-        Type::INT8,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TIMESTAMPTZ,
-        halfvec,
-    ];
-    let mut writer = BinaryCopyInWriter::new(sink, &types);
-    for row in rows {
-        let vector = HalfVector::from_f32_slice(row.embedding);
-        let values: [&(dyn ToSql + Sync); 6] = [
-            &row.id,
-            &row.label,
-            &row.source,
-            &row.content_hash,
-            &row.added_at,
-            &vector,
+            ))
+            .map_err(pg_err(location, "start copying the entries"))?;
+        let types = [
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TIMESTAMPTZ,
+            halfvec,
         ];
+        let mut writer = BinaryCopyInWriter::new(sink, &types);
+        for row in rows {
+            let vector = HalfVector::from_f32_slice(row.embedding);
+            let values: [&(dyn ToSql + Sync); 6] = [
+                &row.id,
+                &row.label,
+                &row.source,
+                &row.content_hash,
+                &row.added_at,
+                &vector,
+            ];
+            writer
+                .write(&values)
+                .map_err(pg_err(location, "copy an entry"))?;
+        }
         writer
-            .write(&values)
-            .map_err(pg_err(location, "copy an entry"))?;
+            .finish()
+            .map_err(pg_err(location, "copy the entries"))?;
+        Ok(())
     }
-    writer
-        .finish()
-        .map_err(pg_err(location, "copy the entries"))?;
-    Ok(())
-}
 
-/// Ends a bulk load of `count` rows: builds the HNSW index over them.
-fn finish_bulk(
-    tx: &mut Transaction<'_>,
-    location: &str,
-    table: &str,
-    dim: usize,
-    hnsw: HnswBuild,
-    count: usize,
-) -> Result<()> {
-    // pgvector builds the graph in memory when it fits (much faster): about
-    // the vector plus its links per row.
-    let wanted = (count as u64 * (dim as u64 * 2 + 1024)).min(BULK_MAX_WORK_MEM);
-    let current: i64 = tx
-        .query_one(
-            "SELECT pg_size_bytes(current_setting('maintenance_work_mem'))",
-            &[],
+    /// Ends a bulk load of `count` rows: builds the HNSW index over them.
+    fn finish(&self, tx: &mut Transaction<'_>, count: usize) -> Result<()> {
+        let (location, table, dim, hnsw) = (
+            self.location.as_str(),
+            self.table.as_str(),
+            self.dim,
+            self.hnsw,
+        );
+        // pgvector builds the graph in memory when it fits (much faster): about
+        // the vector plus its links per row.
+        let wanted = (count as u64 * (dim as u64 * 2 + 1024)).min(BULK_MAX_WORK_MEM);
+        let current: i64 = tx
+            .query_one(
+                "SELECT pg_size_bytes(current_setting('maintenance_work_mem'))",
+                &[],
+            )
+            .map_err(pg_err(location, "read maintenance_work_mem"))?
+            .get(0);
+        if wanted > current.max(0) as u64 {
+            tx.batch_execute(&format!(
+                "SET LOCAL maintenance_work_mem = '{}kB'",
+                wanted.div_ceil(1024)
+            ))
+            .map_err(pg_err(location, "raise maintenance_work_mem"))?;
+        }
+        tx.batch_execute(&hnsw_index_sql(table, hnsw))
+            .map_err(pg_err(location, "build the HNSW index"))
+    }
+
+    /// Loads `rows` into the table when it is empty: [`begin`](Self::begin),
+    /// [`copy_rows`](Self::copy_rows), [`finish`](Self::finish). Returns false,
+    /// having changed nothing, when the table holds rows.
+    fn load(&self, tx: &mut Transaction<'_>, rows: &[BulkRow<'_>]) -> Result<bool> {
+        if !self.begin(tx)? {
+            return Ok(false);
+        }
+        self.copy_rows(tx, rows)?;
+        self.finish(tx, rows.len())?;
+        Ok(true)
+    }
+
+    /// Moves the id sequence past `max_id`, the largest id given to rows that
+    /// came with their ids (an import), so that later adds do not reuse them.
+    fn advance_ids(&self, tx: &mut Transaction<'_>, max_id: i64) -> Result<()> {
+        tx.execute(
+            "SELECT setval(pg_get_serial_sequence($1, 'id'),
+                       GREATEST($2, nextval(pg_get_serial_sequence($1, 'id'))))",
+            &[&self.table, &max_id],
         )
-        .map_err(pg_err(location, "read maintenance_work_mem"))?
-        .get(0);
-    if wanted > current.max(0) as u64 {
-        tx.batch_execute(&format!(
-            "SET LOCAL maintenance_work_mem = '{}kB'",
-            wanted.div_ceil(1024)
-        ))
-        .map_err(pg_err(location, "raise maintenance_work_mem"))?;
+        .map_err(pg_err(&self.location, "advance the id sequence"))?;
+        Ok(())
     }
-    tx.batch_execute(&hnsw_index_sql(table, hnsw))
-        .map_err(pg_err(location, "build the HNSW index"))
-}
-
-/// Loads `rows` into `table` when it is empty: [`begin_bulk`],
-/// [`copy_rows`], [`finish_bulk`]. Returns false, having changed nothing,
-/// when the table holds rows.
-fn bulk_load(
-    tx: &mut Transaction<'_>,
-    location: &str,
-    table: &str,
-    dim: usize,
-    hnsw: HnswBuild,
-    rows: &[BulkRow<'_>],
-) -> Result<bool> {
-    if !begin_bulk(tx, location, table)? {
-        return Ok(false);
-    }
-    copy_rows(tx, location, table, rows)?;
-    finish_bulk(tx, location, table, dim, hnsw, rows.len())?;
-    Ok(true)
 }
 
 fn bulk_row(e: &StoredEntry) -> BulkRow<'_> {
@@ -468,6 +480,15 @@ impl PostgresIndex {
         Ok(())
     }
 
+    fn bulk_target(&self) -> BulkTarget {
+        BulkTarget {
+            location: self.location.clone(),
+            table: self.entries_table.clone(),
+            dim: self.identity.dim,
+            hnsw: self.hnsw,
+        }
+    }
+
     /// `add` of a large batch into an empty table, as a bulk load; None
     /// (nothing changed) when the table has entries.
     fn bulk_add(
@@ -475,14 +496,11 @@ impl PostgresIndex {
         entries: &[NewEntry<'_>],
         now: SystemTime,
     ) -> Result<Option<Vec<Added>>> {
-        let location = self.location.clone();
-        let table = self.entries_table.clone();
-        let dim = self.identity.dim;
-        let hnsw = self.hnsw;
+        let bulk = self.bulk_target();
         let mut tx = self
             .client
             .transaction()
-            .map_err(pg_err(&location, "begin a transaction"))?;
+            .map_err(pg_err(&bulk.location, "begin a transaction"))?;
         // The same content twice in the batch is one entry, as row by row:
         // per entry, its row among the unique ones and whether it is the first.
         let mut first: std::collections::HashMap<&str, usize> = Default::default();
@@ -501,9 +519,9 @@ impl PostgresIndex {
         let ids: Vec<i64> = tx
             .query(
                 "SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1::bigint, $2)",
-                &[&table, &(unique.len() as i64)],
+                &[&bulk.table, &(unique.len() as i64)],
             )
-            .map_err(pg_err(&location, "assign ids"))?
+            .map_err(pg_err(&bulk.location, "assign ids"))?
             .iter()
             .map(|row| row.get(0))
             .collect();
@@ -519,12 +537,12 @@ impl PostgresIndex {
                 embedding: e.embedding,
             })
             .collect();
-        if !bulk_load(&mut tx, &location, &table, dim, hnsw, &rows)? {
+        if !bulk.load(&mut tx, &rows)? {
             // Rolled back on drop: the ids drawn are skipped, as after a failed insert.
             return Ok(None);
         }
         tx.commit()
-            .map_err(pg_err(&location, "commit the entries"))?;
+            .map_err(pg_err(&bulk.location, "commit the entries"))?;
         Ok(Some(
             slots
                 .iter()
@@ -543,14 +561,11 @@ impl PostgresIndex {
     /// `insert` (ids given; duplicates already refused) of a large batch into
     /// an empty table, as a bulk load; None when the table has entries.
     fn bulk_insert(&mut self, entries: &[StoredEntry]) -> Result<Option<Vec<Added>>> {
-        let location = self.location.clone();
-        let table = self.entries_table.clone();
-        let dim = self.identity.dim;
-        let hnsw = self.hnsw;
+        let bulk = self.bulk_target();
         let mut tx = self
             .client
             .transaction()
-            .map_err(pg_err(&location, "begin a transaction"))?;
+            .map_err(pg_err(&bulk.location, "begin a transaction"))?;
         let mut first: std::collections::HashMap<&str, EntryId> = Default::default();
         let mut outcomes = Vec::with_capacity(entries.len());
         let mut rows = Vec::with_capacity(entries.len());
@@ -563,18 +578,13 @@ impl PostgresIndex {
             outcomes.push(Added::New(e.entry.id));
             rows.push(bulk_row(e));
         }
-        if !bulk_load(&mut tx, &location, &table, dim, hnsw, &rows)? {
+        if !bulk.load(&mut tx, &rows)? {
             return Ok(None);
         }
         let max_id = rows.iter().map(|r| r.id).max().unwrap_or(0);
-        tx.execute(
-            "SELECT setval(pg_get_serial_sequence($1, 'id'),
-                           GREATEST($2, nextval(pg_get_serial_sequence($1, 'id'))))",
-            &[&table, &max_id],
-        )
-        .map_err(pg_err(&location, "advance the id sequence"))?;
+        bulk.advance_ids(&mut tx, max_id)?;
         tx.commit()
-            .map_err(pg_err(&location, "commit the entries"))?;
+            .map_err(pg_err(&bulk.location, "commit the entries"))?;
         Ok(Some(outcomes))
     }
 
@@ -914,15 +924,12 @@ impl EmbeddingIndex for PostgresIndex {
         progress: &mut dyn FnMut(usize),
     ) -> Result<usize> {
         self.ensure_connected()?;
-        let location = self.location.clone();
-        let table = self.entries_table.clone();
-        let dim = self.identity.dim;
-        let hnsw = self.hnsw;
+        let bulk = self.bulk_target();
         let mut tx = self
             .client
             .transaction()
-            .map_err(pg_err(&location, "begin a transaction"))?;
-        if !begin_bulk(&mut tx, &location, &table)? {
+            .map_err(pg_err(&bulk.location, "begin a transaction"))?;
+        if !bulk.begin(&mut tx)? {
             drop(tx);
             return super::insert_pages(self, next, progress);
         }
@@ -938,16 +945,16 @@ impl EmbeddingIndex for PostgresIndex {
             }
             let mut rows = Vec::with_capacity(page.len());
             for e in &page {
-                if e.embedding.len() != dim {
+                if e.embedding.len() != bulk.dim {
                     return Err(IndexError::Dimension {
-                        location,
-                        expected: dim,
+                        location: bulk.location,
+                        expected: bulk.dim,
                         found: e.embedding.len(),
                     });
                 }
                 if !ids.insert(e.entry.id) {
                     return Err(IndexError::DuplicateId {
-                        location,
+                        location: bulk.location,
                         id: e.entry.id,
                     });
                 }
@@ -955,20 +962,15 @@ impl EmbeddingIndex for PostgresIndex {
                     rows.push(bulk_row(e));
                 }
             }
-            copy_rows(&mut tx, &location, &table, &rows)?;
+            bulk.copy_rows(&mut tx, &rows)?;
             copied += rows.len();
             max_id = rows.iter().map(|r| r.id).fold(max_id, i64::max);
             progress(copied);
         }
-        finish_bulk(&mut tx, &location, &table, dim, hnsw, copied)?;
-        tx.execute(
-            "SELECT setval(pg_get_serial_sequence($1, 'id'),
-                           GREATEST($2, nextval(pg_get_serial_sequence($1, 'id'))))",
-            &[&table, &max_id],
-        )
-        .map_err(pg_err(&location, "advance the id sequence"))?;
+        bulk.finish(&mut tx, copied)?;
+        bulk.advance_ids(&mut tx, max_id)?;
         tx.commit()
-            .map_err(pg_err(&location, "commit the entries"))?;
+            .map_err(pg_err(&bulk.location, "commit the entries"))?;
         Ok(copied)
     }
 
