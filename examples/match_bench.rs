@@ -58,6 +58,25 @@ struct Options {
     threads: u32,
 }
 
+/// `n` random unit vectors of `dim` values (xorshift from `seed`: the same
+/// set on every run).
+fn random_unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut state = seed;
+    let mut random = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f32 / (1u64 << 53) as f32 - 0.5
+    };
+    (0..n)
+        .map(|_| {
+            let v: Vec<f32> = (0..dim).map(|_| random()).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.into_iter().map(|x| x / norm).collect()
+        })
+        .collect()
+}
+
 /// A set of `n` random unit vectors of `dim` values, built for `identity`.
 fn build_index(
     path: &str,
@@ -65,20 +84,7 @@ fn build_index(
     n: usize,
     quantization: dreamsim::index::Quantization,
 ) -> Result<(), String> {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut random = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f32 / (1u64 << 53) as f32 - 0.5
-    };
-    let vectors: Vec<Vec<f32>> = (0..n)
-        .map(|_| {
-            let v: Vec<f32> = (0..identity.dim).map(|_| random()).collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.into_iter().map(|x| x / norm).collect()
-        })
-        .collect();
+    let vectors = random_unit_vectors(n, identity.dim, 0x9E37_79B9_7F4A_7C15);
     let entries: Vec<NewEntry> = vectors
         .iter()
         .enumerate()
@@ -219,21 +225,7 @@ fn bare_search_us(path: &str, identity: &ModelIdentity, o: &Options) -> Result<f
         ..IndexOptions::default()
     };
     let mut set = index::open(path, None, &options).map_err(|e| e.to_string())?;
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let queries: Vec<Vec<f32>> = (0..1000)
-        .map(|_| {
-            let v: Vec<f32> = (0..identity.dim)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    (state >> 11) as f32 / (1u64 << 53) as f32 - 0.5
-                })
-                .collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.into_iter().map(|x| x / norm).collect()
-        })
-        .collect();
+    let queries = random_unit_vectors(1000, identity.dim, 0x2545_F491_4F6C_DD1D);
     let started = Instant::now();
     for q in &queries {
         set.search_within(q, 5, 0.05).map_err(|e| e.to_string())?;

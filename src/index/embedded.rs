@@ -62,7 +62,8 @@ impl FileStamp {
     }
 }
 
-/// Entries inserted into the in-memory graph but not yet written.
+/// Entries whose vectors are in the in-memory graph but not yet in the
+/// file (`ids` and `hashes` are filled by `sort_insert`, for its checks).
 #[derive(Default)]
 struct Pending {
     entries: Vec<Entry>,
@@ -734,13 +735,12 @@ impl EmbeddingIndex for EmbeddedIndex {
         let graph = self.writable_graph(fresh.len())?;
         let items: Vec<(EntryId, &[f32])> = fresh.iter().map(|(e, v)| (e.id, *v)).collect();
         self.add_vectors(&graph, &items)?;
-        let all = self
-            .entries
-            .values()
-            .chain(fresh.iter().map(|(e, _)| e))
-            .collect();
-        self.write_file(Some(&graph), all, next_id)?;
-        self.reopen()?;
+        let mut pending = Pending {
+            entries: fresh.into_iter().map(|(e, _)| e).collect(),
+            next_id,
+            ..Pending::default()
+        };
+        self.commit_pending(&graph, &mut pending)?;
         Ok(outcomes)
     }
 
