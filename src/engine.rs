@@ -12,6 +12,7 @@ use crate::frame::Frame;
 use crate::image_file;
 use crate::model::Model;
 use crate::preprocess::Preprocessor;
+use crate::repeats::Repeats;
 
 /// Where an [`Engine`] preprocesses frames (resize, conversion, /255).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,25 +52,33 @@ pub struct EngineStats {
 }
 
 /// A model plus everything needed to feed it frames. The input batch buffer
-/// is kept and only grows, so a steady stream allocates nothing but the
-/// embeddings it returns.
+/// is kept and only grows (up to the model's [`max_batch`](Model::max_batch)),
+/// so a steady stream allocates nothing but the embeddings it returns.
 #[derive(Debug)]
 pub struct Engine {
     model: Model,
     preprocessor: Preprocessor,
     batch: Array4<f32>,
-    /// Batch slot of each frame of the current call (reused buffer).
-    slots: Vec<Option<usize>>,
-    /// The last frame's resized input and embedding, to skip exact repeats.
-    last_input: Option<Vec<u8>>,
-    last_embedding: Option<Embedding>,
+    /// Exact repeats of the previous frame, on either path.
+    repeats: Repeats,
+    /// Whether each frame of the current run repeats (reused buffer).
+    repeat: Vec<bool>,
     stats: EngineStats,
     /// GPU preprocessing and the device batch, when the model runs on a GPU
     /// provider and CUDA works here.
     #[cfg(feature = "cuda")]
-    gpu: Option<crate::cuda::GpuInput>,
+    gpu: Option<Box<dyn crate::cuda::batch::DeviceStages>>,
     /// Why the CPU preprocesses, when it does.
     cpu_reason: Option<String>,
+}
+
+/// What one model run on the CPU path did.
+struct CpuRun {
+    embeddings: Vec<Embedding>,
+    inferred: usize,
+    runs: u64,
+    preprocess: Duration,
+    inference: Duration,
 }
 
 impl Engine {
@@ -80,26 +89,53 @@ impl Engine {
     /// (see [`preprocessing_device`](Self::preprocessing_device)); otherwise,
     /// and always for the CPU provider, on the CPU.
     pub fn new(model: Model) -> Self {
-        let size = model.info().input_size;
         #[cfg(feature = "cuda")]
-        let (gpu, cpu_reason) = match crate::cuda::GpuInput::for_model(&model) {
-            Ok(gpu) => (Some(gpu), None),
+        let (gpu, cpu_reason) = match crate::cuda::GpuStages::for_model(&model) {
+            Ok(gpu) => (
+                Some(Box::new(gpu) as Box<dyn crate::cuda::batch::DeviceStages>),
+                None,
+            ),
             Err(reason) => (None, Some(reason)),
         };
         #[cfg(not(feature = "cuda"))]
         let cpu_reason = Some("built without the `cuda` feature".to_string());
+        let mut engine = Self::on_cpu(model);
+        #[cfg(feature = "cuda")]
+        {
+            engine.gpu = gpu;
+        }
+        engine.cpu_reason = cpu_reason;
+        engine
+    }
+
+    fn on_cpu(model: Model) -> Self {
+        let size = model.info().input_size;
         Self {
             model,
             preprocessor: Preprocessor::new(size),
             batch: Array4::zeros((1, 3, size, size)),
-            slots: Vec::new(),
-            last_input: None,
-            last_embedding: None,
+            repeats: Repeats::default(),
+            repeat: Vec::new(),
             stats: EngineStats::default(),
             #[cfg(feature = "cuda")]
-            gpu,
-            cpu_reason,
+            gpu: None,
+            cpu_reason: None,
         }
+    }
+
+    /// An engine whose GPU path runs on `stages` instead of the CUDA
+    /// device the model's provider names: the device stages of another
+    /// implementation (tests run the CUDA kernels in a CPU emulation
+    /// through it). `stages` must leave model inputs the model can read
+    /// (see [`DeviceStages::run`](crate::cuda::batch::DeviceStages::run)).
+    #[cfg(feature = "cuda")]
+    pub fn with_device_stages(
+        model: Model,
+        stages: Box<dyn crate::cuda::batch::DeviceStages>,
+    ) -> Self {
+        let mut engine = Self::on_cpu(model);
+        engine.gpu = Some(stages);
+        engine
     }
 
     /// The model.
@@ -112,7 +148,9 @@ impl Engine {
         self.model
     }
 
-    /// Where frames are preprocessed; fixed when the engine is made.
+    /// Where frames are preprocessed: fixed when the engine is made, except
+    /// that a GPU whose memory runs out hands the work to the CPU for good
+    /// (see [`cpu_preprocessing_reason`](Self::cpu_preprocessing_reason)).
     pub fn preprocessing_device(&self) -> PreprocessingDevice {
         #[cfg(feature = "cuda")]
         if let Some(gpu) = &self.gpu {
@@ -129,98 +167,85 @@ impl Engine {
         self.cpu_reason.as_deref()
     }
 
-    /// Embeds a batch of frames in one model run; one embedding per frame, in order.
+    /// Embeds frames; one embedding per frame, in order.
+    ///
+    /// The frames run in model runs of at most the model's
+    /// [`max_batch`](Model::max_batch) frames (exactly that many, padded,
+    /// for a model whose graph fixes the batch).
     ///
     /// A frame whose preprocessed input is identical to the frame before it
-    /// (in this batch, or the last frame of the previous call) reuses that
+    /// (in this call, or the last frame of the previous call) reuses that
     /// frame's embedding instead of running the model on it again: a still
-    /// picture or a repeated frame costs a comparison, not an inference.
+    /// picture or a repeated frame costs a comparison, not an inference, on
+    /// the CPU and the GPU path alike.
     pub fn embed_frames(&mut self, frames: &[Frame<'_>]) -> Result<Vec<Embedding>> {
-        let n = frames.len();
-        if n == 0 {
-            return Ok(Vec::new());
+        let mut out = Vec::with_capacity(frames.len());
+        for chunk in frames.chunks(self.model.max_batch().max(1)) {
+            match self.embed_run(chunk) {
+                Ok(e) => out.extend(e),
+                Err(e) => {
+                    // The recorded last input may describe a frame whose
+                    // embedding was never computed: nothing may be reused.
+                    self.repeats.forget();
+                    return Err(e);
+                }
+            }
         }
-        #[cfg(feature = "cuda")]
-        if let Some(gpu) = &mut self.gpu {
-            let started = Instant::now();
-            let embeddings = gpu.embed(&mut self.model, frames)?;
-            self.stats.frames += n as u64;
-            self.stats.inferred_frames += n as u64;
-            self.stats.batches += 1;
-            self.stats.inference += started.elapsed();
-            return Ok(embeddings);
-        }
-        let result = self.embed_frames_cpu(frames);
-        if result.is_err() {
-            // last_input may already describe frames whose embeddings were
-            // never computed: nothing may be reused from this call.
-            self.last_input = None;
-            self.last_embedding = None;
-        }
-        result
+        Ok(out)
     }
 
-    fn embed_frames_cpu(&mut self, frames: &[Frame<'_>]) -> Result<Vec<Embedding>> {
-        let n = frames.len();
-        let size = self.preprocessor.size();
-        if self.batch.shape()[0] < n {
-            self.batch = Array4::zeros((n, 3, size, size));
-        }
-
-        let started = Instant::now();
-        // For each frame, the batch slot it runs in, or None when it repeats
-        // the frame before it.
-        self.slots.clear();
-        let mut used = 0;
-        for (i, frame) in frames.iter().enumerate() {
-            let resized = self.preprocessor.resize(frame)?;
-            let repeat = self.last_input.as_deref() == Some(resized)
-                && (i > 0 || self.last_embedding.is_some());
-            if repeat {
-                self.slots.push(None);
-                continue;
+    /// One model run's frames, on the GPU when it preprocesses, else (or
+    /// when its memory runs out) on the CPU.
+    fn embed_run(&mut self, frames: &[Frame<'_>]) -> Result<Vec<Embedding>> {
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = &mut self.gpu {
+            use crate::cuda::batch::{embed_on_device, DeviceRunError, StageFrame};
+            let started = Instant::now();
+            let staged: Vec<StageFrame<'_, '_>> = frames.iter().map(StageFrame::Host).collect();
+            // SAFETY: host frames only.
+            match unsafe {
+                embed_on_device(
+                    gpu.as_mut(),
+                    &mut self.model,
+                    &mut self.repeats,
+                    &mut self.repeat,
+                    &staged,
+                )
+            } {
+                Ok(run) => {
+                    self.stats.frames += frames.len() as u64;
+                    self.stats.inferred_frames += run.inferred as u64;
+                    self.stats.batches += run.runs;
+                    self.stats.inference += started.elapsed();
+                    return Ok(run.embeddings);
+                }
+                Err(DeviceRunError::Allocation(why)) => {
+                    // Device memory ran out (a huge frame, or TensorRT took
+                    // it): the CPU preprocesses from now on, and the GPU
+                    // buffers are freed.
+                    self.gpu = None;
+                    self.repeats.forget();
+                    self.cpu_reason = Some(format!(
+                        "GPU memory could not be allocated ({why}): preprocessing moved to the CPU"
+                    ));
+                }
+                Err(DeviceRunError::Failed(e)) => return Err(e),
             }
-            let mut slot = self.batch.slice_mut(s![used, .., .., ..]);
-            let out = slot
-                .as_slice_mut()
-                .expect("a batch slot of a standard-layout array is contiguous");
-            Preprocessor::to_planar(resized, out);
-            match &mut self.last_input {
-                Some(last) => last.copy_from_slice(resized),
-                None => self.last_input = Some(resized.to_vec()),
-            }
-            self.slots.push(Some(used));
-            used += 1;
         }
-        let preprocessed = Instant::now();
-        self.stats.preprocess += preprocessed - started;
-
-        let mut embedded = if used > 0 {
-            let out = self.model.embed(self.batch.slice(s![..used, .., .., ..]))?;
-            self.stats.batches += 1;
-            self.stats.inference += preprocessed.elapsed();
-            out
-        } else {
-            Vec::new()
-        }
-        .into_iter();
-
-        let mut out = Vec::with_capacity(n);
-        let mut previous = self.last_embedding.take();
-        for slot in &self.slots {
-            let e = match slot {
-                Some(_) => embedded.next().expect("one embedding per used slot"),
-                None => previous
-                    .clone()
-                    .expect("a repeat follows an embedded frame"),
-            };
-            previous = Some(e.clone());
-            out.push(e);
-        }
-        self.last_embedding = previous;
-        self.stats.frames += n as u64;
-        self.stats.inferred_frames += used as u64;
-        Ok(out)
+        let run = cpu_run(
+            &mut self.model,
+            &mut self.preprocessor,
+            &mut self.batch,
+            &mut self.repeat,
+            frames,
+            Some(&mut self.repeats),
+        )?;
+        self.stats.frames += frames.len() as u64;
+        self.stats.inferred_frames += run.inferred as u64;
+        self.stats.batches += run.runs;
+        self.stats.preprocess += run.preprocess;
+        self.stats.inference += run.inference;
+        Ok(run.embeddings)
     }
 
     /// Counters and time spent so far, for benchmarks and logs.
@@ -245,17 +270,52 @@ impl Engine {
         &mut self,
         frames: &[crate::cuda::plan::DeviceFrame],
     ) -> Result<Vec<Embedding>> {
+        use crate::cuda::batch::{embed_on_device, DeviceRunError, StageFrame};
         if frames.is_empty() {
             return Ok(Vec::new());
         }
-        match &mut self.gpu {
-            // SAFETY: forwarded from the caller.
-            Some(gpu) => unsafe { gpu.embed_device_frames(&mut self.model, frames) },
-            None => Err(crate::error::Error::InvalidFrame(format!(
+        let Some(gpu) = &mut self.gpu else {
+            return Err(crate::error::Error::InvalidFrame(format!(
                 "frames in device memory need GPU preprocessing, which is off here: {}",
                 self.cpu_reason.as_deref().unwrap_or("unknown reason")
-            ))),
+            )));
+        };
+        let mut out = Vec::with_capacity(frames.len());
+        for chunk in frames.chunks(self.model.max_batch().max(1)) {
+            let started = Instant::now();
+            let staged: Vec<StageFrame<'_, '_>> = chunk.iter().map(StageFrame::Device).collect();
+            // SAFETY: forwarded from the caller.
+            let run = unsafe {
+                embed_on_device(
+                    gpu.as_mut(),
+                    &mut self.model,
+                    &mut self.repeats,
+                    &mut self.repeat,
+                    &staged,
+                )
+            };
+            match run {
+                Ok(run) => {
+                    self.stats.frames += chunk.len() as u64;
+                    self.stats.inferred_frames += run.inferred as u64;
+                    self.stats.batches += run.runs;
+                    self.stats.inference += started.elapsed();
+                    out.extend(run.embeddings);
+                }
+                // Frames in device memory have no CPU path to fall back to.
+                Err(DeviceRunError::Allocation(why)) => {
+                    self.repeats.forget();
+                    return Err(crate::error::Error::Gpu(format!(
+                        "device memory could not be allocated: {why}"
+                    )));
+                }
+                Err(DeviceRunError::Failed(e)) => {
+                    self.repeats.forget();
+                    return Err(e);
+                }
+            }
         }
+        Ok(out)
     }
 
     /// Embeds one frame.
@@ -287,13 +347,90 @@ impl Engine {
     ) -> Result<Embedding> {
         let img = image_file::read_rgb_with_limits(path, limits)?;
         let frame = Frame::rgb(&img.data, img.width, img.height, img.width * 3)?;
-        let stats = self.stats;
-        let last_input = self.last_input.take();
-        let last_embedding = self.last_embedding.take();
-        let embedding = self.embed_frame(&frame);
-        self.stats = stats;
-        self.last_input = last_input;
-        self.last_embedding = last_embedding;
-        embedding
+        // Always on the CPU path: an image (up to 8192 x 8192) once per
+        // change is not worth growing the GPU's pinned staging and device
+        // buffers to its size for the element's life.
+        let run = cpu_run(
+            &mut self.model,
+            &mut self.preprocessor,
+            &mut self.batch,
+            &mut self.repeat,
+            std::slice::from_ref(&frame),
+            None,
+        )?;
+        Ok(run
+            .embeddings
+            .into_iter()
+            .next()
+            .expect("one image gives one embedding"))
     }
+}
+
+/// Preprocesses `frames` (at most the model's batch) on the CPU into
+/// `batch` and runs the model on those that do not repeat (when `repeats`
+/// is given; all of them otherwise), padding the batch to the model's fixed
+/// batch when it has one.
+fn cpu_run(
+    model: &mut Model,
+    preprocessor: &mut Preprocessor,
+    batch: &mut Array4<f32>,
+    repeat: &mut Vec<bool>,
+    frames: &[Frame<'_>],
+    mut repeats: Option<&mut Repeats>,
+) -> Result<CpuRun> {
+    let n = frames.len();
+    let size = preprocessor.size();
+    let fixed = model.info().fixed_batch;
+    let rows = fixed.unwrap_or(n).max(n);
+    if batch.shape()[0] < rows {
+        *batch = Array4::zeros((rows, 3, size, size));
+    }
+    let started = Instant::now();
+    repeat.clear();
+    let mut used = 0;
+    for (i, frame) in frames.iter().enumerate() {
+        let resized = preprocessor.resize(frame)?;
+        let is_repeat = repeats.as_mut().is_some_and(|r| r.is_repeat(resized, i));
+        repeat.push(is_repeat);
+        if is_repeat {
+            continue;
+        }
+        let mut slot = batch.slice_mut(s![used, .., .., ..]);
+        let out = slot
+            .as_slice_mut()
+            .expect("a batch slot of a standard-layout array is contiguous");
+        Preprocessor::to_planar(resized, out);
+        used += 1;
+    }
+    // A fixed-batch graph takes exactly its batch: the rest is filled with
+    // copies of the first input (zeros could give a NaN embedding, which
+    // the output check refuses), and their embeddings dropped.
+    let run_rows = match fixed {
+        Some(f) if used > 0 => f,
+        _ => used,
+    };
+    for row in used..run_rows {
+        let first = batch.slice(s![0, .., .., ..]).to_owned();
+        batch.slice_mut(s![row, .., .., ..]).assign(&first);
+    }
+    let preprocessed = Instant::now();
+    let (embedded, runs) = if used > 0 {
+        let mut out = model.embed(batch.slice(s![..run_rows, .., .., ..]))?;
+        out.truncate(used);
+        (out, 1)
+    } else {
+        (Vec::new(), 0)
+    };
+    let inference = preprocessed.elapsed();
+    let embeddings = match repeats {
+        Some(r) => r.assemble(repeat, embedded),
+        None => embedded,
+    };
+    Ok(CpuRun {
+        embeddings,
+        inferred: used,
+        runs,
+        preprocess: preprocessed - started,
+        inference,
+    })
 }

@@ -30,11 +30,14 @@ pub mod int8;
 pub mod limits;
 pub mod model;
 pub mod model_pool;
+pub mod node_placement;
 pub mod onnx_file;
 pub mod paths;
 pub mod preprocess;
 pub mod provider;
+mod repeats;
 pub mod runtime;
+pub mod session_plan;
 
 pub use embedding::{distance, Embedding};
 pub use engine::{Engine, EngineStats, PreprocessingDevice};

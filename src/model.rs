@@ -3,15 +3,16 @@
 use std::path::{Path, PathBuf};
 
 use ndarray::ArrayView4;
-use ort::ep::ExecutionProviderDispatch;
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use crate::embedding::Embedding;
 use crate::error::{Error, Result};
 use crate::int8::{Int8Model, RequestedPrecision};
+use crate::node_placement::NodePlacement;
 use crate::provider::{ComputePrecision, ExecutionProvider};
 use crate::runtime::Runtime;
+use crate::session_plan::{self, ModelFacts, SessionPlan, Tf32Override, TF32_OVERRIDE_ENV};
 
 /// Name of the model's input tensor.
 pub const INPUT_NAME: &str = "image";
@@ -49,17 +50,27 @@ pub struct ModelOptions {
     pub fp16: bool,
     /// Compute in fp32 on every provider: no bf16 on OpenVINO, no fp16
     /// engines on TensorRT, no int8 model, and `Auto` never picks OpenVINO.
+    /// TensorRT computes its fp32 engines in TF32, so under full precision
+    /// `Auto` skips it and an explicit `TensorRt` is an error, unless the
+    /// process runs with `NVIDIA_TF32_OVERRIDE=0`
+    /// ([`crate::session_plan::Tf32Override`]).
     /// The same as `precision: RequestedPrecision::Fp32`.
     pub full_precision: bool,
     /// Which arithmetic to run in; [`RequestedPrecision::Auto`] lets the
     /// provider and the processor decide (see [`crate::int8`] for when the
     /// int8 model beside the fp32 one runs).
     pub precision: RequestedPrecision,
-    /// Where TensorRT keeps engine and timing caches and OpenVINO its
-    /// compiled models; `None` disables them.
+    /// Where TensorRT keeps engine and timing caches (in one subfolder per
+    /// model, batch profile, precision and device:
+    /// [`crate::session_plan::tensorrt_cache_dir`]) and OpenVINO its
+    /// compiled models; created with its parents at load, and an error
+    /// when it cannot be created or written. `None` disables them.
     pub engine_cache: Option<PathBuf>,
-    /// Largest batch the TensorRT optimisation profile covers, at most
-    /// [`MAX_BATCH_SIZE`](crate::limits::MAX_BATCH_SIZE).
+    /// Largest batch one model run takes, on every provider (the
+    /// [`Engine`](crate::Engine) splits larger calls), and the largest of
+    /// the TensorRT optimisation profile; at most
+    /// [`MAX_BATCH_SIZE`](crate::limits::MAX_BATCH_SIZE). A model whose
+    /// graph fixes the batch takes exactly that batch instead.
     pub max_batch: usize,
 }
 
@@ -114,27 +125,28 @@ pub struct Model {
     int8: Option<Int8Model>,
     device_id: i32,
     threads: usize,
+    max_batch: usize,
+    plan: SessionPlan,
+    placement: Option<NodePlacement>,
     fallbacks: Vec<String>,
     warnings: Vec<String>,
-}
-
-/// What `provider` computes in under `options` on this processor.
-fn compute_precision(provider: ExecutionProvider, options: &ModelOptions) -> ComputePrecision {
-    match provider {
-        _ if options.wants_fp32() => ComputePrecision::Fp32,
-        ExecutionProvider::TensorRt if options.fp16 => ComputePrecision::Fp16,
-        ExecutionProvider::OpenVino if crate::cpu::bf16_matrix_units().is_some() => {
-            ComputePrecision::Bf16
-        }
-        _ => ComputePrecision::Fp32,
-    }
 }
 
 /// The providers [`ExecutionProvider::Auto`] tries, in order. OpenVINO comes
 /// in only where it computes in bf16 (`bf16_units`) and reduced precision is
 /// allowed: in fp32 it is no faster than the CPU provider and less exact.
-fn auto_attempts(bf16_units: bool, full_precision: bool) -> Vec<ExecutionProvider> {
-    let mut attempts = vec![ExecutionProvider::TensorRt, ExecutionProvider::Cuda];
+/// TensorRT is left out under full precision unless TF32 is turned off
+/// (`tf32_disabled`, see [`Tf32Override`]): its fp32 engines compute in TF32.
+fn auto_attempts(
+    bf16_units: bool,
+    full_precision: bool,
+    tf32_disabled: bool,
+) -> Vec<ExecutionProvider> {
+    let mut attempts = Vec::new();
+    if !full_precision || tf32_disabled {
+        attempts.push(ExecutionProvider::TensorRt);
+    }
+    attempts.push(ExecutionProvider::Cuda);
     if bf16_units && !full_precision {
         attempts.push(ExecutionProvider::OpenVino);
     }
@@ -209,83 +221,6 @@ fn choose_int8(
     }
 }
 
-/// The input size the model file declares in its metadata, else the
-/// default.
-fn declared_input_size(path: &Path) -> usize {
-    crate::onnx_file::metadata_value(path, metadata_keys::INPUT_SIZE)
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(DEFAULT_INPUT_SIZE)
-}
-
-/// A TensorRT profile shape for `n` images of `input_size` pixels square.
-fn profile_shape(n: usize, input_size: usize) -> String {
-    format!("{INPUT_NAME}:{n}x3x{input_size}x{input_size}")
-}
-
-fn provider_dispatch(
-    provider: ExecutionProvider,
-    options: &ModelOptions,
-    input_size: usize,
-) -> ExecutionProviderDispatch {
-    match provider {
-        ExecutionProvider::TensorRt => {
-            // No TF32 setting here: the `ort` TensorRT options have none, so
-            // TensorRT's own default applies, which allows TF32 in fp32
-            // layers on Ampere and newer GPUs (docs/gpu.md says so).
-            let shape = |n: usize| profile_shape(n, input_size);
-            let mut trt = ort::ep::TensorRT::default()
-                .with_device_id(options.device_id)
-                .with_fp16(compute_precision(provider, options) == ComputePrecision::Fp16)
-                .with_profile_min_shapes(shape(1))
-                .with_profile_opt_shapes(shape(options.max_batch.max(1)))
-                .with_profile_max_shapes(shape(options.max_batch.max(1)));
-            if let Some(dir) = &options.engine_cache {
-                let dir = dir.display().to_string();
-                trt = trt
-                    .with_engine_cache(true)
-                    .with_engine_cache_path(&dir)
-                    .with_timing_cache(true)
-                    .with_timing_cache_path(&dir);
-            }
-            trt.build().error_on_failure()
-        }
-        // TF32 off explicitly, whatever ONNX Runtime's default: on this
-        // provider the element reports fp32, and the reduced-precision GPU
-        // path is TensorRT's fp16.
-        ExecutionProvider::Cuda => ort::ep::CUDA::default()
-            .with_device_id(options.device_id)
-            .with_tf32(false)
-            .build()
-            .error_on_failure(),
-        ExecutionProvider::OpenVino => {
-            use ort::ep::ArbitrarilyConfigurableExecutionProvider;
-            // OpenVINO's own default on bf16 hardware is bf16, and its
-            // `precision` option cannot say fp32 on the CPU: the inference
-            // precision hint is set explicitly both ways.
-            let hint = match compute_precision(provider, options) {
-                ComputePrecision::Bf16 => "bf16",
-                _ => "f32",
-            };
-            let mut ov = ort::ep::OpenVINO::default()
-                .with_device_type("CPU")
-                .with_arbitrary_config(
-                    "load_config",
-                    format!(r#"{{"CPU":{{"INFERENCE_PRECISION_HINT":"{hint}"}}}}"#),
-                );
-            if options.threads > 0 {
-                ov = ov.with_num_threads(options.threads);
-            }
-            if let Some(dir) = &options.engine_cache {
-                ov = ov.with_cache_dir(dir.display());
-            }
-            ov.build().error_on_failure()
-        }
-        ExecutionProvider::Cpu | ExecutionProvider::Auto => {
-            ort::ep::CPU::default().build().error_on_failure()
-        }
-    }
-}
-
 impl Model {
     /// Loads the model at `path` on `runtime` and checks it against the
     /// DreamSim ONNX contract.
@@ -324,17 +259,28 @@ impl Model {
         let options = &options;
 
         let int8 = choose_int8(path, options, &mut warnings)?;
+        let tf32 = Tf32Override::from_env();
         let attempts = match (options.provider, options.precision) {
             // The int8 model is made for ONNX Runtime's CPU kernels.
             (_, RequestedPrecision::Int8) => vec![ExecutionProvider::Cpu],
             (ExecutionProvider::Auto, _) => auto_attempts(
                 crate::cpu::bf16_matrix_units().is_some(),
                 options.wants_fp32(),
+                tf32.disabled,
             ),
             (explicit, _) => vec![explicit],
         };
 
         let mut fallbacks = Vec::new();
+        if options.provider == ExecutionProvider::Auto
+            && !attempts.contains(&ExecutionProvider::TensorRt)
+            && options.precision != RequestedPrecision::Int8
+        {
+            fallbacks.push(format!(
+                "tensorrt not tried: full precision, and TensorRT computes fp32 in TF32 unless \
+                 {TF32_OVERRIDE_ENV}=0 is set"
+            ));
+        }
         for (i, &provider) in attempts.iter().enumerate() {
             let last = i + 1 == attempts.len();
             // The int8 model stands in for the fp32 one only on the CPU:
@@ -344,11 +290,19 @@ impl Model {
                 _ => path,
             };
             // TensorRT's optimisation profile is fixed when its session is
-            // built, before the session can tell the declared input size:
-            // read it from the file. A wrong or missing value fails the
-            // contract check below, on every provider alike.
-            let input_size = declared_input_size(file);
-            match Self::open_session(runtime, file, options, provider, input_size) {
+            // built, before the session can tell the declared input size
+            // or a fixed batch: both are read from the file. A wrong value
+            // fails the contract check below, on every provider alike.
+            let facts = ModelFacts::read(file);
+            let plan = session_plan::plan(provider, options, &facts, tf32)
+                .map_err(|e| Error::InvalidSetting(e.to_string()))?;
+            // A cache folder that cannot be used is the user's setting to
+            // fix, not a provider to skip: an error on every provider.
+            if let Some(dir) = &plan.engine_cache {
+                session_plan::prepare_engine_cache(dir)
+                    .map_err(|e| Error::InvalidSetting(e.to_string()))?;
+            }
+            match Self::open_session(runtime, file, options, &plan) {
                 Ok(session) => {
                     let info = check_contract(&session, file)?;
                     let runs_int8 = int8.as_ref().is_some_and(|m| m.path == file);
@@ -356,8 +310,13 @@ impl Model {
                     let precision = if int8.is_some() {
                         ComputePrecision::Int8
                     } else {
-                        compute_precision(provider, options)
+                        plan.precision
                     };
+                    let placement = NodePlacement::of(&session);
+                    // One run takes at most the profile's largest batch
+                    // (TensorRT) or the options' (every provider alike),
+                    // and exactly the graph's batch when that is fixed.
+                    let max_batch = info.fixed_batch.unwrap_or(options.max_batch.max(1));
                     return Ok(Self {
                         session,
                         info,
@@ -366,6 +325,9 @@ impl Model {
                         int8,
                         device_id: options.device_id,
                         threads: options.threads,
+                        max_batch,
+                        plan,
+                        placement,
                         fallbacks,
                         warnings,
                     });
@@ -398,17 +360,22 @@ impl Model {
         runtime: &Runtime,
         path: &Path,
         options: &ModelOptions,
-        provider: ExecutionProvider,
-        input_size: usize,
+        plan: &SessionPlan,
     ) -> std::result::Result<Session, SessionError> {
+        let provider = plan.provider;
         let model_err = |e: &dyn std::fmt::Display| SessionError::Model(e.to_string());
+        let dispatch: Vec<_> = plan.providers.iter().map(|p| p.dispatch()).collect();
         let mut builder = Session::builder(&runtime.environment)
             .map_err(|e| model_err(&e))?
             .with_intra_threads(options.threads)
             .map_err(|e| model_err(&e))?
             .with_inter_threads(1)
             .map_err(|e| model_err(&e))?
-            .with_execution_providers([provider_dispatch(provider, options, input_size)])
+            // Which provider took which nodes, read back after the build
+            // (NodePlacement); ONNX Runtime records it only when asked.
+            .with_config_entry(crate::node_placement::RECORD_CONFIG_KEY, "1")
+            .map_err(|e| model_err(&e))?
+            .with_execution_providers(dispatch)
             .map_err(|e| SessionError::Provider(e.to_string()))?;
         builder.commit_from_file(path).map_err(|e| {
             // A GPU provider that registered but cannot build the graph
@@ -458,6 +425,27 @@ impl Model {
     /// clamping to the logical CPUs.
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// The largest batch one model run takes: the graph's fixed batch when
+    /// it has one (then every run takes exactly that many), else
+    /// [`ModelOptions::max_batch`] on every provider (on TensorRT, the
+    /// optimisation profile's largest). [`Engine`](crate::Engine) splits
+    /// larger calls.
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    /// What the session was built with: the providers and their options,
+    /// the profile, the engine cache folder, the precision.
+    pub fn session_plan(&self) -> &SessionPlan {
+        &self.plan
+    }
+
+    /// How many graph nodes each execution provider took, as ONNX Runtime
+    /// recorded it; `None` when the loaded ONNX Runtime does not say.
+    pub fn node_placement(&self) -> Option<&NodePlacement> {
+        self.placement.as_ref()
     }
 
     /// The CUDA device the GPU providers run on (as given in [`ModelOptions`]).
@@ -746,6 +734,7 @@ fn check_contract(session: &Session, path: &Path) -> Result<ModelInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session_plan::BatchProfile;
     use ExecutionProvider::*;
 
     /// A protobuf length-delimited field.
@@ -764,58 +753,30 @@ mod tests {
         let file = [field(7, &[0u8; 100]), field(14, &entry)].concat();
         let path = std::env::temp_dir().join(format!("declared-{}.onnx", std::process::id()));
         std::fs::write(&path, file).unwrap();
-        let size = declared_input_size(&path);
+        let facts = ModelFacts::read(&path);
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(size, 256);
-        assert_eq!(profile_shape(8, size), "image:8x3x256x256");
+        assert_eq!(facts.input_size, 256);
+        assert_eq!(facts.fixed_batch, None);
         assert_eq!(
-            declared_input_size(Path::new("/nonexistent.onnx")),
+            BatchProfile::shape(8, facts.input_size),
+            "image:8x3x256x256"
+        );
+        assert_eq!(
+            ModelFacts::read(Path::new("/nonexistent.onnx")).input_size,
             DEFAULT_INPUT_SIZE
         );
     }
 
     #[test]
     fn auto_tries_openvino_only_on_bf16_hardware_without_full_precision() {
-        assert_eq!(auto_attempts(true, false), [TensorRt, Cuda, OpenVino, Cpu]);
-        assert_eq!(auto_attempts(true, true), [TensorRt, Cuda, Cpu]);
-        assert_eq!(auto_attempts(false, false), [TensorRt, Cuda, Cpu]);
-        assert_eq!(auto_attempts(false, true), [TensorRt, Cuda, Cpu]);
-    }
-
-    #[test]
-    fn full_precision_overrides_every_reduced_precision() {
-        let options = |fp16, full_precision| ModelOptions {
-            fp16,
-            full_precision,
-            ..ModelOptions::default()
-        };
         assert_eq!(
-            compute_precision(TensorRt, &options(true, false)),
-            ComputePrecision::Fp16
+            auto_attempts(true, false, false),
+            [TensorRt, Cuda, OpenVino, Cpu]
         );
-        assert_eq!(
-            compute_precision(TensorRt, &options(true, true)),
-            ComputePrecision::Fp32
-        );
-        assert_eq!(
-            compute_precision(TensorRt, &options(false, false)),
-            ComputePrecision::Fp32
-        );
-        assert_eq!(
-            compute_precision(OpenVino, &options(false, true)),
-            ComputePrecision::Fp32
-        );
-        let bf16 = if crate::cpu::bf16_matrix_units().is_some() {
-            ComputePrecision::Bf16
-        } else {
-            ComputePrecision::Fp32
-        };
-        assert_eq!(compute_precision(OpenVino, &options(false, false)), bf16);
-        for p in [Cpu, Cuda] {
-            assert_eq!(
-                compute_precision(p, &options(true, false)),
-                ComputePrecision::Fp32
-            );
-        }
+        assert_eq!(auto_attempts(false, false, false), [TensorRt, Cuda, Cpu]);
+        // Full precision: no bf16, and no TensorRT unless TF32 is off.
+        assert_eq!(auto_attempts(true, true, false), [Cuda, Cpu]);
+        assert_eq!(auto_attempts(false, true, false), [Cuda, Cpu]);
+        assert_eq!(auto_attempts(false, true, true), [TensorRt, Cuda, Cpu]);
     }
 }

@@ -193,6 +193,110 @@ pub fn metadata_value(path: &Path, key: &str) -> Option<String> {
         .find_map(|(k, v)| (k == key).then_some(v))
 }
 
+/// `ModelProto.graph`, `GraphProto.input`, and the fields down to a
+/// dimension of an input's shape (onnx.proto).
+const MODEL_GRAPH: u64 = 7;
+const GRAPH_INPUT: u64 = 11;
+const VALUE_INFO_NAME: u64 = 1;
+const VALUE_INFO_TYPE: u64 = 2;
+const TYPE_TENSOR: u64 = 1;
+const TENSOR_SHAPE: u64 = 2;
+const SHAPE_DIM: u64 = 1;
+const DIM_VALUE: u64 = 1;
+
+/// The first dimension (the batch) of graph input `name`, as the file
+/// declares it: `Some(n)` for a fixed size, `None` when it is symbolic,
+/// absent, or the file cannot be read.
+///
+/// TensorRT's optimisation profile is fixed before a session exists, so a
+/// model whose batch is fixed must be known from the file itself.
+pub fn input_fixed_batch(path: &Path, name: &str) -> Option<usize> {
+    let file = File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let mut r = Reader::new(BufReader::new(file));
+    while let Some((number, value)) = r.field(len).ok()? {
+        if let Value::Bytes(n) = value {
+            let end = r.pos + n;
+            if number == MODEL_GRAPH {
+                return graph_input_batch(&mut r, end, name).ok()?;
+            }
+            r.skip(n, end).ok()?;
+        }
+    }
+    None
+}
+
+/// Walks `GraphProto` (ending at `end`) to input `name`'s first dimension.
+fn graph_input_batch<R: Read + Seek>(
+    r: &mut Reader<R>,
+    end: u64,
+    name: &str,
+) -> Scan<Option<usize>> {
+    while let Some((number, value)) = r.field(end)? {
+        let Value::Bytes(n) = value else { continue };
+        let field_end = r.pos + n;
+        if number != GRAPH_INPUT {
+            r.skip(n, field_end)?;
+            continue;
+        }
+        // ValueInfoProto: its name and the batch dimension of its type.
+        let (mut input_name, mut batch) = (String::new(), None);
+        while let Some((number, value)) = r.field(field_end)? {
+            let Value::Bytes(n) = value else { continue };
+            let sub_end = r.pos + n;
+            match number {
+                VALUE_INFO_NAME => input_name = r.string(n, sub_end)?,
+                VALUE_INFO_TYPE => {
+                    batch = first_dim(r, sub_end)?;
+                    // first_dim stops at the first dimension: skip the rest.
+                    r.skip(sub_end - r.pos, sub_end)?;
+                }
+                _ => r.skip(n, sub_end)?,
+            }
+        }
+        if input_name == name {
+            return Ok(batch);
+        }
+    }
+    Ok(None)
+}
+
+/// The first `dim_value` of a `TypeProto` holding a tensor type, ending at `end`.
+fn first_dim<R: Read + Seek>(r: &mut Reader<R>, end: u64) -> Scan<Option<usize>> {
+    let mut found = None;
+    // TypeProto.tensor_type -> Tensor.shape -> first TensorShapeProto.dim
+    // -> Dimension.dim_value; every other field is skipped.
+    let path = [TYPE_TENSOR, TENSOR_SHAPE, SHAPE_DIM];
+    let mut depth = 0;
+    let mut ends = vec![end];
+    loop {
+        let current_end = *ends.last().expect("never empty");
+        let Some((number, value)) = r.field(current_end)? else {
+            if depth == 0 {
+                return Ok(found);
+            }
+            // Only the first dimension counts: once inside it, stop.
+            if depth == path.len() {
+                return Ok(found);
+            }
+            ends.pop();
+            depth -= 1;
+            continue;
+        };
+        match value {
+            Value::Bytes(n) if depth < path.len() && number == path[depth] => {
+                ends.push(r.pos + n);
+                depth += 1;
+            }
+            Value::Bytes(n) => r.skip(n, current_end)?,
+            Value::Varint(v) if depth == path.len() && number == DIM_VALUE => {
+                found = usize::try_from(v).ok().filter(|&v| v > 0);
+            }
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,6 +69,10 @@ pub enum ComputePrecision {
     Bf16,
     /// fp16 engines (TensorRT with `fp16`).
     Fp16,
+    /// fp32 storage with TF32 matrix products and convolutions (inputs
+    /// rounded to a 10-bit mantissa, sums in fp32): TensorRT's fp32 engines,
+    /// whose builder allows TF32 by default on Ampere and newer GPUs.
+    Tf32,
     /// The int8 model (QDQ, int8 matrix products) beside the fp32 one.
     Int8,
 }
@@ -80,6 +84,7 @@ impl ComputePrecision {
             Self::Fp32 => "fp32",
             Self::Bf16 => "bf16",
             Self::Fp16 => "fp16",
+            Self::Tf32 => "tf32",
             Self::Int8 => "int8",
         }
     }

@@ -427,8 +427,8 @@ def finish_model(g: Graph, inputs, outputs, meta: dict[str, str] | None, doc: st
     return model
 
 
-def image_input(name: str = "image", size: int = INPUT_SIZE, dtype=TensorProto.FLOAT):
-    return helper.make_tensor_value_info(name, dtype, ["N", 3, size, size])
+def image_input(name: str = "image", size: int = INPUT_SIZE, dtype=TensorProto.FLOAT, batch="N"):
+    return helper.make_tensor_value_info(name, dtype, [batch, 3, size, size])
 
 
 def batch_shape_of(g: Graph, image: str) -> str:
@@ -463,6 +463,7 @@ def build_small_model(
     output_dtype=TensorProto.FLOAT,
     output_shape=None,
     dim=8,
+    batch="N",
     meta=None,
     doc="",
 ) -> onnx.ModelProto:
@@ -478,7 +479,7 @@ def build_small_model(
     x = g.op("ReduceMean", [x], "mean_colour", axes=[2, 3], keepdims=0)  # [N, 3]
     x = g.op("MatMul", [x, g.const("proj", w.normal((3, dim), 1.0))], "projected")
     post = []  # the steps after the normalisation, the last one names its output `embedding`
-    shape = ["N", dim]
+    shape = [batch, dim]
     if output_shape is not None:  # e.g. [N, 4, 8]
         post.append(
             lambda x, base: g.op("Reshape", [x, g.const("out_shape", [0] + output_shape[1:], np.int64)], base)
@@ -492,7 +493,7 @@ def build_small_model(
     assert x == "embedding"
     return finish_model(
         g,
-        [image_input(input_name, input_size, input_dtype)],
+        [image_input(input_name, input_size, input_dtype, batch)],
         [helper.make_tensor_value_info("embedding", output_dtype, shape)],
         meta,
         doc,
@@ -615,6 +616,11 @@ def make_bad_models(out: Path) -> dict[str, str]:
             "NOT bad: the valid graph the bad_* files are derived from ([N,3,224,224] -> [N,8], "
             "type fixture_small), for a positive control",
         ),
+        "fixed_batch2": (
+            dict(batch=2, meta=good_meta),
+            "NOT bad: good_small with the batch fixed at 2 ([2,3,224,224] -> [2,8]): the engine "
+            "must run it in batches of exactly 2 and give TensorRT a profile of 2",
+        ),
     }
     notes = {}
     for name, (kwargs, why) in bad.items():
@@ -637,7 +643,7 @@ def session(path: Path) -> ort.InferenceSession:
 def check_bad_models(out: Path) -> None:
     """Every bad model except corrupt.onnx must load and run: each is wrong only by contract."""
     for p in sorted(out.glob("*.onnx")):
-        if p.name.startswith(("bad_", "no_metadata", "good_small")):
+        if p.name.startswith(("bad_", "no_metadata", "good_small", "fixed_batch")):
             s = session(p)
             i = s.get_inputs()[0]
             size = i.shape[2]

@@ -12,6 +12,7 @@
 //! - [`kernels`]: the CUDA C source and its NVRTC build;
 //! - [`GpuPreprocessor`]: upload, launches, downloads for tests.
 
+pub mod batch;
 pub mod kernels;
 pub mod plan;
 mod preprocess;
@@ -24,7 +25,6 @@ pub use preprocess::GpuPreprocessor;
 
 use crate::embedding::Embedding;
 use crate::error::{Error, Result};
-use crate::frame::Frame;
 use crate::model::Model;
 use crate::provider::ExecutionProvider;
 
@@ -44,6 +44,15 @@ pub enum CudaError {
          nvidia-cuda-nvrtc wheel and put its lib folder on LD_LIBRARY_PATH"
     )]
     NoNvrtc,
+    /// Device or pinned host memory could not be allocated (the engine
+    /// then preprocesses on the CPU).
+    #[error("CUDA could not allocate {what}: {source}")]
+    Allocation {
+        /// What was being allocated.
+        what: &'static str,
+        /// The driver's error.
+        source: cudarc::driver::DriverError,
+    },
     /// A driver call failed.
     #[error("CUDA failed while {what}: {source}")]
     Driver {
@@ -66,6 +75,10 @@ pub enum CudaError {
 impl CudaError {
     pub(crate) fn driver(what: &'static str, source: cudarc::driver::DriverError) -> Self {
         Self::Driver { what, source }
+    }
+
+    pub(crate) fn allocation(what: &'static str, source: cudarc::driver::DriverError) -> Self {
+        Self::Allocation { what, source }
     }
 }
 
@@ -127,15 +140,18 @@ pub fn gpu_preprocessing_allowed(
     }
 }
 
-/// The engine's GPU state: the preprocessor and the device batch buffer
-/// that the model reads in place.
+/// The engine's GPU state: the preprocessor, the resized images of a run
+/// (on the device, and their host copy for the repeat comparison) and the
+/// device batch the model reads in place.
 #[derive(Debug)]
-pub(crate) struct GpuInput {
+pub(crate) struct GpuStages {
     preprocessor: GpuPreprocessor,
+    resized: Option<CudaSlice<u8>>,
+    host_resized: Vec<u8>,
     batch: Option<CudaSlice<f32>>,
 }
 
-impl GpuInput {
+impl GpuStages {
     /// GPU preprocessing for `model`, or why the CPU keeps it.
     pub(crate) fn for_model(model: &Model) -> std::result::Result<Self, String> {
         let env = std::env::var(PREPROCESS_ENV).ok();
@@ -146,74 +162,108 @@ impl GpuInput {
             GpuPreprocessor::new(device, model.info().input_size).map_err(|e| e.to_string())?;
         Ok(Self {
             preprocessor,
+            resized: None,
+            host_resized: Vec::new(),
             batch: None,
         })
     }
 
-    /// The CUDA device ordinal.
-    pub(crate) fn device_id(&self) -> usize {
-        self.preprocessor.device_id()
+    fn per_frame(&self) -> usize {
+        3 * self.preprocessor.size() * self.preprocessor.size()
     }
 
-    /// Preprocesses `frames` into the device batch and runs `model` on it.
-    pub(crate) fn embed(
-        &mut self,
-        model: &mut Model,
-        frames: &[Frame<'_>],
-    ) -> Result<Vec<Embedding>> {
-        self.embed_with(model, frames.len(), |pre, i, slot| {
-            // SAFETY: `slot` is a batch slot of 3 * size * size floats.
-            unsafe { pre.process_to(&frames[i], slot) }
-        })
+    fn resized_address(&self, slot: usize) -> u64 {
+        let stream = self.preprocessor.stream();
+        let base = self
+            .resized
+            .as_ref()
+            .expect("reserve comes first")
+            .device_ptr(stream)
+            .0;
+        base + (slot * self.per_frame()) as u64
     }
 
-    /// [`embed`](Self::embed) for frames already in device memory.
-    ///
-    /// # Safety
-    /// As [`GpuPreprocessor::process_device_frame`], for every frame, until
-    /// the call returns.
-    pub(crate) unsafe fn embed_device_frames(
-        &mut self,
-        model: &mut Model,
-        frames: &[plan::DeviceFrame],
-    ) -> Result<Vec<Embedding>> {
-        self.embed_with(model, frames.len(), |pre, i, slot| {
-            // SAFETY: forwarded from the caller; `slot` as above.
-            unsafe { pre.process_device_frame(&frames[i], slot) }
-        })
-    }
-
-    /// Grows the device batch to `n` inputs, lets `fill` write input `i` at
-    /// its slot address, waits for the stream and runs the model on the batch.
-    fn embed_with(
-        &mut self,
-        model: &mut Model,
-        n: usize,
-        mut fill: impl FnMut(&mut GpuPreprocessor, usize, u64) -> Result<(), CudaError>,
-    ) -> Result<Vec<Embedding>> {
-        let size = self.preprocessor.size();
-        let per_frame = 3 * size * size;
-        if self.batch.as_ref().is_none_or(|b| b.len() < n * per_frame) {
-            self.batch = None;
-            self.batch = Some(self.preprocessor.alloc_f32(n * per_frame)?);
-        }
-        let stream = self.preprocessor.stream().clone();
+    fn batch_address(&self, position: usize) -> u64 {
+        let stream = self.preprocessor.stream();
         let base = self
             .batch
             .as_ref()
-            .expect("allocated above")
-            .device_ptr(&stream)
+            .expect("reserve comes first")
+            .device_ptr(stream)
             .0;
-        for i in 0..n {
-            let slot = base + (i * per_frame * std::mem::size_of::<f32>()) as u64;
-            fill(&mut self.preprocessor, i, slot)?;
+        base + (position * self.per_frame() * std::mem::size_of::<f32>()) as u64
+    }
+}
+
+impl batch::DeviceStages for GpuStages {
+    fn device_id(&self) -> usize {
+        self.preprocessor.device_id()
+    }
+
+    fn reserve(&mut self, frames: usize) -> std::result::Result<(), CudaError> {
+        let len = frames * self.per_frame();
+        if self.resized.as_ref().is_none_or(|b| b.len() < len) {
+            // The old buffer is freed in stream order first.
+            self.resized = None;
+            self.resized = Some(self.preprocessor.alloc_u8(len)?);
         }
+        if self.batch.as_ref().is_none_or(|b| b.len() < len) {
+            self.batch = None;
+            self.batch = Some(self.preprocessor.alloc_f32(len)?);
+        }
+        Ok(())
+    }
+
+    unsafe fn resize(
+        &mut self,
+        frame: batch::StageFrame<'_, '_>,
+        slot: usize,
+    ) -> std::result::Result<(), CudaError> {
+        let resized = self.resized_address(slot);
+        // SAFETY: `resized` addresses 3 * size * size bytes of the buffer
+        // reserved for this run; a device frame is the caller's promise.
+        unsafe {
+            match frame {
+                batch::StageFrame::Host(f) => self.preprocessor.resize_into(f, resized),
+                batch::StageFrame::Device(f) => {
+                    self.preprocessor.resize_device_frame_into(f, resized)
+                }
+            }
+        }
+    }
+
+    fn resized(&mut self, count: usize) -> std::result::Result<&[u8], CudaError> {
+        let len = count * self.per_frame();
+        self.host_resized.resize(len, 0);
+        let src = self.resized.as_ref().expect("reserve comes first");
+        self.preprocessor
+            .stream()
+            .memcpy_dtoh(&src.slice(..len), &mut self.host_resized[..])
+            .map_err(|e| CudaError::driver("downloading the resized images", e))?;
+        self.preprocessor.synchronize()?;
+        Ok(&self.host_resized)
+    }
+
+    fn to_model_input(
+        &mut self,
+        slot: usize,
+        position: usize,
+    ) -> std::result::Result<(), CudaError> {
+        let (resized, planar) = (self.resized_address(slot), self.batch_address(position));
+        // SAFETY: both address buffers reserved for this run, of a resized
+        // image and a model input.
+        unsafe { self.preprocessor.planar_from_resized(resized, planar) }
+    }
+
+    fn run(&mut self, model: &mut Model, count: usize) -> Result<Vec<Embedding>> {
         // ONNX Runtime reads the batch on its own stream: the kernels must
         // have finished first.
         self.preprocessor.synchronize()?;
-        // SAFETY: `base` holds n * 3 * size * size floats of finished work on
-        // this device, and the buffer outlives the call.
-        unsafe { model.embed_device(base, n) }
+        let base = self.batch_address(0);
+        // SAFETY: `base` holds count * 3 * size * size floats of finished
+        // work on this device (reserve made room for them), and the buffer
+        // outlives the call.
+        unsafe { model.embed_device(base, count) }
     }
 }
 
@@ -242,6 +292,7 @@ mod tests {
         fn send<T: Send>() {}
         send::<crate::Engine>();
         send::<GpuPreprocessor>();
+        send::<GpuStages>();
     }
 
     #[test]

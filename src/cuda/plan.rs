@@ -649,8 +649,27 @@ pub fn launches(
             out.push(tables.horizontal_args(base, temp, 0..out_h, work.resized));
         }
     }
-    out.push(Launch::Planar(planar_args));
+    // With neither a copy to make nor a model input to write (a resize
+    // into a batch's resized slot), the last kernel has nothing to do.
+    if planar_args.packed != 0 || planar_args.planar != 0 {
+        out.push(Launch::Planar(planar_args));
+    }
     out
+}
+
+/// The launch that writes the planar `f32` model input at `planar`
+/// (`3 * size * size` floats) of the resized packed RGB image at `resized`
+/// (`size * size * 3` bytes): the last step of [`launches`], on its own for
+/// a batch whose frames were resized first (so that exact repeats can be
+/// found before any model input is written).
+pub fn planar_launch(resized: u64, size: usize, planar: u64) -> Launch {
+    Launch::Planar(PlanarArgs {
+        src: PackedImage::rgb(resized, size),
+        width: size as i64,
+        height: size as i64,
+        packed: 0,
+        planar,
+    })
 }
 
 #[cfg(test)]

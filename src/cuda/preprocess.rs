@@ -12,8 +12,8 @@ use cudarc::driver::{
 
 use super::kernels::{kernels_for, Kernels};
 use super::plan::{
-    launches, rgb_len, DeviceFrame, HorizontalArgs, InputLayout, Launch, PlanarArgs, ResizeTables,
-    VerticalArgs, WorkBuffers, YuvArgs,
+    launches, planar_launch, rgb_len, DeviceFrame, HorizontalArgs, InputLayout, Launch, PlanarArgs,
+    ResizeTables, VerticalArgs, WorkBuffers, YuvArgs,
 };
 use super::CudaError;
 use crate::frame::Frame;
@@ -51,7 +51,7 @@ impl<T: DeviceRepr> Grow<T> {
             // SAFETY: every byte a kernel reads from these buffers was written
             // by an earlier kernel or copy of the same frame.
             let slice = unsafe { stream.alloc::<T>(len) }
-                .map_err(|e| CudaError::driver("allocating device memory", e))?;
+                .map_err(|e| CudaError::allocation("device memory", e))?;
             self.slice = Some(slice);
         }
         Ok(self.address(stream))
@@ -206,7 +206,63 @@ impl GpuPreprocessor {
             let device_frame = layout.device_frame(frame, input);
             // SAFETY: forwarded from the caller; `device_frame` addresses the
             // copy just queued.
-            unsafe { self.process_device_frame(&device_frame, planar) }
+            unsafe { self.queue(&device_frame, None, planar) }
+        })
+    }
+
+    /// Uploads `frame` and queues its resize, writing the resized packed
+    /// RGB image (`3 * size * size` bytes) at device address `resized`; no
+    /// model input is written (see
+    /// [`planar_from_resized`](Self::planar_from_resized)).
+    ///
+    /// # Safety
+    /// `resized` must address `3 * size * size` writable bytes on this
+    /// preprocessor's device that stay allocated until the stream has run.
+    pub unsafe fn resize_into(&mut self, frame: &Frame<'_>, resized: u64) -> Result<(), CudaError> {
+        super::catch_panics(|| {
+            self.ctx
+                .bind_to_thread()
+                .map_err(|e| CudaError::driver("making the CUDA context current", e))?;
+            let layout = InputLayout::of(frame);
+            let input = self.upload(frame, &layout)?;
+            let device_frame = layout.device_frame(frame, input);
+            // SAFETY: forwarded from the caller; `device_frame` addresses the
+            // copy just queued.
+            unsafe { self.queue(&device_frame, Some(resized), 0) }
+        })
+    }
+
+    /// [`resize_into`](Self::resize_into) for a frame already in device memory.
+    ///
+    /// # Safety
+    /// As [`process_device_frame`](Self::process_device_frame) for `frame`,
+    /// and as [`resize_into`](Self::resize_into) for `resized`.
+    pub unsafe fn resize_device_frame_into(
+        &mut self,
+        frame: &DeviceFrame,
+        resized: u64,
+    ) -> Result<(), CudaError> {
+        // SAFETY: forwarded from the caller.
+        super::catch_panics(|| unsafe { self.queue(frame, Some(resized), 0) })
+    }
+
+    /// Queues the planar model input (`3 * size * size` f32 at `planar`) of
+    /// a resized packed RGB image at `resized`.
+    ///
+    /// # Safety
+    /// Both must address buffers of those sizes on this preprocessor's
+    /// device, allocated until the stream has run; `resized` written by
+    /// earlier work on this stream.
+    pub unsafe fn planar_from_resized(
+        &mut self,
+        resized: u64,
+        planar: u64,
+    ) -> Result<(), CudaError> {
+        super::catch_panics(|| {
+            self.ctx
+                .bind_to_thread()
+                .map_err(|e| CudaError::driver("making the CUDA context current", e))?;
+            self.launch(&planar_launch(resized, self.size, planar))
         })
     }
 
@@ -226,7 +282,7 @@ impl GpuPreprocessor {
                 self.ctx
                     .alloc_pinned::<u8>(len.next_multiple_of(STAGING_GRANULE))
             }
-            .map_err(|e| CudaError::driver("allocating pinned host memory", e))?;
+            .map_err(|e| CudaError::allocation("pinned host memory", e))?;
             self.staging = Some(staging);
         }
         let input = self.input.ensure(&self.stream, len)?;
@@ -261,6 +317,23 @@ impl GpuPreprocessor {
         frame: &DeviceFrame,
         planar: u64,
     ) -> Result<(), CudaError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.queue(frame, None, planar) }
+    }
+
+    /// Queues the launches for `frame`: the resized image into `resized`
+    /// (this preprocessor's own buffer when `None`) and the model input into
+    /// `planar` (none when 0).
+    ///
+    /// # Safety
+    /// As [`process_device_frame`](Self::process_device_frame); `resized`,
+    /// when given, as [`resize_into`](Self::resize_into) says.
+    unsafe fn queue(
+        &mut self,
+        frame: &DeviceFrame,
+        resized: Option<u64>,
+        planar: u64,
+    ) -> Result<(), CudaError> {
         self.ctx
             .bind_to_thread()
             .map_err(|e| CudaError::driver("making the CUDA context current", e))?;
@@ -292,9 +365,12 @@ impl GpuPreprocessor {
             .map_or(0, |(t, _)| t.intermediate_len());
         let rgb = self.rgb.ensure(&self.stream, rgb_len(frame.format, w, h))?;
         let intermediate = self.intermediate.ensure(&self.stream, intermediate_len)?;
-        let resized = self
-            .resized
-            .ensure(&self.stream, 3 * self.size * self.size)?;
+        let resized = match resized {
+            Some(address) => address,
+            None => self
+                .resized
+                .ensure(&self.stream, 3 * self.size * self.size)?,
+        };
         let (tables, device_tables) = self.tables.as_ref().expect("set above");
         let work = WorkBuffers {
             tables: device_tables
@@ -381,7 +457,15 @@ impl GpuPreprocessor {
     pub fn alloc_f32(&self, len: usize) -> Result<CudaSlice<f32>, CudaError> {
         // SAFETY: the caller's kernels write before anything reads.
         unsafe { self.stream.alloc::<f32>(len) }
-            .map_err(|e| CudaError::driver("allocating device memory", e))
+            .map_err(|e| CudaError::allocation("device memory for the model input", e))
+    }
+
+    /// A device buffer of `len` bytes on this preprocessor's stream (for
+    /// the resized images of a batch).
+    pub fn alloc_u8(&self, len: usize) -> Result<CudaSlice<u8>, CudaError> {
+        // SAFETY: the caller's kernels write before anything reads.
+        unsafe { self.stream.alloc::<u8>(len) }
+            .map_err(|e| CudaError::allocation("device memory for the resized images", e))
     }
 }
 
