@@ -132,28 +132,6 @@ pub struct Model {
     warnings: Vec<String>,
 }
 
-/// The providers [`ExecutionProvider::Auto`] tries, in order. OpenVINO comes
-/// in only where it computes in bf16 (`bf16_units`) and reduced precision is
-/// allowed: in fp32 it is no faster than the CPU provider and less exact.
-/// TensorRT is left out under full precision unless TF32 is turned off
-/// (`tf32_disabled`, see [`Tf32Override`]): its fp32 engines compute in TF32.
-fn auto_attempts(
-    bf16_units: bool,
-    full_precision: bool,
-    tf32_disabled: bool,
-) -> Vec<ExecutionProvider> {
-    let mut attempts = Vec::new();
-    if !full_precision || tf32_disabled {
-        attempts.push(ExecutionProvider::TensorRt);
-    }
-    attempts.push(ExecutionProvider::Cuda);
-    if bf16_units && !full_precision {
-        attempts.push(ExecutionProvider::OpenVino);
-    }
-    attempts.push(ExecutionProvider::Cpu);
-    attempts
-}
-
 /// The int8 model that runs on the CPU in place of `path`, if any.
 ///
 /// Asked for explicitly ([`RequestedPrecision::Int8`]) it must exist and
@@ -260,16 +238,11 @@ impl Model {
 
         let int8 = choose_int8(path, options, &mut warnings)?;
         let tf32 = Tf32Override::from_env();
-        let attempts = match (options.provider, options.precision) {
-            // The int8 model is made for ONNX Runtime's CPU kernels.
-            (_, RequestedPrecision::Int8) => vec![ExecutionProvider::Cpu],
-            (ExecutionProvider::Auto, _) => auto_attempts(
-                crate::cpu::bf16_matrix_units().is_some(),
-                options.wants_fp32(),
-                tf32.disabled,
-            ),
-            (explicit, _) => vec![explicit],
-        };
+        let attempts = session_plan::provider_attempts(
+            options,
+            crate::cpu::bf16_matrix_units().is_some(),
+            tf32,
+        );
 
         let mut fallbacks = Vec::new();
         if options.provider == ExecutionProvider::Auto
@@ -735,7 +708,6 @@ fn check_contract(session: &Session, path: &Path) -> Result<ModelInfo> {
 mod tests {
     use super::*;
     use crate::session_plan::BatchProfile;
-    use ExecutionProvider::*;
 
     /// A protobuf length-delimited field.
     fn field(number: u8, payload: &[u8]) -> Vec<u8> {
@@ -765,18 +737,5 @@ mod tests {
             ModelFacts::read(Path::new("/nonexistent.onnx")).input_size,
             DEFAULT_INPUT_SIZE
         );
-    }
-
-    #[test]
-    fn auto_tries_openvino_only_on_bf16_hardware_without_full_precision() {
-        assert_eq!(
-            auto_attempts(true, false, false),
-            [TensorRt, Cuda, OpenVino, Cpu]
-        );
-        assert_eq!(auto_attempts(false, false, false), [TensorRt, Cuda, Cpu]);
-        // Full precision: no bf16, and no TensorRT unless TF32 is off.
-        assert_eq!(auto_attempts(true, true, false), [Cuda, Cpu]);
-        assert_eq!(auto_attempts(false, true, false), [Cuda, Cpu]);
-        assert_eq!(auto_attempts(false, true, true), [TensorRt, Cuda, Cpu]);
     }
 }

@@ -259,6 +259,38 @@ pub fn compute_precision(
     }
 }
 
+/// The providers [`Model::load`](crate::Model::load) tries for `options`,
+/// in order: the one asked for, or for [`ExecutionProvider::Auto`]
+/// TensorRT (with CUDA behind it, see [`plan`]), CUDA, OpenVINO where it
+/// computes in bf16 (`bf16_units`) and reduced precision is allowed (in
+/// fp32 it is no faster than the CPU provider and less exact), then the
+/// CPU. Under full precision TensorRT is left out unless TF32 is turned
+/// off ([`Tf32Override`]): its fp32 engines compute in TF32. The int8
+/// model runs on the CPU only.
+pub fn provider_attempts(
+    options: &ModelOptions,
+    bf16_units: bool,
+    tf32: Tf32Override,
+) -> Vec<ExecutionProvider> {
+    let full_precision = options.full_precision || options.precision == RequestedPrecision::Fp32;
+    match (options.provider, options.precision) {
+        (_, RequestedPrecision::Int8) => vec![ExecutionProvider::Cpu],
+        (ExecutionProvider::Auto, _) => {
+            let mut attempts = Vec::new();
+            if !full_precision || tf32.disabled {
+                attempts.push(ExecutionProvider::TensorRt);
+            }
+            attempts.push(ExecutionProvider::Cuda);
+            if bf16_units && !full_precision {
+                attempts.push(ExecutionProvider::OpenVino);
+            }
+            attempts.push(ExecutionProvider::Cpu);
+            attempts
+        }
+        (explicit, _) => vec![explicit],
+    }
+}
+
 /// The session plan for `provider` (never [`ExecutionProvider::Auto`]: the
 /// model plans each provider `auto` tries).
 pub fn plan(
@@ -496,6 +528,34 @@ mod tests {
                 ComputePrecision::Fp32
             );
         }
+    }
+
+    #[test]
+    fn auto_tries_openvino_only_on_bf16_hardware_without_full_precision() {
+        let options = |full_precision| ModelOptions {
+            full_precision,
+            ..ModelOptions::default()
+        };
+        let (on, off) = (Tf32Override::default(), Tf32Override { disabled: true });
+        assert_eq!(
+            provider_attempts(&options(false), true, on),
+            [TensorRt, Cuda, OpenVino, Cpu]
+        );
+        assert_eq!(
+            provider_attempts(&options(false), false, on),
+            [TensorRt, Cuda, Cpu]
+        );
+        // Full precision: no bf16, and no TensorRT unless TF32 is off.
+        assert_eq!(provider_attempts(&options(true), true, on), [Cuda, Cpu]);
+        assert_eq!(
+            provider_attempts(&options(true), false, off),
+            [TensorRt, Cuda, Cpu]
+        );
+        let int8 = ModelOptions {
+            precision: RequestedPrecision::Int8,
+            ..ModelOptions::default()
+        };
+        assert_eq!(provider_attempts(&int8, true, on), [Cpu]);
     }
 
     #[test]

@@ -80,6 +80,18 @@ impl CudaError {
     pub(crate) fn allocation(what: &'static str, source: cudarc::driver::DriverError) -> Self {
         Self::Allocation { what, source }
     }
+
+    /// The error a full device gives (`CUDA_ERROR_OUT_OF_MEMORY`) when
+    /// allocating `what`: for other implementations of
+    /// [`batch::DeviceStages`].
+    pub fn out_of_device_memory(what: &'static str) -> Self {
+        Self::Allocation {
+            what,
+            source: cudarc::driver::DriverError(
+                cudarc::driver::sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY,
+            ),
+        }
+    }
 }
 
 impl From<CudaError> for Error {
