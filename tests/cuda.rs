@@ -21,15 +21,16 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use common::*;
+use dreamsim::cuda::batch::{DeviceStages, StageFrame};
 use dreamsim::cuda::kernels::{self, Compiled, Target};
 use dreamsim::cuda::plan::{
-    launches, rgb_len, DeviceFrame, DevicePlane, HorizontalArgs, InputLayout, Launch, PackedImage,
-    PlanarArgs, ResizeTables, VerticalArgs, WorkBuffers, YuvArgs,
+    launches, planar_launch, rgb_len, DeviceFrame, DevicePlane, HorizontalArgs, InputLayout,
+    Launch, PackedImage, PlanarArgs, ResizeTables, VerticalArgs, WorkBuffers, YuvArgs,
 };
-use dreamsim::cuda::{self as gpu, GpuPreprocessor};
+use dreamsim::cuda::{self as gpu, CudaError, GpuPreprocessor};
 use dreamsim::{
     runtime, Colorimetry, Engine, ExecutionProvider, Frame, Model, ModelOptions, PixelFormat,
     Plane, PreprocessingDevice, Preprocessor, YuvMatrix, YuvRange,
@@ -880,6 +881,304 @@ fn without_a_driver_the_gpu_path_says_why() {
     }
 }
 
+// ---------------------------------------------------------------- the engine's GPU branch, emulated
+
+/// What the engine asked of its device stages.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct StageCalls {
+    resized_frames: usize,
+    model_inputs: usize,
+    runs: usize,
+}
+
+/// The GPU branch's device stages on host memory, the kernels run by the
+/// emulator with the launches GpuStages queues on a device (the same
+/// `launches` into a resized slot, the same `planar_launch`).
+struct EmulatedStages {
+    emu: &'static Emulator,
+    resized: Vec<u8>,
+    batch: Vec<f32>,
+    calls: Arc<Mutex<StageCalls>>,
+    /// Frames of more pixels fail as a full device does.
+    max_pixels: usize,
+}
+
+impl std::fmt::Debug for EmulatedStages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatedStages").finish_non_exhaustive()
+    }
+}
+
+impl EmulatedStages {
+    fn new(test: &str, max_pixels: usize) -> (Self, Arc<Mutex<StageCalls>>) {
+        let emu = match emulator() {
+            Ok(e) => e,
+            Err(why) => unavailable(test, why),
+        };
+        let calls = Arc::new(Mutex::new(StageCalls::default()));
+        let stages = Self {
+            emu,
+            resized: Vec::new(),
+            batch: Vec::new(),
+            calls: Arc::clone(&calls),
+            max_pixels,
+        };
+        (stages, calls)
+    }
+}
+
+const PER_FRAME: usize = 3 * SIZE * SIZE;
+
+impl DeviceStages for EmulatedStages {
+    fn device_id(&self) -> usize {
+        0
+    }
+
+    fn reserve(&mut self, frames: usize) -> Result<(), CudaError> {
+        if self.resized.len() < frames * PER_FRAME {
+            self.resized = vec![0xEE; frames * PER_FRAME];
+            self.batch = vec![f32::NAN; frames * PER_FRAME];
+        }
+        Ok(())
+    }
+
+    unsafe fn resize(&mut self, frame: StageFrame<'_, '_>, slot: usize) -> Result<(), CudaError> {
+        let StageFrame::Host(frame) = frame else {
+            return Err(CudaError::Unsupported(
+                "no device frames in the emulator".into(),
+            ));
+        };
+        let (w, h) = (frame.width(), frame.height());
+        if w * h > self.max_pixels {
+            return Err(CudaError::out_of_device_memory("the staging buffer"));
+        }
+        let layout = InputLayout::of(frame);
+        let mut input = vec![0u8; layout.total_len()];
+        layout.fill(frame, &mut input);
+        let tables = ResizeTables::new(w, h, SIZE);
+        let packed = tables.packed().to_vec();
+        let mut rgb = vec![0xEEu8; rgb_len(frame.format(), w, h)];
+        let mut intermediate = vec![0xEEu8; tables.intermediate_len()];
+        let addr = |v: &mut [u8]| {
+            if v.is_empty() {
+                0
+            } else {
+                v.as_mut_ptr() as u64
+            }
+        };
+        let work = WorkBuffers {
+            tables: if packed.is_empty() {
+                0
+            } else {
+                packed.as_ptr() as u64
+            },
+            rgb: addr(&mut rgb),
+            intermediate: addr(&mut intermediate),
+            resized: self.resized[slot * PER_FRAME..].as_mut_ptr() as u64,
+        };
+        let device = layout.device_frame(frame, input.as_ptr() as u64);
+        // What GpuPreprocessor::resize_into queues: no model input yet.
+        for launch in launches(&device, &tables, &work, 0).iter() {
+            assert!(!matches!(launch, Launch::Planar(a) if a.planar != 0));
+            self.emu.launch(launch);
+        }
+        self.calls.lock().unwrap().resized_frames += 1;
+        Ok(())
+    }
+
+    fn resized(&mut self, count: usize) -> Result<&[u8], CudaError> {
+        Ok(&self.resized[..count * PER_FRAME])
+    }
+
+    fn to_model_input(&mut self, slot: usize, position: usize) -> Result<(), CudaError> {
+        let resized = self.resized[slot * PER_FRAME..].as_ptr() as u64;
+        let planar = self.batch[position * PER_FRAME..].as_mut_ptr() as u64;
+        self.emu.launch(&planar_launch(resized, SIZE, planar));
+        self.calls.lock().unwrap().model_inputs += 1;
+        Ok(())
+    }
+
+    fn run(
+        &mut self,
+        model: &mut Model,
+        count: usize,
+    ) -> dreamsim::Result<Vec<dreamsim::Embedding>> {
+        self.calls.lock().unwrap().runs += 1;
+        let input = ndarray::ArrayView4::from_shape(
+            (count, 3, SIZE, SIZE),
+            &self.batch[..count * PER_FRAME],
+        )
+        .unwrap();
+        model.embed(input)
+    }
+}
+
+fn cpu_model(name: &str, max_batch: usize) -> Model {
+    let rt = runtime(None).expect("ONNX Runtime (tools/get_onnxruntime.sh)");
+    let options = ModelOptions {
+        provider: ExecutionProvider::Cpu,
+        threads: 1,
+        max_batch,
+        ..ModelOptions::default()
+    };
+    Model::load(rt, &fixture_path(name), &options).unwrap()
+}
+
+/// An engine whose GPU branch runs on the emulator, and its call counters.
+fn emulated_engine(
+    test: &str,
+    name: &str,
+    max_batch: usize,
+    max_pixels: usize,
+) -> (Engine, Arc<Mutex<StageCalls>>) {
+    let (stages, calls) = EmulatedStages::new(test, max_pixels);
+    let engine = Engine::with_device_stages(cpu_model(name, max_batch), Box::new(stages));
+    assert_eq!(
+        engine.preprocessing_device(),
+        PreprocessingDevice::Cuda { device_id: 0 }
+    );
+    (engine, calls)
+}
+
+fn rgb_frame(data: &[u8], w: usize, h: usize) -> Frame<'_> {
+    Frame::rgb(data, w, h, w * 3).unwrap()
+}
+
+#[test]
+fn the_gpu_branch_reuses_exact_repeats_like_the_cpu_branch() {
+    let test = "emulated repeats";
+    let (mut gpu, calls) = emulated_engine(test, "tiny_dino.onnx", 8, usize::MAX);
+    let mut cpu = Engine::new(cpu_model("tiny_dino.onnx", 8));
+    let a = pattern_rgb(64, 48, 40, 0, 0);
+    let b = pattern_rgb(64, 48, 41, 0, 0);
+    // The same picture as BGRx: another frame, the same model input.
+    let a_bgrx = frame_from_rgb(
+        &a,
+        64,
+        48,
+        PixelFormat::Bgrx,
+        3,
+        Colorimetry::default(),
+        "a",
+    );
+    let (fa, fb) = (rgb_frame(&a, 64, 48), rgb_frame(&b, 64, 48));
+    let first = [fa, a_bgrx.frame(), fb, fb];
+    let second = [fb, fa];
+
+    let got1 = gpu.embed_frames(&first).unwrap();
+    let want1 = cpu.embed_frames(&first).unwrap();
+    assert_eq!(
+        got1, want1,
+        "bit-identical input, same batches: same embeddings"
+    );
+    assert_eq!(gpu.stats().inferred_frames, 2);
+    assert_eq!(
+        *calls.lock().unwrap(),
+        StageCalls {
+            resized_frames: 4,
+            model_inputs: 2,
+            runs: 1
+        }
+    );
+    assert_eq!(got1[0], got1[1]);
+    assert_eq!(got1[2], got1[3]);
+
+    // The next call starts with a repeat of the last frame of the previous.
+    let got2 = gpu.embed_frames(&second).unwrap();
+    let want2 = cpu.embed_frames(&second).unwrap();
+    assert_eq!(got2, want2);
+    assert_eq!(got2[0], got1[3]);
+    assert_eq!(gpu.stats().inferred_frames, cpu.stats().inferred_frames);
+    assert_eq!(gpu.stats().inferred_frames, 3);
+    assert_eq!(calls.lock().unwrap().model_inputs, 3);
+
+    // Only repeats: no model run at all.
+    let runs = calls.lock().unwrap().runs;
+    gpu.embed_frames(&[fa, fa]).unwrap();
+    assert_eq!(calls.lock().unwrap().runs, runs);
+}
+
+#[test]
+fn reference_images_are_embedded_on_the_cpu_path() {
+    let test = "emulated reference";
+    let (mut gpu, calls) = emulated_engine(test, "tiny_dino.onnx", 8, usize::MAX);
+    let reference = gpu
+        .embed_image_file(&fixture_path("reference.png"))
+        .unwrap();
+    // The device stages were not used: no staging or device buffer grew
+    // to the image's size.
+    assert_eq!(*calls.lock().unwrap(), StageCalls::default());
+    assert_eq!(gpu.stats().frames, 0);
+    let mut cpu = Engine::new(cpu_model("tiny_dino.onnx", 8));
+    assert_eq!(
+        reference,
+        cpu.embed_image_file(&fixture_path("reference.png"))
+            .unwrap()
+    );
+    // Frames still go to the device stages.
+    let a = pattern_rgb(64, 48, 40, 0, 0);
+    gpu.embed_frame(&rgb_frame(&a, 64, 48)).unwrap();
+    assert_eq!(calls.lock().unwrap().resized_frames, 1);
+    assert_eq!(
+        gpu.preprocessing_device(),
+        PreprocessingDevice::Cuda { device_id: 0 }
+    );
+}
+
+#[test]
+fn a_failed_device_allocation_moves_preprocessing_to_the_cpu() {
+    let test = "emulated allocation failure";
+    // "Device memory" for frames up to 320 x 240.
+    let (mut gpu, calls) = emulated_engine(test, "tiny_dino.onnx", 8, 320 * 240);
+    let mut cpu = Engine::new(cpu_model("tiny_dino.onnx", 8));
+    let small = pattern_rgb(64, 48, 40, 0, 0);
+    let large = pattern_rgb(1280, 720, 12, 0, 0);
+    let frames = [rgb_frame(&small, 64, 48), rgb_frame(&large, 1280, 720)];
+    let got = gpu.embed_frames(&frames).unwrap();
+    assert_eq!(got, cpu.embed_frames(&frames).unwrap());
+    assert_eq!(gpu.preprocessing_device(), PreprocessingDevice::Cpu);
+    let reason = gpu.cpu_preprocessing_reason().unwrap();
+    assert!(
+        reason.contains("GPU memory could not be allocated"),
+        "{reason}"
+    );
+    // From now on the CPU preprocesses; nothing more reaches the stages.
+    let before = *calls.lock().unwrap();
+    assert_eq!(before.runs, 0);
+    gpu.embed_frame(&frames[0]).unwrap();
+    assert_eq!(*calls.lock().unwrap(), before);
+}
+
+#[test]
+fn the_gpu_branch_splits_large_batches_and_pads_fixed_ones() {
+    let test = "emulated batches";
+    let images: Vec<Vec<u8>> = (0..5).map(|s| pattern_rgb(64, 48, 70 + s, 0, 0)).collect();
+    let frames: Vec<Frame> = images.iter().map(|d| rgb_frame(d, 64, 48)).collect();
+
+    let (mut gpu, calls) = emulated_engine(test, "tiny_dino.onnx", 2, usize::MAX);
+    let mut cpu = Engine::new(cpu_model("tiny_dino.onnx", 2));
+    assert_eq!(
+        gpu.embed_frames(&frames).unwrap(),
+        cpu.embed_frames(&frames).unwrap()
+    );
+    assert_eq!(calls.lock().unwrap().runs, 3);
+    assert_eq!(gpu.stats().batches, 3);
+
+    let (mut gpu, calls) = emulated_engine(test, "fixed_batch2.onnx", 8, usize::MAX);
+    let mut cpu = Engine::new(cpu_model("fixed_batch2.onnx", 8));
+    let got = gpu.embed_frames(&frames[..3]).unwrap();
+    assert_eq!(got, cpu.embed_frames(&frames[..3]).unwrap());
+    // 3 frames in batches of exactly 2: the last one padded.
+    assert_eq!(
+        *calls.lock().unwrap(),
+        StageCalls {
+            resized_frames: 3,
+            model_inputs: 4,
+            runs: 2
+        }
+    );
+}
+
 // ---------------------------------------------------------------- tests: on a GPU
 
 #[test]
@@ -1058,4 +1357,61 @@ fn gpu_providers_read_the_gpu_preprocessed_batch_in_place() {
             "neither the CUDA nor the TensorRT provider starts (needs onnxruntime-gpu)",
         );
     }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU, onnxruntime-gpu and TensorRT 10 (tools/gpu_check.sh runs it)"]
+fn tensorrt_builds_into_a_nested_cache_folder_per_profile_and_says_what_runs() {
+    let test = "tensorrt cache";
+    let rt = match runtime(None) {
+        Ok(rt) => rt,
+        Err(e) => unavailable(test, e),
+    };
+    let root = scratch_dir()
+        .join(format!("trt-cache-{}", std::process::id()))
+        .join("nested")
+        .join("missing");
+    let _ = std::fs::remove_dir_all(root.parent().unwrap().parent().unwrap());
+    let images: Vec<Vec<u8>> = (0..5).map(|s| pattern_rgb(64, 48, 80 + s, 0, 0)).collect();
+    let frames: Vec<Frame> = images.iter().map(|d| rgb_frame(d, 64, 48)).collect();
+    let want = Engine::new(cpu_model("tiny_ensemble.onnx", 8))
+        .embed_frames(&frames)
+        .unwrap();
+    let mut folders = Vec::new();
+    for max_batch in [2, 4] {
+        let options = ModelOptions {
+            provider: ExecutionProvider::TensorRt,
+            threads: 1,
+            max_batch,
+            engine_cache: Some(root.clone()),
+            ..ModelOptions::default()
+        };
+        let model = match Model::load(rt, &fixture_path("tiny_ensemble.onnx"), &options) {
+            Ok(m) => m,
+            Err(e) => {
+                println!("SKIPPED {test}: tensorrt cannot start here: {e}");
+                return;
+            }
+        };
+        assert_eq!(model.compute_precision(), dreamsim::ComputePrecision::Tf32);
+        let folder = model.session_plan().engine_cache.clone().unwrap();
+        let files = std::fs::read_dir(&folder).map(|d| d.count()).unwrap_or(0);
+        assert!(files > 0, "{}: no engine written", folder.display());
+        println!(
+            "{test}: batch-size {max_batch}: {files} files in {}; nodes: {}",
+            folder.display(),
+            model
+                .node_placement()
+                .map_or("not reported".into(), |p| p.to_string())
+        );
+        let mut engine = Engine::new(model);
+        let got = engine.embed_frames(&frames).unwrap();
+        assert_eq!(engine.stats().batches, 5u64.div_ceil(max_batch as u64));
+        for (g, w) in got.iter().zip(&want) {
+            let d = g.distance(w).unwrap().abs();
+            assert!(d < 1e-3, "TensorRT (tf32) vs CPU: {d}");
+        }
+        folders.push(folder);
+    }
+    assert_ne!(folders[0], folders[1], "one folder per profile");
 }

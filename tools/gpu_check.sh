@@ -332,7 +332,7 @@ if [ -n "$TEST_BIN" ]; then
     done < <(grep -E '^SKIPPED ' "$LOG/tests.log" | sed 's/^SKIPPED //' | sort -u)
     while read -r line; do
         record "  checked" ok "$line"
-    done < <(grep -E 'byte-identical|agrees with the CPU provider|kernels loaded as|^NVRTC .* compiled' "$LOG/tests.log" | sort -u | head -n 8)
+    done < <(grep -E 'byte-identical|agrees with the CPU provider|kernels loaded as|^NVRTC .* compiled|^tensorrt cache: ' "$LOG/tests.log" | sort -u | head -n 10)
 else
     record "tests/cuda.rs" SKIPPED "no test binary"
 fi
@@ -348,30 +348,79 @@ elif [ -z "${ORT_DYLIB_PATH:-}" ]; then
 else
     export GST_PLUGIN_PATH=$(dirname "$(readlink -f "$PLUGIN_SO")")
     export GST_REGISTRY=$LOG/gst-registry.bin
-    for provider in tensorrt cuda auto cpu; do
+    # The first checks of a GPU run (docs/gpu.md, "Checks for a GPU run"):
+    # the engine cache folder is a nested one that does not exist yet (the
+    # element must create it with its parents), ONNX Runtime's verbose log
+    # (the dreamsim-ort category at LOG) says where the nodes went, and a
+    # run with fp16=true shows TensorRT's "FP16 mode is enabled" line.
+    for run in tensorrt tensorrt-fp16 cuda auto cpu; do
+        provider=${run%-fp16}
+        fp16=false
+        [ "$run" != "$provider" ] && fp16=true
         t=$(allow 45)
-        cache="$LOG/trt-cache"
-        mkdir -p "$cache"
-        GST_DEBUG="dreamsim*:4" GST_DEBUG_NO_COLOR=1 run_step "$t" "element-$provider" gst-launch-1.0 -m \
+        cache_root="$LOG/trt-cache-$run"
+        rm -rf "$cache_root"
+        cache="$cache_root/nested/missing"
+        GST_DEBUG="dreamsim*:4,dreamsim-ort:6" GST_DEBUG_NO_COLOR=1 run_step "$t" "element-$run" gst-launch-1.0 -m \
             videotestsrc num-buffers=24 pattern=ball \
             ! "video/x-raw,format=NV12,width=1920,height=1080,framerate=25/1" \
             ! dreamsim model-location="$ROOT/tests/fixtures/tiny_ensemble.onnx" \
-                execution-provider=$provider engine-cache-location="$cache" \
+                execution-provider=$provider engine-cache-location="$cache" fp16=$fp16 \
             ! fakesink >/dev/null
         rc=$?
-        log="$LOG/element-$provider.log"
+        log="$LOG/element-$run.log"
         # The element's own words: the provider warning it posts, and any
         # log line about where frames are preprocessed.
         info=$(grep -oE '(DreamSim runs on|[Pp]reprocess).*' "$log" | sort -u | head -n 2 | tr '\n' ' ' | cut -c1-200)
         if [ "$rc" = 0 ] && grep -q 'dreamsim' "$log"; then
-            record "element $provider" ok "${info:-ran (see $log)}"
+            record "element $run" ok "${info:-ran (see $log)}"
         elif [ "$rc" = 124 ] || [ "$rc" = 125 ]; then
-            record "element $provider" FAIL "timed out"
+            record "element $run" FAIL "timed out"
+            continue
         elif grep -qiE 'could not be started|cannot be started|unavailable' "$log"; then
-            record "element $provider" SKIPPED "$(grep -iE 'could not be started|cannot be started' "$log" | head -n1 | cut -c1-200)"
+            record "element $run" SKIPPED "$(grep -iE 'could not be started|cannot be started' "$log" | head -n1 | cut -c1-200)"
+            continue
         else
-            record "element $provider" FAIL "exit $rc; see $log"
+            record "element $run" FAIL "exit $rc; see $log"
+            continue
         fi
+        # Which provider took the nodes, from ONNX Runtime's verbose log
+        # ("All nodes placed on [X]. Number of nodes: N", or one "Node(s)
+        # placed on [X]" line per provider when the graph is split).
+        placement=$(grep -oE '(All nodes|Node\(s\)) placed on \[[A-Za-z]+\]\. Number of nodes: [0-9]+' "$log" \
+            | sed -E 's/.*\[([A-Za-z]+)ExecutionProvider\]\. Number of nodes: ([0-9]+)/\1 \2/' | sort -u | tr '\n' ' ')
+        if [ -n "$placement" ]; then
+            record "  node placement" ok "$placement"
+        else
+            record "  node placement" WARN "no placement line in the verbose log ($log)"
+        fi
+        case "$run" in
+        tensorrt*)
+            cache_files=$(find "$cache" -type f 2>/dev/null | wc -l)
+            if [ "$cache_files" -gt 0 ]; then
+                record "  nested cache folder" ok "$cache_files files in $(find "$cache" -mindepth 1 -maxdepth 1 -type d | head -n1)"
+            else
+                record "  nested cache folder" FAIL "$cache was not created or holds no engine"
+            fi
+            if [ "$fp16" = true ]; then
+                # ONNX Runtime's TensorRT provider logs the line (verbose)
+                # and puts _fp16 in the engine file's name.
+                fp16_files=$(find "$cache" -type f -name '*fp16*' 2>/dev/null | wc -l)
+                if grep -q 'FP16 mode is enabled' "$log"; then
+                    record "  fp16 engine" ok "TensorRT EP: FP16 mode is enabled ($fp16_files _fp16 files)"
+                elif [ "$fp16_files" -gt 0 ]; then
+                    record "  fp16 engine" WARN "no 'FP16 mode is enabled' line, but $fp16_files _fp16 engine files"
+                else
+                    record "  fp16 engine" FAIL "no 'FP16 mode is enabled' line in $log and no _fp16 engine file"
+                fi
+                grep -q 'in fp16' "$log" || record "  active precision" FAIL "the start-up message does not say fp16"
+            elif grep -q 'in tf32' "$log"; then
+                record "  active precision" ok "tf32 (TensorRT's fp32 engines), as the element says"
+            else
+                record "  active precision" FAIL "the start-up message does not say tf32"
+            fi
+            ;;
+        esac
     done
 fi
 

@@ -176,8 +176,10 @@ impl ModelSettings {
                 .nick("Full precision")
                 .blurb(
                     "Compute in fp32 on every provider: auto then skips the bf16 CPU path \
-                     (OpenVINO), openvino runs in fp32 and TensorRT ignores fp16. Off: \
-                     faster, distances within about 1e-3 of fp32 (README, Throughput)",
+                     (OpenVINO) and TensorRT (its fp32 engines compute in TF32), openvino runs \
+                     in fp32, and tensorrt is an error unless the process runs with \
+                     NVIDIA_TF32_OVERRIDE=0 (then fp16 is ignored). Off: faster, distances \
+                     within about 1e-3 of fp32 (README, Throughput)",
                 )
                 .default_value(DEFAULT_FULL_PRECISION)
                 .mutable_ready()
@@ -197,9 +199,10 @@ impl ModelSettings {
             glib::ParamSpecString::builder("engine-cache-location")
                 .nick("Engine cache location")
                 .blurb(
-                    "Directory where TensorRT keeps built engines and timing caches and \
-                     OpenVINO its compiled models, so later starts skip the build. Unset: \
-                     no cache",
+                    "Directory where TensorRT keeps built engines and timing caches (one \
+                     subfolder per model, batch-size, precision and device) and OpenVINO its \
+                     compiled models, so later starts skip the build; created with its \
+                     parents, an error when it cannot be written. Unset: no cache",
                 )
                 .mutable_ready()
                 .build(),
@@ -379,8 +382,15 @@ impl ModelSettings {
         };
         // The build is named with it, so a figure or a report copied from
         // gst-launch's output says which code produced it.
+        // Nodes the provider did not take run on the next one (CUDA behind
+        // TensorRT, or the CPU): said when the graph is split.
+        let placement = model
+            .node_placement()
+            .filter(|p| p.is_split())
+            .map(|p| format!(", graph nodes: {p}"))
+            .unwrap_or_default();
         let running = format!(
-            "DreamSim runs on the {} execution provider in {}{units} (gst-dreamsim {})",
+            "DreamSim runs on the {} execution provider in {}{units}{placement} (gst-dreamsim {})",
             model.provider(),
             model.compute_precision(),
             dreamsim::BUILD_VERSION

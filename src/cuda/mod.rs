@@ -46,12 +46,12 @@ pub enum CudaError {
     NoNvrtc,
     /// Device or pinned host memory could not be allocated (the engine
     /// then preprocesses on the CPU).
-    #[error("CUDA could not allocate {what}: {source}")]
+    #[error("CUDA could not allocate {what}: {reason}")]
     Allocation {
         /// What was being allocated.
         what: &'static str,
-        /// The driver's error.
-        source: cudarc::driver::DriverError,
+        /// The driver's error, in words.
+        reason: String,
     },
     /// A driver call failed.
     #[error("CUDA failed while {what}: {source}")]
@@ -78,7 +78,12 @@ impl CudaError {
     }
 
     pub(crate) fn allocation(what: &'static str, source: cudarc::driver::DriverError) -> Self {
-        Self::Allocation { what, source }
+        // In words now, while the driver that failed is loaded (the
+        // driver error's text comes from the driver).
+        Self::Allocation {
+            what,
+            reason: source.to_string(),
+        }
     }
 
     /// The error a full device gives (`CUDA_ERROR_OUT_OF_MEMORY`) when
@@ -87,9 +92,7 @@ impl CudaError {
     pub fn out_of_device_memory(what: &'static str) -> Self {
         Self::Allocation {
             what,
-            source: cudarc::driver::DriverError(
-                cudarc::driver::sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY,
-            ),
+            reason: "out of memory (CUDA_ERROR_OUT_OF_MEMORY)".into(),
         }
     }
 }

@@ -725,8 +725,9 @@ impl ObjectImpl for DreamSim {
                     .nick("Active precision")
                     .blurb(
                         "The arithmetic the model actually runs in: fp32, bf16 (OpenVINO on \
-                         AMX / AVX512-BF16), fp16 (TensorRT with fp16) or int8 (the int8 model \
-                         beside the fp32 one, on the CPU) (NULL until started)",
+                         AMX / AVX512-BF16), fp16 (TensorRT with fp16), tf32 (TensorRT's fp32 \
+                         engines) or int8 (the int8 model beside the fp32 one, on the CPU) \
+                         (NULL until started)",
                     )
                     .read_only()
                     .build(),
