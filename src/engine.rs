@@ -368,8 +368,7 @@ impl Engine {
 
 /// Preprocesses `frames` (at most the model's batch) on the CPU into
 /// `batch` and runs the model on those that do not repeat (when `repeats`
-/// is given; all of them otherwise), padding the batch to the model's fixed
-/// batch when it has one.
+/// is given; all of them otherwise).
 fn cpu_run(
     model: &mut Model,
     preprocessor: &mut Preprocessor,
@@ -380,10 +379,8 @@ fn cpu_run(
 ) -> Result<CpuRun> {
     let n = frames.len();
     let size = preprocessor.size();
-    let fixed = model.info().fixed_batch;
-    let rows = fixed.unwrap_or(n).max(n);
-    if batch.shape()[0] < rows {
-        *batch = Array4::zeros((rows, 3, size, size));
+    if batch.shape()[0] < n {
+        *batch = Array4::zeros((n, 3, size, size));
     }
     let started = Instant::now();
     repeat.clear();
@@ -402,22 +399,10 @@ fn cpu_run(
         Preprocessor::to_planar(resized, out);
         used += 1;
     }
-    // A fixed-batch graph takes exactly its batch: the rest is filled with
-    // copies of the first input (zeros could give a NaN embedding, which
-    // the output check refuses), and their embeddings dropped.
-    let run_rows = match fixed {
-        Some(f) if used > 0 => f,
-        _ => used,
-    };
-    for row in used..run_rows {
-        let first = batch.slice(s![0, .., .., ..]).to_owned();
-        batch.slice_mut(s![row, .., .., ..]).assign(&first);
-    }
     let preprocessed = Instant::now();
+    // A fixed-batch graph pads the run to its batch itself (Model::embed).
     let (embedded, runs) = if used > 0 {
-        let mut out = model.embed(batch.slice(s![..run_rows, .., .., ..]))?;
-        out.truncate(used);
-        (out, 1)
+        (model.embed(batch.slice(s![..used, .., .., ..]))?, 1)
     } else {
         (Vec::new(), 0)
     };

@@ -427,7 +427,8 @@ impl Model {
     }
 
     /// Embeds a batch: `input` is `[N, 3, S, S]` RGB in [0, 1], standard layout.
-    /// Returns N embeddings, in order.
+    /// Returns N embeddings, in order. A graph whose batch is fixed runs in
+    /// batches of exactly that size, the last one padded.
     pub fn embed(&mut self, input: ArrayView4<'_, f32>) -> Result<Vec<Embedding>> {
         let n = input.shape()[0];
         let s = self.info.input_size;
@@ -437,13 +438,49 @@ impl Model {
                 input.shape()
             )));
         }
-        if let Some(fixed) = self.info.fixed_batch {
-            if n != fixed {
-                return Err(Error::Inference(format!(
-                    "the model takes batches of exactly {fixed}, got {n}"
-                )));
-            }
+        match self.info.fixed_batch {
+            Some(fixed) if n != fixed => self.embed_in_fixed_batches(input, fixed),
+            _ => self.run_host(input),
         }
+    }
+
+    /// [`embed`](Self::embed) for a graph whose batch is fixed at `fixed`
+    /// and an input of another batch: runs of exactly `fixed` images, the
+    /// last one padded with copies of its first image (zeros could give a
+    /// NaN embedding, which the output check refuses) whose embeddings are
+    /// dropped.
+    fn embed_in_fixed_batches(
+        &mut self,
+        input: ArrayView4<'_, f32>,
+        fixed: usize,
+    ) -> Result<Vec<Embedding>> {
+        use ndarray::{s, Array4};
+        let (n, size) = (input.shape()[0], self.info.input_size);
+        let mut out = Vec::with_capacity(n);
+        let mut padded = Array4::<f32>::zeros((fixed, 3, size, size));
+        for start in (0..n).step_by(fixed) {
+            let chunk = input.slice(s![start..(start + fixed).min(n), .., .., ..]);
+            let m = chunk.shape()[0];
+            if m == fixed {
+                out.extend(self.run_host(chunk)?);
+                continue;
+            }
+            padded.slice_mut(s![..m, .., .., ..]).assign(&chunk);
+            for row in m..fixed {
+                padded
+                    .slice_mut(s![row, .., .., ..])
+                    .assign(&chunk.slice(s![0, .., .., ..]));
+            }
+            let mut embedded = self.run_host(padded.view())?;
+            embedded.truncate(m);
+            out.extend(embedded);
+        }
+        Ok(out)
+    }
+
+    /// One session run on a host batch.
+    fn run_host(&mut self, input: ArrayView4<'_, f32>) -> Result<Vec<Embedding>> {
+        let n = input.shape()[0];
         let tensor =
             TensorRef::from_array_view(input).map_err(|e| Error::Inference(e.to_string()))?;
         let outputs = self

@@ -426,6 +426,28 @@ fn a_fixed_batch_model_gets_its_batch_as_profile_and_runs_any_number_of_frames()
         assert_close(&got, &want[..n]);
         assert_eq!(fixed.stats().batches, n.div_ceil(2) as u64, "{n} frames");
     }
+    // Model::embed itself, for callers that batch on their own (the
+    // compare element): any number of images, in runs of exactly 2.
+    let rt = runtime(None).expect("ONNX Runtime");
+    let mut fixed = Model::load(
+        rt,
+        &fixture("fixed_batch2.onnx"),
+        &options(ExecutionProvider::Cpu),
+    )
+    .unwrap();
+    let mut dynamic = Model::load(
+        rt,
+        &fixture("good_small.onnx"),
+        &options(ExecutionProvider::Cpu),
+    )
+    .unwrap();
+    let input = ndarray::Array4::from_shape_fn((3, 3, 224, 224), |(n, c, y, x)| {
+        ((n * 7 + c * 3 + y * x) % 255) as f32 / 255.0
+    });
+    for rows in [1, 2, 3] {
+        let view = input.slice(ndarray::s![..rows, .., .., ..]);
+        assert_close(&fixed.embed(view).unwrap(), &dynamic.embed(view).unwrap());
+    }
     // The reference image too (one image, padded to the batch).
     let mut fixed = engine("fixed_batch2.onnx", 8);
     let reference = fixed.embed_image_file(&fixture("reference.png")).unwrap();
