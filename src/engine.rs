@@ -331,7 +331,9 @@ impl Engine {
     ///
     /// The image is not a frame of the stream: it counts in no statistic (a
     /// benchmark reads them as the stream's), and the next frame is still
-    /// compared with the previous *frame* for reuse.
+    /// compared with the previous *frame* for reuse. It is preprocessed on
+    /// the CPU whatever device preprocesses the frames, so a large image
+    /// never grows the GPU's buffers.
     ///
     /// The image size is limited by [`ImageLimits::resolve(0)`](image_file::ImageLimits::resolve):
     /// `$GST_DREAMSIM_REFERENCE_MAX_PIXELS` or the default.

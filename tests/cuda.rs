@@ -1096,6 +1096,24 @@ fn the_gpu_branch_reuses_exact_repeats_like_the_cpu_branch() {
     let runs = calls.lock().unwrap().runs;
     gpu.embed_frames(&[fa, fa]).unwrap();
     assert_eq!(calls.lock().unwrap().runs, runs);
+
+    // Every pass order into a resized slot: a plain copy at 224 x 224, one
+    // pass, two passes.
+    let sizes = [(224, 224), (224, 300), (300, 224), (17, 9)];
+    let images: Vec<Vec<u8>> = sizes
+        .iter()
+        .zip(90..)
+        .map(|(&(w, h), seed)| pattern_rgb(w, h, seed, 0, 0))
+        .collect();
+    let frames: Vec<Frame> = images
+        .iter()
+        .zip(sizes)
+        .map(|(d, (w, h))| rgb_frame(d, w, h))
+        .collect();
+    assert_eq!(
+        gpu.embed_frames(&frames).unwrap(),
+        cpu.embed_frames(&frames).unwrap()
+    );
 }
 
 #[test]

@@ -32,7 +32,8 @@ pub struct CommonArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub batch_size: Option<u32>,
 
-    /// Compute in fp32 on every provider (no bf16 CPU path, no TensorRT fp16)
+    /// Compute in fp32 on every provider (no bf16 CPU path, no int8 model, no TensorRT: its fp32
+    /// engines use TF32, unless NVIDIA_TF32_OVERRIDE=0)
     #[arg(long)]
     pub full_precision: bool,
 

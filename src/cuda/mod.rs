@@ -10,7 +10,10 @@
 //!
 //! - [`plan`]: what to launch for a frame (pure host code, testable anywhere);
 //! - [`kernels`]: the CUDA C source and its NVRTC build;
-//! - [`GpuPreprocessor`]: upload, launches, downloads for tests.
+//! - [`GpuPreprocessor`]: upload, launches, downloads for tests;
+//! - [`batch`]: one model run of the engine's GPU branch (repeats, padding,
+//!   the order of the stages) over any [`batch::DeviceStages`], of which
+//!   `GpuStages` here is the CUDA one.
 
 pub mod batch;
 pub mod kernels;
