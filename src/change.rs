@@ -3,8 +3,8 @@
 //!
 //! A [`Thumbnail`] is a small grid (32 x 32 cells) of luma and chroma means
 //! taken from a frame in any of the engine's pixel formats, in one pass over
-//! at most 8 x 8 samples per cell, so it costs the same for an 8K frame as for
-//! a 640 x 480 one (about 65 000 samples). [`ChangeMeasure`]s compare two
+//! at most 8 x 8 samples per cell: about 65 000 samples whatever the frame
+//! size. [`ChangeMeasure`]s compare two
 //! thumbnails and answer a number in 0..=1 (0: identical); the `dreamsim`
 //! element compares each frame with the **last analysed** frame, so that a slow
 //! fade or pan accumulates until it crosses the threshold.
@@ -20,7 +20,7 @@ use crate::frame::{Frame, PixelFormat, YuvRange};
 /// [`ChangeMeasure::DEFAULT`], chosen by `examples/change_test_study.rs`
 /// (docs/throughput.md): it reuses static and nearly static frames and
 /// leaves cuts, fades and pans to the model.
-pub const RECOMMENDED_THRESHOLD: f64 = 0.02;
+pub const RECOMMENDED_THRESHOLD: f64 = 0.005;
 
 /// Cells per side of a thumbnail.
 pub const THUMBNAIL_SIDE: usize = 32;

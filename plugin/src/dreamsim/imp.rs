@@ -1014,7 +1014,7 @@ impl ObjectImpl for DreamSim {
                          mean absolute difference of its 4x4 blocks, 0..1); below this \
                          threshold it reuses that frame's embedding instead of running the \
                          model: its meta says reused-from, distance is 0 and \
-                         reference-distance that of the analysed frame. 0.02 skips static \
+                         reference-distance that of the analysed frame. 0.005 skips still \
                          stretches without changing scene cuts (docs/throughput.md)",
                     )
                     .minimum(0.0)
