@@ -114,7 +114,13 @@ fn made_clips(base: &(Vec<u8>, usize, usize), others: [&(Vec<u8>, usize, usize);
     let fade = (0..100)
         .map(|i| {
             let k = 1.0 - i as f32 / 99.0;
-            (rgb.iter().map(|&v| (f32::from(v) * k).round() as u8).collect(), w, h)
+            (
+                rgb.iter()
+                    .map(|&v| (f32::from(v) * k).round() as u8)
+                    .collect(),
+                w,
+                h,
+            )
         })
         .collect();
     let (pw, ph) = (480.min(w - 150), 240.min(h));
@@ -278,10 +284,18 @@ fn run(options: &Options) -> Result<(), String> {
             .windows(2)
             .map(|w| ChangeMeasure::ColourMad.between(&w[0], &w[1]))
             .collect();
-        let mut top: Vec<(usize, f64)> = consecutive.iter().copied().enumerate().map(|(i, c)| (i + 1, c)).collect();
+        let mut top: Vec<(usize, f64)> = consecutive
+            .iter()
+            .copied()
+            .enumerate()
+            .map(|(i, c)| (i + 1, c))
+            .collect();
         top.sort_by(|a, b| b.1.total_cmp(&a.1));
         top.truncate(8);
-        println!("cut detector on {}: scene starts {starts:?}; largest consecutive colour-mad {top:.3?}", clip.name);
+        println!(
+            "cut detector on {}: scene starts {starts:?}; largest consecutive colour-mad {top:.3?}",
+            clip.name
+        );
     }
     println!(
         "frames: {}",
@@ -295,7 +309,10 @@ fn run(options: &Options) -> Result<(), String> {
         "thumbnail: {:.1} us per frame (mean over {thumb_count} frames)",
         thumb_time.as_secs_f64() * 1e6 / f64::from(thumb_count)
     );
-    println!("max-reuse {}; reused share per clip, largest errors over all clips\n", options.max_reuse);
+    println!(
+        "max-reuse {}; reused share per clip, largest errors over all clips\n",
+        options.max_reuse
+    );
     let mut header = "| measure | threshold |".to_string();
     for c in &analysed {
         header.push_str(&format!(" {} |", c.name));
@@ -309,7 +326,10 @@ fn run(options: &Options) -> Result<(), String> {
             let (mut prev, mut refe) = (0.0f64, 0.0f64);
             for clip in &analysed {
                 let o = simulate(clip, &reference, measure, threshold, options.max_reuse);
-                row.push_str(&format!(" {:.0} % |", 100.0 * o.reused as f64 / o.frames as f64));
+                row.push_str(&format!(
+                    " {:.0} % |",
+                    100.0 * o.reused as f64 / o.frames as f64
+                ));
                 prev = prev.max(o.max_previous_error);
                 refe = refe.max(o.max_reference_error);
             }

@@ -427,7 +427,10 @@ mod tests {
         let black = rgb(64, 48, |_, _| [0, 0, 0]);
         let white = rgb(64, 48, |_, _| [255, 255, 255]);
         for m in ChangeMeasure::ALL {
-            assert_eq!(m.between(&thumb(&black, 64, 48), &thumb(&black, 64, 48)), 0.0);
+            assert_eq!(
+                m.between(&thumb(&black, 64, 48), &thumb(&black, 64, 48)),
+                0.0
+            );
         }
         let d = ChangeMeasure::LumaMad.between(&thumb(&black, 64, 48), &thumb(&white, 64, 48));
         assert!((d - 1.0).abs() < 1e-3, "{d}");
@@ -475,9 +478,18 @@ mod tests {
             w,
             h,
             &[
-                Plane { data: &y, stride: w },
-                Plane { data: &c, stride: w / 2 },
-                Plane { data: &c, stride: w / 2 },
+                Plane {
+                    data: &y,
+                    stride: w,
+                },
+                Plane {
+                    data: &c,
+                    stride: w / 2,
+                },
+                Plane {
+                    data: &c,
+                    stride: w / 2,
+                },
             ],
             Colorimetry::default(),
         )
@@ -489,7 +501,11 @@ mod tests {
     #[test]
     fn the_cut_detector_finds_hard_cuts_not_motion_or_noise() {
         let grey = |v: u8| rgb(64, 48, move |_, _| [v, v, v]);
-        let moving = |i: usize| rgb(64, 48, move |x, y| [((x + i * 3) * 4) as u8, (y * 5) as u8, 90]);
+        let moving = |i: usize| {
+            rgb(64, 48, move |x, y| {
+                [((x + i * 3) * 4) as u8, (y * 5) as u8, 90]
+            })
+        };
         let mut frames: Vec<Vec<u8>> = Vec::new();
         frames.extend((0..12).map(|i| grey(100 + (i % 2) as u8))); // 0-11: noise
         frames.extend((0..12).map(moving)); // 12: a cut, then fast motion
@@ -509,15 +525,21 @@ mod tests {
 
     #[test]
     fn large_frames_are_sampled_not_read_whole() {
-        assert!(axis_samples(7680).iter().all(|s| s.len() == SAMPLES_PER_CELL));
+        assert!(axis_samples(7680)
+            .iter()
+            .all(|s| s.len() == SAMPLES_PER_CELL));
         let small = axis_samples(20);
-        assert!(small.iter().all(|s| !s.is_empty() && s.iter().all(|&x| x < 20)));
+        assert!(small
+            .iter()
+            .all(|s| !s.is_empty() && s.iter().all(|&x| x < 20)));
     }
 
     #[test]
     fn the_test_compares_with_the_last_analysed_frame_so_drift_accumulates() {
         // A fade: each frame 2 levels brighter than the one before.
-        let frames: Vec<Vec<u8>> = (0..20).map(|i| rgb(32, 32, |_, _| [(i * 2) as u8; 3])).collect();
+        let frames: Vec<Vec<u8>> = (0..20)
+            .map(|i| rgb(32, 32, |_, _| [(i * 2) as u8; 3]))
+            .collect();
         let mut test = ChangeTest::new(ChangeMeasure::LumaMad, 5.0 / 255.0, 0);
         let decisions: Vec<bool> = frames
             .iter()
@@ -539,9 +561,15 @@ mod tests {
         let mut off = ChangeTest::new(ChangeMeasure::LumaMad, 0.0, 0);
         assert!(!off.enabled());
         for _ in 0..3 {
-            assert!(matches!(off.decide(thumb(&f, 32, 32)), Decision::Analyse { .. }));
+            assert!(matches!(
+                off.decide(thumb(&f, 32, 32)),
+                Decision::Analyse { .. }
+            ));
         }
         test.reset();
-        assert_eq!(test.decide(thumb(&f, 32, 32)), Decision::Analyse { change: None });
+        assert_eq!(
+            test.decide(thumb(&f, 32, 32)),
+            Decision::Analyse { change: None }
+        );
     }
 }

@@ -89,7 +89,9 @@ fn made_clip() -> Clip {
     frames.extend(std::iter::repeat_n(b.clone(), 30));
     frames.extend((0..40).map(|i| {
         let k = 1.0 - i as f32 / 39.0;
-        b.iter().map(|&v| (f32::from(v) * k).round() as u8).collect()
+        b.iter()
+            .map(|&v| (f32::from(v) * k).round() as u8)
+            .collect()
     }));
     frames.extend((0..60).map(|dx| picture(dx, 0)));
     let c = picture(37, 1);
@@ -181,7 +183,9 @@ fn run(clip: &Clip, threshold: f64, index: Option<(&str, f64)>) -> Outcome {
             o.reused += usize::from(!m.analysed());
         });
         let o = outcome.clone();
-        appsink(&pipeline, "kept", move |m| o.lock().unwrap().kept.push(m.frame));
+        appsink(&pipeline, "kept", move |m| {
+            o.lock().unwrap().kept.push(m.frame)
+        });
         if index.is_some() {
             let o = outcome.clone();
             appsink(&pipeline, "matched", move |m| {
@@ -292,10 +296,17 @@ fn same_decisions(name: &str, clip: &Clip, picked: &[usize]) -> (usize, usize) {
     let (location, match_threshold) = index_of(name, &full, picked);
     let location = location.to_str().unwrap();
     let full = run(clip, 0.0, Some((location, match_threshold)));
-    let fast = run(clip, RECOMMENDED_THRESHOLD, Some((location, match_threshold)));
+    let fast = run(
+        clip,
+        RECOMMENDED_THRESHOLD,
+        Some((location, match_threshold)),
+    );
     assert_eq!(full.reused, 0);
     assert_eq!(fast.embeddings.len(), full.embeddings.len());
-    assert_eq!(fast.adaptive_cuts, full.adaptive_cuts, "{name}: adaptive cuts");
+    assert_eq!(
+        fast.adaptive_cuts, full.adaptive_cuts,
+        "{name}: adaptive cuts"
+    );
     assert_eq!(fast.fixed_cuts, full.fixed_cuts, "{name}: fixed cuts");
     assert_eq!(fast.kept, full.kept, "{name}: dedup's kept frames");
     assert!(!full.matches.is_empty(), "{name}: nothing matched");

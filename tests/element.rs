@@ -598,8 +598,7 @@ fn a_slow_fade_accumulates_against_the_last_analysed_frame() {
     let mut h = harness("change-threshold=0.02 max-reuse=0");
     h.set_src_caps_str("video/x-raw,format=GRAY8,width=32,height=32,framerate=25/1");
     for i in 0..13u64 {
-        h.push(rgb_buffer(vec![100 + i as u8; 32 * 32], i))
-            .unwrap();
+        h.push(rgb_buffer(vec![100 + i as u8; 32 * 32], i)).unwrap();
     }
     let analysed: Vec<u64> = (0..13)
         .map(|_| meta(&h.pull().unwrap()))
@@ -638,7 +637,10 @@ fn the_change_test_with_batches_keeps_order_and_results() {
         frames.push(pattern_rgb(48, 32, i / 4, 0, 0));
     }
     let single = run_sequence("change-threshold=0.02", &frames);
-    let batched = run_sequence("change-threshold=0.02 batch-size=3 max-latency=60000", &frames);
+    let batched = run_sequence(
+        "change-threshold=0.02 batch-size=3 max-latency=60000",
+        &frames,
+    );
     for (i, (a, b)) in single.iter().zip(&batched).enumerate() {
         let (ma, mb) = (meta(a), meta(b));
         assert_eq!(mb.frame, i as u64);
@@ -722,6 +724,9 @@ fn max_queued_bytes_has_a_default_and_says_what_happens_at_the_bound() {
     assert_eq!(e.property::<u64>("max-queued-bytes"), 1 << 30);
     let pspec = e.find_property("max-queued-bytes").unwrap();
     let blurb = pspec.blurb().unwrap();
-    assert!(blurb.contains("waits") && blurb.contains("never dropped"), "{blurb}");
+    assert!(
+        blurb.contains("waits") && blurb.contains("never dropped"),
+        "{blurb}"
+    );
     assert_eq!(e.property::<f64>("change-threshold"), 0.0);
 }

@@ -97,7 +97,9 @@ pub struct Args {
 fn parse_change_threshold(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(t) if t > 0.0 && t <= 1.0 => Ok(t),
-        _ => Err(format!("{s:?} is not a threshold: expected a number in (0, 1]")),
+        _ => Err(format!(
+            "{s:?} is not a threshold: expected a number in (0, 1]"
+        )),
     }
 }
 

@@ -704,7 +704,9 @@ impl DreamSim {
         for (queued, _) in items {
             let mut buffer = queued.buffer;
             if queued.role != Role::Skip {
-                let meta = metas.next().expect("one meta per analysed or reused buffer");
+                let meta = metas
+                    .next()
+                    .expect("one meta per analysed or reused buffer");
                 meta.add_to(buffer.make_mut()).map_err(|e| {
                     gst::element_imp_error!(self, gst::CoreError::Failed, ("{}", e));
                     gst::FlowError::Error

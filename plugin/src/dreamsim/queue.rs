@@ -222,8 +222,14 @@ mod tests {
         let mut q = Q::default();
         q.push_buffer(0, true, 10, t);
         q.push_buffer(1, false, 10, t);
-        assert!(matches!(q.next(4, LAT, t + LAT / 2, false), Next::WaitUntil(_)));
-        assert_eq!(batch(q.next(4, LAT, t + LAT, false)), [(0, true), (1, false)]);
+        assert!(matches!(
+            q.next(4, LAT, t + LAT / 2, false),
+            Next::WaitUntil(_)
+        ));
+        assert_eq!(
+            batch(q.next(4, LAT, t + LAT, false)),
+            [(0, true), (1, false)]
+        );
     }
 
     #[test]
