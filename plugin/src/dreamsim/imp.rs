@@ -319,7 +319,7 @@ impl DreamSim {
             })?;
             let frame = input.frames_seen;
             input.frames_seen += 1;
-            let role = if frame % interval != 0 {
+            let role = if !frame.is_multiple_of(interval) {
                 Role::Skip
             } else {
                 self.change_test(&mut input.change, &buffer, &info, threshold, max_reuse)
