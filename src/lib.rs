@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod change;
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;

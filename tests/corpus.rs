@@ -1004,3 +1004,56 @@ fn without_scene_starts_the_same_frames_are_sampled() {
     }
     assert!(every.len() > sampled.len(), "scene starts come on top");
 }
+
+/// The "N model runs" of `corpus add`'s summary line.
+fn model_runs(out: &Output) -> u64 {
+    let err = String::from_utf8_lossy(&out.stderr);
+    let at = err
+        .find(" model runs")
+        .unwrap_or_else(|| panic!("no model runs in {err}"));
+    err[..at]
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("model runs in {err}"))
+}
+
+#[test]
+fn scene_starts_are_found_without_running_the_model_on_every_frame() {
+    let dir = scratch("scene_cost");
+    let video = bikes().to_string_lossy().into_owned();
+    let default = dir.join("default.dsindex").to_string_lossy().into_owned();
+    let out = corpus_add(&default, std::slice::from_ref(&video));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let with_scenes = model_runs(&out);
+    let sampled = dir.join("sampled.dsindex").to_string_lossy().into_owned();
+    let mut a = vec!["corpus", "add", "--no-scene-starts", "--index", &sampled];
+    a.extend(model_args());
+    a.push(&video);
+    let out = run(&a);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let without = model_runs(&out);
+    eprintln!("model runs on bikes.mp4: {with_scenes} by default, {without} without scene starts");
+    // 250 frames: the model ran on every one of them before.
+    assert_eq!(without, 10);
+    assert!(with_scenes <= 2 * without, "{with_scenes} model runs");
+    // The frames kept: the whole seconds and bikes.mp4's scene starts
+    // (frames 30, 76, 137, 187, 242 at 25 frames/s), nothing else.
+    let instants: std::collections::BTreeSet<u64> = index_content(&default)
+        .keys()
+        .map(|hash| hash.rsplit('@').next().unwrap().parse().unwrap())
+        .collect();
+    let mut want: std::collections::BTreeSet<u64> = (0..10).map(|s| s * 1_000_000_000).collect();
+    want.extend([30u64, 76, 137, 187, 242].map(|f| f * 40_000_000));
+    assert_eq!(instants, want);
+    assert_eq!(with_scenes, want.len() as u64);
+}

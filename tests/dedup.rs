@@ -29,6 +29,7 @@ fn at_angle(n: u64, angle: Option<f32>) -> gst::Buffer {
                 reference_distance: None,
                 embedding: vec![a.cos(), a.sin()],
                 model: "test".into(),
+                reused_from: None,
                 scene: None,
                 matches: Vec::new(),
             }

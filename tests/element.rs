@@ -508,3 +508,225 @@ fn batches_fill_when_only_some_buffers_are_analysed() {
         .property::<gst::Structure>("stats");
     assert_eq!(stats.get::<u64>("batches").unwrap(), 2);
 }
+
+// ---- the change test (change-threshold, max-reuse) ----
+
+fn stats(h: &mut gst_check::Harness) -> gst::Structure {
+    h.find_element("dreamsim")
+        .unwrap()
+        .property::<gst::Structure>("stats")
+}
+
+#[test]
+fn the_change_test_reuses_unchanged_frames_and_says_so() {
+    let mut h = harness("change-threshold=0.02 max-reuse=3");
+    h.set_src_caps_str("video/x-raw,format=RGB,width=48,height=32,framerate=25/1");
+    // Six frames of one picture (with a little noise in frames 1-5), then
+    // four of a very different one.
+    let a = pattern_rgb(48, 32, 1, 0, 0);
+    let b = pattern_rgb(48, 32, 3, 7, 0);
+    let mut frames: Vec<Vec<u8>> = Vec::new();
+    for i in 0..6 {
+        let mut f = a.clone();
+        if i > 0 {
+            f[i * 5] = f[i * 5].wrapping_add(3);
+        }
+        frames.push(f);
+    }
+    frames.extend(std::iter::repeat_n(b, 4));
+    for (i, f) in frames.iter().enumerate() {
+        h.push(rgb_buffer(f.clone(), i as u64)).unwrap();
+    }
+    let metas: Vec<DreamSimMeta> = (0..10).map(|_| meta(&h.pull().unwrap())).collect();
+    let from: Vec<Option<u64>> = metas.iter().map(|m| m.reused_from).collect();
+    // Frame 4 is analysed because max-reuse=3 frames in a row reused;
+    // frame 6 because it changed.
+    assert_eq!(
+        from,
+        [
+            None,
+            Some(0),
+            Some(0),
+            Some(0),
+            None,
+            Some(4),
+            None,
+            Some(6),
+            Some(6),
+            Some(6)
+        ]
+    );
+    for m in &metas {
+        if let Some(n) = m.reused_from {
+            let source = &metas[n as usize];
+            assert_eq!(m.embedding, source.embedding, "frame {}", m.frame);
+            assert_eq!(m.distance, Some(0.0), "frame {}", m.frame);
+            assert!(!m.analysed());
+        }
+    }
+    // The first analysed frame after reused ones is compared with the last
+    // analysed frame (whose embedding the reused ones carried).
+    let d = dreamsim::distance(&metas[4].embedding, &metas[6].embedding).unwrap();
+    assert!((metas[6].distance.unwrap() - d).abs() < 1e-6);
+    let st = stats(&mut h);
+    assert_eq!(st.get::<u64>("analysed-frames").unwrap(), 3);
+    assert_eq!(st.get::<u64>("reused-frames").unwrap(), 7);
+    // The model ran only on the analysed frames.
+    assert_eq!(st.get::<u64>("frames").unwrap(), 3);
+}
+
+#[test]
+fn without_a_threshold_every_frame_is_analysed() {
+    let mut h = harness("");
+    h.set_src_caps_str("video/x-raw,format=GRAY8,width=32,height=32,framerate=25/1");
+    for i in 0..4 {
+        h.push(rgb_buffer(vec![50; 32 * 32], i)).unwrap();
+    }
+    for _ in 0..4 {
+        assert!(meta(&h.pull().unwrap()).analysed());
+    }
+    let st = stats(&mut h);
+    assert_eq!(st.get::<u64>("analysed-frames").unwrap(), 4);
+    assert_eq!(st.get::<u64>("reused-frames").unwrap(), 0);
+}
+
+#[test]
+fn a_slow_fade_accumulates_against_the_last_analysed_frame() {
+    // Each frame 1 grey level brighter: never 0.02 (5.1 levels) from the
+    // previous frame, but every sixth frame is that far from the last
+    // analysed one.
+    let mut h = harness("change-threshold=0.02 max-reuse=0");
+    h.set_src_caps_str("video/x-raw,format=GRAY8,width=32,height=32,framerate=25/1");
+    for i in 0..13u64 {
+        h.push(rgb_buffer(vec![100 + i as u8; 32 * 32], i)).unwrap();
+    }
+    let analysed: Vec<u64> = (0..13)
+        .map(|_| meta(&h.pull().unwrap()))
+        .filter(|m| m.analysed())
+        .map(|m| m.frame)
+        .collect();
+    assert_eq!(analysed, [0, 6, 12]);
+}
+
+#[test]
+fn the_change_test_applies_to_the_frames_interval_selects() {
+    let mut h = harness("interval=2 change-threshold=0.02 max-reuse=0");
+    h.set_src_caps_str("video/x-raw,format=GRAY8,width=32,height=32,framerate=25/1");
+    for i in 0..7 {
+        h.push(rgb_buffer(vec![80; 32 * 32], i)).unwrap();
+    }
+    let out: Vec<Option<DreamSimMeta>> = (0..7)
+        .map(|_| DreamSimMeta::from_buffer(&h.pull().unwrap()).map(|m| m.unwrap()))
+        .collect();
+    for (i, m) in out.iter().enumerate() {
+        match (i % 2, m) {
+            (1, None) => {}
+            (0, Some(m)) if i == 0 => assert!(m.analysed()),
+            (0, Some(m)) => assert_eq!(m.reused_from, Some(0), "frame {i}"),
+            other => panic!("frame {i}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_change_test_with_batches_keeps_order_and_results() {
+    // Static stretches and changes, in batches of 3 (reused frames ride
+    // along in a batch) and one by one: the same metas, in order.
+    let mut frames = Vec::new();
+    for i in 0..14u64 {
+        frames.push(pattern_rgb(48, 32, i / 4, 0, 0));
+    }
+    let single = run_sequence("change-threshold=0.02", &frames);
+    let batched = run_sequence(
+        "change-threshold=0.02 batch-size=3 max-latency=60000",
+        &frames,
+    );
+    for (i, (a, b)) in single.iter().zip(&batched).enumerate() {
+        let (ma, mb) = (meta(a), meta(b));
+        assert_eq!(mb.frame, i as u64);
+        assert_eq!(ma.reused_from, mb.reused_from, "frame {i}");
+        assert!(max_abs_diff(&ma.embedding, &mb.embedding) <= 1e-6);
+    }
+    let reused = single.iter().filter(|b| !meta(b).analysed()).count();
+    assert_eq!(reused, 14 - 4, "one analysed frame per picture");
+}
+
+#[test]
+fn messages_say_which_frames_reused_an_embedding() {
+    let (messages, error) = run_pipeline(&format!(
+        "videotestsrc pattern=solid-color num-buffers=8 ! dreamsim model-location={} \
+         execution-provider=cpu change-threshold=0.02 max-reuse=0 ! fakesink",
+        model()
+    ));
+    assert_eq!(error, None);
+    assert_eq!(messages.len(), 8);
+    assert_eq!(messages[0].reused_from, None);
+    for m in &messages[1..] {
+        assert_eq!(m.reused_from, Some(0));
+        assert_eq!(m.distance, Some(0.0));
+    }
+}
+
+// ---- max-queued-bytes ----
+
+/// Pushes `n` 1280x720 RGBx frames (3.7 MB each) with EOS through a
+/// dreamsim with `extra`; returns the frame numbers that came out and the
+/// stats.
+fn push_big_frames(extra: &str, n: u64) -> (Vec<u64>, gst::Structure) {
+    let mut h = harness(extra);
+    h.set_src_caps_str("video/x-raw,format=RGBx,width=1280,height=720,framerate=25/1");
+    for i in 0..n {
+        h.push(rgb_buffer(vec![(i * 40) as u8; 1280 * 720 * 4], i))
+            .unwrap();
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    let frames = (0..n).map(|_| meta(&h.pull().unwrap()).frame).collect();
+    (frames, stats(&mut h))
+}
+
+#[test]
+fn a_large_batch_of_big_frames_stays_under_max_queued_bytes() {
+    let frame_bytes = 1280 * 720 * 4u64;
+    let bound = 16 * 1024 * 1024u64;
+    // batch-size=256 would hold all 24 frames (88 MB) waiting for the batch
+    // to fill; the bound makes the streaming thread wait and the batches
+    // run with what they have. Nothing is dropped, the order is kept.
+    let (frames, st) = push_big_frames(
+        &format!("batch-size=256 max-latency=600000 max-queued-bytes={bound}"),
+        24,
+    );
+    assert_eq!(frames, (0..24).collect::<Vec<_>>());
+    let peak = st.get::<u64>("peak-queued-bytes").unwrap();
+    assert!(peak <= bound, "held {peak} bytes, bound {bound}");
+    assert!(peak >= frame_bytes, "held {peak} bytes");
+    assert!(st.get::<u64>("batches").unwrap() > 1);
+
+    // Without a bound that low the same stream holds far more.
+    let (_, st) = push_big_frames("batch-size=256 max-latency=600000", 24);
+    assert!(st.get::<u64>("peak-queued-bytes").unwrap() > bound);
+}
+
+#[test]
+fn a_bound_below_one_frame_still_passes_every_frame() {
+    let (frames, st) = push_big_frames("batch-size=8 max-queued-bytes=1", 5);
+    assert_eq!(frames, [0, 1, 2, 3, 4]);
+    assert_eq!(
+        st.get::<u64>("peak-queued-bytes").unwrap(),
+        1280 * 720 * 4,
+        "one frame at a time"
+    );
+}
+
+#[test]
+fn max_queued_bytes_has_a_default_and_says_what_happens_at_the_bound() {
+    init();
+    let e = gst::ElementFactory::make("dreamsim").build().unwrap();
+    assert_eq!(e.property::<u64>("max-queued-bytes"), 1 << 30);
+    let pspec = e.find_property("max-queued-bytes").unwrap();
+    let blurb = pspec.blurb().unwrap();
+    assert!(
+        blurb.contains("waits") && blurb.contains("never dropped"),
+        "{blurb}"
+    );
+    assert_eq!(e.property::<f64>("change-threshold"), 0.0);
+}

@@ -84,6 +84,7 @@ fn frame(n: u64, kind: &str, embedding: Vec<f32>) -> gst::Buffer {
             reference_distance: None,
             embedding,
             model: kind.into(),
+            reused_from: None,
             scene: None,
             matches: Vec::new(),
         }

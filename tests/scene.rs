@@ -31,6 +31,7 @@ fn frame(n: u64, distance: Option<Option<f64>>) -> gst::Buffer {
                 reference_distance: None,
                 embedding: vec![1.0, 0.0],
                 model: "test".into(),
+                reused_from: None,
                 scene: None,
                 matches: Vec::new(),
             }

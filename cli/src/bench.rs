@@ -39,6 +39,7 @@ use crate::Error;
     gst-dreamsim bench .cache/media/bikes.mp4 --model MODEL.onnx --threads 2 --batch-size 8\n  \
     gst-dreamsim bench .cache/media/bikes.mp4 --agreement --frames 100\n  \
     gst-dreamsim bench .cache/media/bikes.mp4 --precision int8 --agreement --frames 96\n  \
+    gst-dreamsim bench .cache/media/bikes.mp4 --change-threshold 0.005\n  \
     gst-dreamsim bench --synthetic 10000 --model tests/fixtures/tiny_ensemble.onnx")]
 pub struct Args {
     /// Video file
@@ -73,6 +74,13 @@ pub struct Args {
     #[arg(long, help_heading = "Benchmark options")]
     pub agreement: bool,
 
+    /// Also run with dreamsim's change test at threshold T (0 < T <= 1;
+    /// 0.005 is the recommended value) and print the share of frames that
+    /// reused an embedding and the frames/s beside the full run's
+    #[arg(long, value_name = "T", value_parser = parse_change_threshold,
+          help_heading = "Benchmark options")]
+    pub change_threshold: Option<f64>,
+
     /// Write the first run's distances to FILE (CSV: frame,distance)
     #[arg(long, value_name = "FILE", help_heading = "Output options")]
     pub distances: Option<PathBuf>,
@@ -83,6 +91,16 @@ pub struct Args {
 
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// `--change-threshold`: a number in (0, 1] (0 would be the full run again).
+fn parse_change_threshold(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(t) if t > 0.0 && t <= 1.0 => Ok(t),
+        _ => Err(format!(
+            "{s:?} is not a threshold: expected a number in (0, 1]"
+        )),
+    }
 }
 
 /// (user + system CPU time of this process, peak resident memory in KiB,
@@ -382,10 +400,23 @@ fn agreement(
     })
 }
 
+/// Frames of a run that got meta (the element's stats).
+fn frames_with_meta(r: &Run) -> u64 {
+    let count = |k: &str| r.stats.get::<u64>(k).unwrap_or(0);
+    count("analysed-frames") + count("reused-frames")
+}
+
+/// frames/s of a run, the model load left out.
+fn frames_per_second(r: &Run) -> f64 {
+    let load = Duration::from_nanos(r.stats.get::<u64>("load-time").unwrap_or(0));
+    frames_with_meta(r) as f64 / r.wall.saturating_sub(load).as_secs_f64().max(1e-9)
+}
+
 /// The figures of one run.
 fn report(out: &mut Output, name: &str, r: &Run, decode: Duration) -> Result<(), Error> {
     let ns = |k: &str| Duration::from_nanos(r.stats.get::<u64>(k).unwrap_or(0));
-    let frames = r.stats.get::<u64>("frames").unwrap_or(0);
+    // Frames with meta: analysed by the model or reused by the change test.
+    let frames = frames_with_meta(r);
     let (pre, inf) = (ns("preprocess-time"), ns("inference-time"));
     let per = |d: Duration| d.as_secs_f64() * 1000.0 / frames.max(1) as f64;
     let load = ns("load-time");
@@ -462,6 +493,38 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             &cmp.distances,
         )?;
     }
+    if let Some(t) = args.change_threshold {
+        let changed = measure(
+            &args,
+            "change test",
+            None,
+            &[("change-threshold", &t.to_string())],
+        )?;
+        report(
+            &mut out,
+            &format!("{model} with change-threshold={t}"),
+            &changed,
+            decode,
+        )?;
+        let reused = changed.stats.get::<u64>("reused-frames").unwrap_or(0);
+        let frames = frames_with_meta(&changed).max(1);
+        let (full, fast) = (frames_per_second(&base), frames_per_second(&changed));
+        out.write(|w| {
+            writeln!(
+                w,
+                "change test at {t}: {reused} of {frames} frames reused ({:.1} %), {fast:.2} \
+                 frames/s against {full:.2} for the full run ({:.2}x)",
+                100.0 * reused as f64 / frames as f64,
+                fast / full.max(1e-9)
+            )
+        })?;
+        agreement(
+            &mut out,
+            &format!("the change test at {t} with the full run"),
+            &base.distances,
+            &changed.distances,
+        )?;
+    }
     if args.agreement {
         let fp32 = measure(
             &args,
@@ -508,6 +571,15 @@ mod tests {
         let a = [0.1, 0.5, 0.2, 0.9];
         assert!((spearman(&a, &[1.0, 5.0, 2.0, 9.0]) - 1.0).abs() < 1e-12);
         assert!((spearman(&a, &[9.0, 1.0, 5.0, 0.0]) + 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_change_threshold_is_a_number_in_the_unit_interval() {
+        assert_eq!(parse_change_threshold("0.02"), Ok(0.02));
+        assert_eq!(parse_change_threshold("1"), Ok(1.0));
+        for bad in ["0", "-0.1", "1.5", "nan", "inf", "x"] {
+            assert!(parse_change_threshold(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

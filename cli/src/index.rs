@@ -5,9 +5,9 @@
 //! The index itself is the engine's (`dreamsim::index`): an embedded file
 //! or a PostgreSQL + pgvector server addressed by a `postgresql://` URI.
 //! Images are embedded with the engine directly; videos are decoded and
-//! sampled through GStreamer (`uridecodebin ! videoconvert ! dreamsim
-//! [! dreamsimscene] ! fakesink`), the embeddings read from the sampled
-//! frames' `DreamSimMeta`.
+//! sampled through GStreamer (`uridecodebin ! videoconvert ! dreamsim !
+//! fakesink`, the frames not sampled dropped in front of `dreamsim`), the
+//! embeddings read from the sampled frames' `DreamSimMeta`.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -159,7 +159,9 @@ pub struct SamplingArgs {
           value_parser = parse_every, conflicts_with = "scenes")]
     pub every: f64,
 
-    /// Take the first frame of each scene instead (dreamsimscene, adaptive mode)
+    /// Take the first frame of each scene instead (found without the model,
+    /// by the change test's thumbnails of consecutive frames; the model runs
+    /// only on the scene starts)
     #[arg(long)]
     pub scenes: bool,
 }
@@ -539,8 +541,10 @@ impl BusHandler for Sampling {
 }
 
 /// Decodes `path` and embeds the frames `sampling` picks, through
-/// `dreamsim` (and `dreamsimscene` with --scenes); `identity` checks the
-/// embeddings that come back.
+/// `dreamsim`; `identity` checks the embeddings that come back. Frames not
+/// picked are dropped in front of `dreamsim`, so the model runs only on the
+/// picked ones: with --scenes, the scene starts that
+/// [`dreamsim::change::CutDetector`] proposes from thumbnails of every frame.
 fn sample_video(
     path: &Path,
     common: &CommonArgs,
@@ -552,9 +556,37 @@ fn sample_video(
     let dreamsim = pipeline::dreamsim(common)?;
     dreamsim.set_property("post-messages", false);
     let sink = pipeline::fakesink()?;
-    let mut chain = vec![dreamsim.clone()];
+    let chain = vec![dreamsim.clone(), sink.clone()];
     if sampling.scenes {
-        chain.push(pipeline::make("dreamsimscene")?);
+        let detector = Mutex::new((
+            None::<gst_video::VideoInfo>,
+            dreamsim::change::CutDetector::default(),
+        ));
+        dreamsim.static_pad("sink").expect("sink pad").add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+            move |_, info| {
+                let mut detector = detector.lock().unwrap_or_else(|e| e.into_inner());
+                let (video, cuts) = &mut *detector;
+                if let Some(gst::PadProbeData::Event(event)) = &info.data {
+                    if let gst::EventView::Caps(caps) = event.view() {
+                        *video = gst_video::VideoInfo::from_caps(caps.caps()).ok();
+                    }
+                    return gst::PadProbeReturn::Ok;
+                }
+                let start = match (info.buffer(), video.as_ref()) {
+                    (Some(b), Some(v)) => {
+                        gstdreamsim::dreamsim::thumbnail(b, v).is_some_and(|t| cuts.push(t))
+                    }
+                    _ => return gst::PadProbeReturn::Ok,
+                };
+                if start {
+                    gst::PadProbeReturn::Ok
+                } else {
+                    drop(info.take_buffer());
+                    gst::PadProbeReturn::Handled
+                }
+            },
+        );
     } else {
         // Frames between samples never reach the model: dropped in front
         // of it, by their stream time.
@@ -583,14 +615,12 @@ fn sample_video(
             },
         );
     }
-    chain.push(sink.clone());
     let pipeline = pipeline::decoding_pipeline(&uri, &chain)?;
 
     let samples = Arc::new(Mutex::new(Vec::new()));
     let failure: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     {
         let (samples, failure, identity) = (samples.clone(), failure.clone(), identity.clone());
-        let scenes = sampling.scenes;
         sink.static_pad("sink").expect("sink pad").add_probe(
             gst::PadProbeType::BUFFER,
             move |pad, info| {
@@ -608,9 +638,6 @@ fn sample_video(
                     }
                     None => return gst::PadProbeReturn::Ok,
                 };
-                if scenes && !meta.scene.is_some_and(|s| s.start) {
-                    return gst::PadProbeReturn::Ok;
-                }
                 if !identity.accepts(&meta.model, meta.embedding.len()) {
                     failure
                         .lock()

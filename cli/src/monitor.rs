@@ -349,6 +349,7 @@ mod tests {
             frame,
             distance: None,
             reference_distance: None,
+            reused_from: None,
         }
     }
 

@@ -15,6 +15,7 @@
 //! | `reference-distance` | f64 | distance to the reference image; absent without one |
 //! | `embedding` | GBytes | the frame's embedding, native-endian f32 (D values) |
 //! | `model` | string | the model's type, e.g. `ensemble` |
+//! | `reused-from` | u64 | set when the change test (`change-threshold`) found the frame unchanged: the `frame` of the analysed frame whose embedding it carries; absent when the model analysed this frame |
 //! | `scene-index` | u64 | set by `dreamsimscene`: index of the scene the frame belongs to |
 //! | `scene-start` | bool | set by `dreamsimscene`: true on the first frame of a scene |
 //! | `matches` | GstValueArray of `match` structures | set by `dreamsimmatch`: the known items within its threshold, nearest first: `id` (u64), `label` (string), `distance` (f64) |
@@ -33,6 +34,7 @@ const DISTANCE: &str = "distance";
 const REFERENCE_DISTANCE: &str = "reference-distance";
 const EMBEDDING: &str = "embedding";
 const MODEL: &str = "model";
+const REUSED_FROM: &str = "reused-from";
 const SCENE_INDEX: &str = "scene-index";
 const SCENE_START: &str = "scene-start";
 const MATCHES: &str = "matches";
@@ -125,6 +127,10 @@ pub struct DreamSimMeta {
     pub embedding: Vec<f32>,
     /// The model's type.
     pub model: String,
+    /// `Some(n)`: the change test found this frame unchanged since frame
+    /// `n`, the last analysed one, whose embedding it carries (its
+    /// `distance` is then 0). `None`: the model analysed this frame.
+    pub reused_from: Option<u64>,
     /// Scene information, once `dreamsimscene` has seen the buffer.
     pub scene: Option<SceneMark>,
     /// Known items the frame matched, once `dreamsimmatch` has seen it
@@ -202,6 +208,12 @@ impl FrameEmbedding {
 }
 
 impl DreamSimMeta {
+    /// True when the model analysed this frame, false when it reused the
+    /// embedding of an earlier one (the change test).
+    pub fn analysed(&self) -> bool {
+        self.reused_from.is_none()
+    }
+
     /// Reads the meta of `buffer`: `None` when it has none, an error when it
     /// breaks the schema above (the same rule as the messages' readers).
     pub fn from_buffer(buffer: &gst::BufferRef) -> Option<Result<Self, MalformedStructure>> {
@@ -277,6 +289,9 @@ impl From<&DreamSimMeta> for gst::Structure {
         if let Some(d) = m.reference_distance {
             s.set(REFERENCE_DISTANCE, d);
         }
+        if let Some(from) = m.reused_from {
+            s.set(REUSED_FROM, from);
+        }
         if let Some(scene) = m.scene {
             s.set(SCENE_INDEX, scene.index);
             s.set(SCENE_START, scene.start);
@@ -320,6 +335,7 @@ impl TryFrom<&gst::StructureRef> for DreamSimMeta {
             reference_distance,
             embedding,
             model: f.get(MODEL)?,
+            reused_from: f.optional(REUSED_FROM)?,
             scene: scene.map(|mark| SceneMark { start, ..mark }),
             matches: IndexMatch::read_array(&f, MATCHES)?,
         })
@@ -337,6 +353,7 @@ mod tests {
             reference_distance: None,
             embedding: vec![0.5, -0.5, 0.5, -0.5],
             model: "ensemble".into(),
+            reused_from: None,
             scene: Some(SceneMark {
                 index: 2,
                 start: true,
@@ -387,6 +404,29 @@ mod tests {
                 start: false
             })
         );
+    }
+
+    #[test]
+    fn reused_from_round_trips_and_is_absent_on_analysed_frames() {
+        gst::init().unwrap();
+        let analysed = sample();
+        let s = gst::Structure::from(&analysed);
+        assert!(!s.has_field(REUSED_FROM));
+        assert!(DreamSimMeta::try_from(s.as_ref()).unwrap().analysed());
+        let mut reused = sample();
+        reused.reused_from = Some(3);
+        let s = gst::Structure::from(&reused);
+        assert_eq!(s.get::<u64>(REUSED_FROM).unwrap(), 3);
+        let read = DreamSimMeta::try_from(s.as_ref()).unwrap();
+        assert_eq!(read, reused);
+        assert!(!read.analysed());
+        let mut buffer = gst::Buffer::new();
+        reused.add_to(buffer.get_mut().unwrap()).unwrap();
+        assert_eq!(DreamSimMeta::from_buffer(&buffer).unwrap().unwrap(), reused);
+        // Written by another program with the wrong type: malformed.
+        let mut bad = gst::Structure::from(&analysed);
+        bad.set(REUSED_FROM, "three");
+        assert!(DreamSimMeta::try_from(bad.as_ref()).is_err());
     }
 
     #[test]

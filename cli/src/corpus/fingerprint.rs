@@ -1,15 +1,21 @@
 //! A video's fingerprint: its frames sampled at a rate and at scene
 //! starts, each with its DreamSim embedding.
 //!
-//! Pipeline: `uridecodebin ! videoconvert ! dreamsim ! dreamsimscene !
-//! fakesink`; a probe on the sink reads each frame's `DreamSimMeta` and
-//! keeps the frames at the sampling instants (0, 1/rate, 2/rate, ... s:
-//! the first frame at or after each) and those that start a scene.
+//! Pipeline: `uridecodebin ! videoconvert ! dreamsim ! fakesink`; the
+//! frames kept are those at the sampling instants (0, 1/rate, 2/rate, ...
+//! s: the first frame at or after each) and, by default, those that start a
+//! scene.
 //!
-//! Scene starts need the distance between consecutive frames, so the model
-//! runs on every frame; without them it runs only on about one frame per
-//! sampling period (dreamsim's `interval`, set from the frame rate in the
-//! caps), which for the ensemble is most of the job's time.
+//! The model runs only on the frames kept, which for the ensemble is most of
+//! the job's time. Scene starts are proposed without the model, by the
+//! change test's thumbnails of consecutive frames
+//! ([`dreamsim::change::CutDetector`], a probe before `dreamsim`), and the
+//! frames neither sampled nor starting a scene are dropped before `dreamsim`:
+//! about one model run per sampled frame plus one per scene. (Finding scene
+//! starts with `dreamsimscene` needed the model on every decoded frame: 25
+//! times the runs at 25 frames/s, docs/corpus.md.) Without scene starts the
+//! sampled frames are picked by dreamsim's `interval`, set from the frame
+//! rate in the caps, and a probe on the sink keeps them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,6 +49,8 @@ pub struct Fingerprint {
     pub declared_ns: Option<u64>,
     /// Where the frame size changes, in time order.
     pub size_changes: Vec<SizeChange>,
+    /// Frames the model ran on (dreamsim's `inferred-frames`).
+    pub model_runs: u64,
 }
 
 /// A change of frame size in the middle of a video.
@@ -119,6 +127,9 @@ pub struct Sampling {
 
 #[derive(Default)]
 struct Collected {
+    /// Scene mode: the frames picked before dreamsim (sampled or scene
+    /// starts) with their stream time, in order; the sink keeps them all.
+    picked: std::collections::VecDeque<u64>,
     frames: Vec<SampledFrame>,
     next_sample_ns: u64,
     end_ns: u64,
@@ -130,6 +141,115 @@ struct Collected {
     /// A size change seen in the caps, waiting for its first frame.
     pending_change: Option<((i32, i32), (i32, i32))>,
     size_changes: Vec<SizeChange>,
+}
+
+impl Collected {
+    /// Notes the frame size of a caps event.
+    fn caps(&mut self, caps: &gst::CapsRef) {
+        let size = caps
+            .structure(0)
+            .and_then(|s| Some((s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?)));
+        if let (Some(from), Some(to)) = (self.size, size) {
+            if from != to {
+                self.pending_change = Some((from, to));
+            }
+        }
+        self.size = size.or(self.size);
+    }
+
+    /// Counts a decoded frame at `pad`: its stream time (ns) when it has one.
+    fn count_frame(&mut self, pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<u64> {
+        self.decoded += 1;
+        let ts = buffer
+            .pts()
+            .and_then(|pts| pipeline::stream_time(pad, pts))?
+            .nseconds();
+        if let Some((from, to)) = self.pending_change.take() {
+            self.size_changes.push(SizeChange {
+                at_ns: ts,
+                from,
+                to,
+            });
+        }
+        self.end_ns = self
+            .end_ns
+            .max(ts + buffer.duration().map_or(0, |d| d.nseconds()));
+        Some(ts)
+    }
+
+    /// Whether the frame at `ts` is due (the first at or after a sampling
+    /// instant), moving the next instant past it if so.
+    fn due(&mut self, ts: u64, period_ns: u64) -> bool {
+        let due = ts >= self.next_sample_ns;
+        if due {
+            let period = period_ns.max(1);
+            self.next_sample_ns = (ts / period + 1) * period;
+        }
+        due
+    }
+}
+
+/// Scene mode: a probe before `dreamsim` that counts every decoded frame,
+/// proposes scene starts from thumbnails of consecutive frames and drops
+/// the frames neither due nor starting a scene, so the model never sees them.
+fn pick_before_dreamsim(
+    dreamsim: &gst::Element,
+    collected: &Arc<Mutex<Collected>>,
+    period_ns: u64,
+    decoded: &Arc<AtomicU64>,
+) {
+    let pad = dreamsim.static_pad("sink").expect("sink pad");
+    let collected = collected.clone();
+    let decoded = decoded.clone();
+    // The frames' layout and the detector, touched by the streaming thread
+    // only (a probe is `Fn`).
+    let detector = Mutex::new((
+        None::<gst_video::VideoInfo>,
+        dreamsim::change::CutDetector::default(),
+    ));
+    let probe = gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM;
+    pad.add_probe(probe, move |pad, probe_info| {
+        let mut detector = detector.lock().unwrap_or_else(|e| e.into_inner());
+        let (info, cuts) = &mut *detector;
+        if let Some(gst::PadProbeData::Event(event)) = &probe_info.data {
+            if let gst::EventView::Caps(caps) = event.view() {
+                *info = gst_video::VideoInfo::from_caps(caps.caps()).ok();
+                collected
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .caps(caps.caps());
+            }
+            return gst::PadProbeReturn::Ok;
+        }
+        let Some(buffer) = probe_info.buffer() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        decoded.fetch_add(1, Ordering::Relaxed);
+        // Every frame goes through the detector: the change between
+        // consecutive frames is what it reads.
+        let start = info
+            .as_ref()
+            .and_then(|i| gstdreamsim::dreamsim::thumbnail(buffer, i))
+            .is_some_and(|t| cuts.push(t));
+        let keep = {
+            let mut c = collected.lock().unwrap_or_else(|e| e.into_inner());
+            match c.count_frame(pad, buffer) {
+                Some(ts) if c.due(ts, period_ns) || start => {
+                    c.picked.push_back(ts);
+                    true
+                }
+                _ => false,
+            }
+        };
+        if keep {
+            gst::PadProbeReturn::Ok
+        } else {
+            // Taken and Handled (as in index.rs): gstreamer-rs's Drop makes
+            // GStreamer 1.22 unref a null buffer.
+            drop(probe_info.take_buffer());
+            gst::PadProbeReturn::Handled
+        }
+    });
 }
 
 /// Frames per analysed frame so that one is analysed about every
@@ -181,14 +301,16 @@ pub fn fingerprint(
     let uri = pipeline::to_uri(path)?;
     let dreamsim = pipeline::dreamsim(common)?;
     dreamsim.set_property("post-messages", false);
-    let scene = pipeline::make("dreamsimscene")?;
     let sink = pipeline::fakesink()?;
-    if !sampling.scene_starts {
+    let collected = Arc::new(Mutex::new(Collected::default()));
+    let scene_mode = sampling.scene_starts;
+    if scene_mode {
+        pick_before_dreamsim(&dreamsim, &collected, sampling.period_ns, decoded);
+    } else {
         analyse_about_once_per_period(&dreamsim, sampling.period_ns);
     }
-    let pipe = pipeline::decoding_pipeline(&uri, &[dreamsim, scene, sink.clone()])?;
+    let pipe = pipeline::decoding_pipeline(&uri, &[dreamsim.clone(), sink.clone()])?;
 
-    let collected = Arc::new(Mutex::new(Collected::default()));
     {
         let collected = collected.clone();
         let decoded = decoded.clone();
@@ -197,39 +319,29 @@ pub fn fingerprint(
         sink_pad.add_probe(probe, move |pad, info| {
             if let Some(gst::PadProbeData::Event(event)) = &info.data {
                 if let gst::EventView::Caps(caps) = event.view() {
-                    let size = caps.caps().structure(0).and_then(|s| {
-                        Some((s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?))
-                    });
-                    let mut c = collected.lock().unwrap_or_else(|e| e.into_inner());
-                    if let (Some(from), Some(to)) = (c.size, size) {
-                        if from != to {
-                            c.pending_change = Some((from, to));
-                        }
+                    if !scene_mode {
+                        let mut c = collected.lock().unwrap_or_else(|e| e.into_inner());
+                        c.caps(caps.caps());
                     }
-                    c.size = size.or(c.size);
                 }
                 return gst::PadProbeReturn::Ok;
             }
             let Some(buffer) = info.buffer() else {
                 return gst::PadProbeReturn::Ok;
             };
-            decoded.fetch_add(1, Ordering::Relaxed);
             let mut c = collected.lock().unwrap_or_else(|e| e.into_inner());
-            c.decoded += 1;
-            let Some(ts) = buffer.pts().and_then(|pts| pipeline::stream_time(pad, pts)) else {
+            // In scene mode the frames were counted and picked before
+            // dreamsim: every one that arrives is kept, at its stream time
+            // there.
+            let ts = if scene_mode {
+                c.picked.pop_front()
+            } else {
+                decoded.fetch_add(1, Ordering::Relaxed);
+                c.count_frame(pad, buffer)
+            };
+            let Some(ts) = ts else {
                 return gst::PadProbeReturn::Ok;
             };
-            let ts = ts.nseconds();
-            if let Some((from, to)) = c.pending_change.take() {
-                c.size_changes.push(SizeChange {
-                    at_ns: ts,
-                    from,
-                    to,
-                });
-            }
-            c.end_ns = c
-                .end_ns
-                .max(ts + buffer.duration().map_or(0, |d| d.nseconds()));
             let meta = match DreamSimMeta::from_buffer(buffer) {
                 None => return gst::PadProbeReturn::Ok,
                 Some(Err(e)) => {
@@ -238,14 +350,8 @@ pub fn fingerprint(
                 }
                 Some(Ok(m)) => m,
             };
-            let scene_start = sampling.scene_starts && meta.scene.is_some_and(|s| s.start);
-            let due = ts >= c.next_sample_ns;
-            if due {
-                // The next instant after this frame.
-                let period = sampling.period_ns.max(1);
-                c.next_sample_ns = (ts / period + 1) * period;
-            }
-            if (due || scene_start) && !meta.embedding.is_empty() {
+            let keep = scene_mode || c.due(ts, sampling.period_ns);
+            if keep && !meta.embedding.is_empty() {
                 if c.model_kind.is_empty() {
                     c.model_kind = meta.model.clone();
                 }
@@ -269,6 +375,10 @@ pub fn fingerprint(
         .static_pad("sink")
         .and_then(|p| p.peer_query_duration::<gst::ClockTime>())
         .map(gst::ClockTime::nseconds);
+    let model_runs = dreamsim
+        .property::<gst::Structure>("stats")
+        .get::<u64>("inferred-frames")
+        .unwrap_or(0);
     pipeline::stop(&pipe);
     result?;
     let c = std::mem::take(&mut *collected.lock().unwrap_or_else(|e| e.into_inner()));
@@ -287,6 +397,7 @@ pub fn fingerprint(
         model_kind: c.model_kind,
         declared_ns,
         size_changes: c.size_changes,
+        model_runs,
     })
 }
 
@@ -370,6 +481,7 @@ mod tests {
             model_kind: "ensemble".into(),
             declared_ns,
             size_changes,
+            model_runs: 0,
         }
     }
 

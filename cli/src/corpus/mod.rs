@@ -451,6 +451,7 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
 
     let mut index: Option<Box<dyn EmbeddingIndex>> = None;
     let (mut added, mut frames_added, mut skipped) = (0usize, 0usize, 0usize);
+    let mut model_runs = 0u64;
     let mut failures: Vec<(String, String)> = Vec::new();
     // Added, but the frames stop before the declared end / change size.
     let mut incomplete: Vec<(String, String)> = Vec::new();
@@ -517,6 +518,7 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
                         Ok(n) => {
                             added += 1;
                             frames_added += n;
+                            model_runs += fp.model_runs;
                         }
                         Err(e) => break Err(e),
                     }
@@ -551,9 +553,9 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
 
     if !args.common.quiet || !failures.is_empty() || !incomplete.is_empty() {
         eprintln!(
-            "{PROGRAM}: corpus add: {added} videos added ({frames_added} frames; {} incomplete, \
-             {} with a resolution change), {skipped} already in the corpus, {} failed, {:.1} s; \
-             the corpus has {} videos",
+            "{PROGRAM}: corpus add: {added} videos added ({frames_added} frames, {model_runs} \
+             model runs; {} incomplete, {} with a resolution change), {skipped} already in the \
+             corpus, {} failed, {:.1} s; the corpus has {} videos",
             incomplete.len(),
             resized.len(),
             failures.len(),

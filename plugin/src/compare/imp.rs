@@ -513,6 +513,7 @@ impl DreamSimCompare {
                         reference_distance: Some(d),
                         embedding: embeddings[slot].as_slice().to_vec(),
                         model: String::new(),
+                        reused_from: None,
                         scene: None,
                     }),
                     _ => None,

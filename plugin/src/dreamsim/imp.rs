@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
+use dreamsim::change::{ChangeMeasure, ChangeTest, Decision};
 use dreamsim::{Embedding, Engine, Model};
 use gst::glib;
 use gst::prelude::*;
@@ -34,6 +35,14 @@ const DEFAULT_BATCH_SIZE: u32 = 1;
 const DEFAULT_MAX_LATENCY_MS: u32 = 500;
 /// 0: `$GST_DREAMSIM_REFERENCE_MAX_PIXELS`, else the engine's default.
 const DEFAULT_REFERENCE_MAX_PIXELS: u64 = 0;
+/// 0: the change test is off, every selected frame is analysed.
+const DEFAULT_CHANGE_THRESHOLD: f64 = 0.0;
+/// About a second of video at 25-30 fps: a stream is analysed at least that
+/// often whatever the change test says.
+const DEFAULT_MAX_REUSE: u32 = 25;
+/// Two batches of 64 RGBA 1080p frames (8.3 MB each) fit; 8K frames at
+/// batch-size=256 held 12 GB without a bound.
+const DEFAULT_MAX_QUEUED_BYTES: u64 = 1 << 30;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -44,6 +53,9 @@ struct Settings {
     post_messages: bool,
     batch_size: u32,
     max_latency_ms: u32,
+    change_threshold: f64,
+    max_reuse: u32,
+    max_queued_bytes: u64,
 }
 
 impl Default for Settings {
@@ -56,8 +68,24 @@ impl Default for Settings {
             post_messages: DEFAULT_POST_MESSAGES,
             batch_size: DEFAULT_BATCH_SIZE,
             max_latency_ms: DEFAULT_MAX_LATENCY_MS,
+            change_threshold: DEFAULT_CHANGE_THRESHOLD,
+            max_reuse: DEFAULT_MAX_REUSE,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
         }
     }
+}
+
+/// What happens to a buffer, decided by the streaming thread when it
+/// arrives, so the decisions depend on the frames alone, never on timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Left out by `interval`: passes without meta.
+    Skip,
+    /// The model runs on it.
+    Analyse,
+    /// The change test found it within `change-threshold` of the last
+    /// analysed frame: it carries that frame's embedding.
+    Reuse,
 }
 
 /// A queued buffer with what the inference thread needs to read it.
@@ -66,6 +94,9 @@ struct Queued {
     /// The caps in force when it arrived (caps may change mid-stream).
     info: Arc<gst_video::VideoInfo>,
     frame: u64,
+    role: Role,
+    /// Counted against `max-queued-bytes` until the buffer leaves.
+    bytes: u64,
 }
 
 /// Shared between the streaming thread and the inference thread.
@@ -75,6 +106,21 @@ struct Shared {
     flushing: bool,
     /// The last downstream flow result, returned to upstream.
     flow: Result<gst::FlowSuccess, gst::FlowError>,
+    /// Bytes of the batch the inference thread is running (taken out of
+    /// the queue, not yet pushed).
+    in_flight_bytes: u64,
+    /// The streaming thread waits for bytes to be released: the inference
+    /// thread takes a partial batch at once.
+    waiting_for_room: bool,
+    /// The most bytes held at once since start (`stats`).
+    peak_bytes: u64,
+}
+
+impl Shared {
+    /// Bytes of the buffers the element holds: queued and in flight.
+    fn held_bytes(&self) -> u64 {
+        self.queue.bytes() + self.in_flight_bytes
+    }
 }
 
 impl Default for Shared {
@@ -83,16 +129,41 @@ impl Default for Shared {
             queue: ItemQueue::default(),
             flushing: true,
             flow: Err(gst::FlowError::Flushing),
+            in_flight_bytes: 0,
+            waiting_for_room: false,
+            peak_bytes: 0,
         }
     }
 }
 
 /// Streaming-thread state.
-#[derive(Default)]
 struct Input {
     info: Option<Arc<gst_video::VideoInfo>>,
     /// Buffers received since start; the `frame` field of the meta.
     frames_seen: u64,
+    /// The change test's state: the last analysed frame's thumbnail.
+    change: ChangeTest,
+}
+
+impl Default for Input {
+    fn default() -> Self {
+        Self {
+            info: None,
+            frames_seen: 0,
+            change: ChangeTest::new(
+                ChangeMeasure::DEFAULT,
+                DEFAULT_CHANGE_THRESHOLD,
+                DEFAULT_MAX_REUSE,
+            ),
+        }
+    }
+}
+
+/// Frames with meta since start, by where their embedding came from.
+#[derive(Debug, Default, Clone, Copy)]
+struct ChangeStats {
+    analysed: u64,
+    reused: u64,
 }
 
 /// Inference-thread state, created at start.
@@ -101,7 +172,9 @@ struct Inference {
     /// Hands the model back to the process's model pool at stop.
     pool_ticket: PoolTicket,
     model_kind: String,
-    previous: Option<Embedding>,
+    /// The last analysed frame's embedding (and so of the frames that
+    /// reused it) and its frame number.
+    previous: Option<(Embedding, u64)>,
     reference: Option<Embedding>,
     /// The reference file `reference` was computed from.
     reference_location: Option<PathBuf>,
@@ -124,6 +197,7 @@ pub struct DreamSim {
     /// Copied from the engine after each batch, so reading the property
     /// never waits for a model run.
     stats: Mutex<dreamsim::EngineStats>,
+    change_stats: Mutex<ChangeStats>,
 }
 
 impl DreamSim {
@@ -154,6 +228,8 @@ impl DreamSim {
             Some(why) => gst::info!(CAT, imp = self, "Preprocessing on the CPU: {why}"),
         }
         *lock(&self.stats) = dreamsim::EngineStats::default();
+        *lock(&self.change_stats) = ChangeStats::default();
+        lock(&self.shared).peak_bytes = 0;
         let mut inference = Inference {
             engine,
             pool_ticket,
@@ -221,11 +297,17 @@ impl DreamSim {
         _pad: &gst::Pad,
         buffer: gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (interval, batch_size) = {
+        let (interval, batch_size, threshold, max_reuse, max_bytes) = {
             let s = lock(&self.settings);
-            (u64::from(s.interval.max(1)), s.batch_size.max(1) as usize)
+            (
+                u64::from(s.interval.max(1)),
+                s.batch_size.max(1) as usize,
+                s.change_threshold,
+                s.max_reuse,
+                s.max_queued_bytes.max(1),
+            )
         };
-        let (info, frame) = {
+        let (info, frame, role) = {
             let mut input = lock(&self.input);
             let info = input.info.clone().ok_or_else(|| {
                 gst::element_imp_error!(
@@ -237,17 +319,52 @@ impl DreamSim {
             })?;
             let frame = input.frames_seen;
             input.frames_seen += 1;
-            (info, frame)
+            let role = if !frame.is_multiple_of(interval) {
+                Role::Skip
+            } else {
+                self.change_test(&mut input.change, &buffer, &info, threshold, max_reuse)
+            };
+            (info, frame, role)
         };
 
+        let bytes = buffer.size() as u64;
         let mut shared = lock(&self.shared);
         // Room for one batch waiting while another runs: enough to keep the
         // model busy without holding more upstream buffers than needed. With
         // an interval, a batch spans `interval` buffers per analysed frame.
+        // Reused frames ride along like skipped ones: with the change test
+        // a batch may span more buffers than this, and waits for room.
         let capacity = batch_size * interval as usize;
-        while !shared.flushing && shared.flow.is_ok() && shared.queue.buffers() >= capacity {
+        loop {
+            if shared.flushing || shared.flow.is_err() {
+                break;
+            }
+            // The byte bound: wait (backpressure) until the buffers held fit,
+            // but always take one buffer when nothing is held, however large.
+            let over_bytes = shared.held_bytes() > 0 && shared.held_bytes() + bytes > max_bytes;
+            if !over_bytes && shared.queue.buffers() < capacity {
+                break;
+            }
+            // Without the change test a full queue always holds a full
+            // batch; with it (reused frames ride along) or at the byte bound
+            // it may not: the inference thread then takes what there is
+            // rather than waiting for max-latency.
+            if !shared.waiting_for_room {
+                if over_bytes {
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "{} bytes held, {bytes} more would pass max-queued-bytes={max_bytes}: \
+                         waiting",
+                        shared.held_bytes()
+                    );
+                }
+                shared.waiting_for_room = true;
+                self.cond.notify_all();
+            }
             shared = self.cond.wait(shared).unwrap_or_else(|e| e.into_inner());
         }
+        shared.waiting_for_room = false;
         if shared.flushing {
             return Err(gst::FlowError::Flushing);
         }
@@ -257,12 +374,49 @@ impl DreamSim {
                 buffer,
                 info,
                 frame,
+                role,
+                bytes,
             },
-            frame % interval == 0,
+            role == Role::Analyse,
+            bytes,
             Instant::now(),
         );
+        shared.peak_bytes = shared.peak_bytes.max(shared.held_bytes());
         self.cond.notify_all();
         Ok(gst::FlowSuccess::Ok)
+    }
+
+    /// Runs the change test on a frame `interval` selected: analyse it, or
+    /// reuse the last analysed frame's embedding.
+    fn change_test(
+        &self,
+        test: &mut ChangeTest,
+        buffer: &gst::Buffer,
+        info: &gst_video::VideoInfo,
+        threshold: f64,
+        max_reuse: u32,
+    ) -> Role {
+        test.configure(threshold, max_reuse);
+        if !test.enabled() {
+            // Off: forget the last thumbnail, so turning the test back on
+            // compares with a frame analysed after that.
+            test.reset();
+            return Role::Analyse;
+        }
+        let Some(thumbnail) = video::thumbnail(buffer.as_ref(), info) else {
+            // The inference thread reports the unreadable buffer.
+            return Role::Analyse;
+        };
+        match test.decide(thumbnail) {
+            Decision::Analyse { change } => {
+                gst::trace!(CAT, imp = self, "Change {change:?}: analysed");
+                Role::Analyse
+            }
+            Decision::Reuse { change } => {
+                gst::trace!(CAT, imp = self, "Change {change}: reused");
+                Role::Reuse
+            }
+        }
     }
 
     fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
@@ -288,6 +442,7 @@ impl DreamSim {
                     gst::debug!(CAT, imp = self, "Flush: forgetting the previous frame");
                     state.previous = None;
                 }
+                lock(&self.input).change.reset();
                 let ret = self.srcpad.push_event(event);
                 if self.srcpad.mode() == gst::PadMode::Push {
                     self.start_task();
@@ -299,7 +454,11 @@ impl DreamSim {
                 match gst_video::VideoInfo::from_caps(caps) {
                     Ok(info) if video::pixel_format(info.format()).is_some() => {
                         gst::debug!(CAT, imp = self, "Caps {caps}");
-                        lock(&self.input).info = Some(Arc::new(info));
+                        let mut input = lock(&self.input);
+                        input.info = Some(Arc::new(info));
+                        // New caps: the next frame is analysed.
+                        input.change.reset();
+                        drop(input);
                         self.queue_event(event)
                     }
                     _ => {
@@ -446,7 +605,11 @@ impl DreamSim {
                     let _ = self.srcpad.pause_task();
                     return;
                 }
-                match shared.queue.next(batch_size, max_latency, Instant::now()) {
+                let room_needed = shared.waiting_for_room;
+                match shared
+                    .queue
+                    .next(batch_size, max_latency, Instant::now(), room_needed)
+                {
                     Next::Idle => {
                         shared = self.cond.wait(shared).unwrap_or_else(|e| e.into_inner());
                     }
@@ -457,6 +620,10 @@ impl DreamSim {
                             .wait_timeout(shared, timeout)
                             .unwrap_or_else(|e| e.into_inner())
                             .0;
+                    }
+                    Next::Batch(items) => {
+                        shared.in_flight_bytes += items.iter().map(|(q, _)| q.bytes).sum::<u64>();
+                        break Next::Batch(items);
                     }
                     next => break next,
                 }
@@ -476,7 +643,15 @@ impl DreamSim {
                     Ok(gst::FlowSuccess::Ok)
                 }
             }
-            Next::Batch(items) => self.run_batch(items),
+            Next::Batch(items) => {
+                let bytes = items.iter().map(|(q, _)| q.bytes).sum::<u64>();
+                let flow = self.run_batch(items);
+                // Pushed or dropped, the batch's buffers are no longer held.
+                let mut shared = lock(&self.shared);
+                shared.in_flight_bytes = shared.in_flight_bytes.saturating_sub(bytes);
+                self.cond.notify_all();
+                flow
+            }
             Next::Idle | Next::WaitUntil(_) => unreachable!("handled above"),
         };
 
@@ -524,11 +699,14 @@ impl DreamSim {
                 })?
         };
 
+        // One meta per buffer that is not skipped, in order.
         let mut metas = metas.into_iter();
-        for (queued, analyse) in items {
+        for (queued, _) in items {
             let mut buffer = queued.buffer;
-            if analyse {
-                let meta = metas.next().expect("one meta per analysed buffer");
+            if queued.role != Role::Skip {
+                let meta = metas
+                    .next()
+                    .expect("one meta per analysed or reused buffer");
                 meta.add_to(buffer.make_mut()).map_err(|e| {
                     gst::element_imp_error!(self, gst::CoreError::Failed, ("{}", e));
                     gst::FlowError::Error
@@ -542,6 +720,7 @@ impl DreamSim {
         Ok(gst::FlowSuccess::Ok)
     }
 
+    /// The metas of the batch's analysed and reused buffers, in order.
     fn analyse(
         &self,
         state: &mut Inference,
@@ -550,39 +729,60 @@ impl DreamSim {
         reference_max_pixels: u64,
     ) -> Result<Vec<DreamSimMeta>, gst::ErrorMessage> {
         self.sync_reference(state, reference_location, reference_max_pixels)?;
-        let analysed: Vec<&Queued> = items.iter().filter(|(_, a)| *a).map(|(q, _)| q).collect();
-        if analysed.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mapped = analysed
+        // Which buffers the model runs on: the analysed ones, and a reused
+        // one with no analysed frame before it (after a flush the
+        // inference thread forgets the last embedding before the streaming
+        // thread forgets its thumbnail): it is then analysed, and says so.
+        let mut have_previous = state.previous.is_some();
+        let run: Vec<bool> = items
             .iter()
-            .map(|q| {
-                gst_video::VideoFrameRef::from_buffer_ref_readable(q.buffer.as_ref(), &q.info)
-                    .map_err(|_| {
-                        gst::error_msg!(
-                            gst::StreamError::Format,
-                            (
-                                "Buffer of {} bytes does not hold a {}x{} {} frame",
-                                q.buffer.size(),
-                                q.info.width(),
-                                q.info.height(),
-                                q.info.format().to_str()
-                            )
-                        )
-                    })
+            .map(|(q, _)| match q.role {
+                Role::Skip => false,
+                Role::Analyse => {
+                    have_previous = true;
+                    true
+                }
+                Role::Reuse => !std::mem::replace(&mut have_previous, true),
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        let frames = mapped
+            .collect();
+        let analysed: Vec<&Queued> = items
             .iter()
-            .map(video::engine_frame)
-            .collect::<Result<Vec<_>, _>>()?;
-        let embeddings = state
-            .engine
-            .embed_frames(&frames)
-            .map_err(|e| error_message(&e))?;
-        *lock(&self.stats) = state.engine.stats();
-        drop(frames);
-        drop(mapped);
+            .zip(&run)
+            .filter(|(_, r)| **r)
+            .map(|((q, _), _)| q)
+            .collect();
+        let embeddings = if analysed.is_empty() {
+            Vec::new()
+        } else {
+            let mapped = analysed
+                .iter()
+                .map(|q| {
+                    gst_video::VideoFrameRef::from_buffer_ref_readable(q.buffer.as_ref(), &q.info)
+                        .map_err(|_| {
+                            gst::error_msg!(
+                                gst::StreamError::Format,
+                                (
+                                    "Buffer of {} bytes does not hold a {}x{} {} frame",
+                                    q.buffer.size(),
+                                    q.info.width(),
+                                    q.info.height(),
+                                    q.info.format().to_str()
+                                )
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let frames = mapped
+                .iter()
+                .map(video::engine_frame)
+                .collect::<Result<Vec<_>, _>>()?;
+            let embeddings = state
+                .engine
+                .embed_frames(&frames)
+                .map_err(|e| error_message(&e))?;
+            *lock(&self.stats) = state.engine.stats();
+            embeddings
+        };
 
         let distance_to = |other: Option<&Embedding>, e: &Embedding| {
             other
@@ -590,19 +790,51 @@ impl DreamSim {
                 .transpose()
                 .map_err(|e| error_message(&e))
         };
-        let mut metas = Vec::with_capacity(embeddings.len());
-        for (queued, embedding) in analysed.iter().zip(embeddings) {
-            metas.push(DreamSimMeta {
-                frame: queued.frame,
-                distance: distance_to(state.previous.as_ref(), &embedding)?,
-                reference_distance: distance_to(state.reference.as_ref(), &embedding)?,
-                embedding: embedding.as_slice().to_vec(),
-                model: state.model_kind.clone(),
-                scene: None,
-                matches: Vec::new(),
-            });
-            state.previous = Some(embedding);
+        let mut embeddings = embeddings.into_iter();
+        let mut metas = Vec::with_capacity(items.len());
+        let mut counts = ChangeStats::default();
+        for ((queued, _), run) in items.iter().zip(run) {
+            if queued.role == Role::Skip {
+                continue;
+            }
+            let meta = if run {
+                let embedding = embeddings.next().expect("one embedding per analysed frame");
+                let meta = DreamSimMeta {
+                    frame: queued.frame,
+                    distance: distance_to(state.previous.as_ref().map(|(e, _)| e), &embedding)?,
+                    reference_distance: distance_to(state.reference.as_ref(), &embedding)?,
+                    embedding: embedding.as_slice().to_vec(),
+                    model: state.model_kind.clone(),
+                    reused_from: None,
+                    scene: None,
+                    matches: Vec::new(),
+                };
+                state.previous = Some((embedding, queued.frame));
+                counts.analysed += 1;
+                meta
+            } else {
+                // A reused frame carries the last analysed frame's embedding,
+                // and the distances follow from it: 0 to the previous frame
+                // (whose embedding is the same one), the analysed frame's
+                // distance to the reference.
+                let (embedding, from) = state.previous.as_ref().expect("checked above");
+                counts.reused += 1;
+                DreamSimMeta {
+                    frame: queued.frame,
+                    distance: Some(0.0),
+                    reference_distance: distance_to(state.reference.as_ref(), embedding)?,
+                    embedding: embedding.as_slice().to_vec(),
+                    model: state.model_kind.clone(),
+                    reused_from: Some(*from),
+                    scene: None,
+                    matches: Vec::new(),
+                }
+            };
+            metas.push(meta);
         }
+        let mut stats = lock(&self.change_stats);
+        stats.analysed += counts.analysed;
+        stats.reused += counts.reused;
         Ok(metas)
     }
 
@@ -616,6 +848,7 @@ impl DreamSim {
             frame: meta.frame,
             distance: meta.distance,
             reference_distance: meta.reference_distance,
+            reused_from: meta.reused_from,
         };
         gst::trace!(CAT, imp = self, "{msg:?}");
         let _ = self.obj().post_message(msg.to_message(&*self.obj()));
@@ -682,6 +915,7 @@ impl ObjectSubclass for DreamSim {
             active_precision: Mutex::default(),
             load_time: Mutex::default(),
             stats: Mutex::default(),
+            change_stats: Mutex::default(),
         }
     }
 }
@@ -736,7 +970,10 @@ impl ObjectImpl for DreamSim {
                     .blurb(
                         "Since start: frames, inferred-frames (exact repeats of the previous \
                          frame reuse its embedding), batches, preprocess-time and \
-                         inference-time (ns); load-time (ns): loading the model at start",
+                         inference-time (ns); load-time (ns): loading the model at start; \
+                         analysed-frames and reused-frames: buffers with meta whose embedding \
+                         the model computed or the change test reused; peak-queued-bytes: the \
+                         most bytes of buffers held at once (bounded by max-queued-bytes)",
                     )
                     .read_only()
                     .build(),
@@ -760,8 +997,10 @@ impl ObjectImpl for DreamSim {
                     .nick("Batch size")
                     .blurb(
                         "Analysed frames run through the model together. A partial batch runs \
-                         at EOS, flush, caps change and after max-latency. The element holds up \
-                         to 2 x batch-size x interval buffers. At most 256: beyond that the \
+                         at EOS, flush, caps change, after max-latency and when max-queued-bytes \
+                         is reached. The element holds up to 2 x batch-size x interval buffers \
+                         (more with the change test, whose reused frames ride along), within \
+                         max-queued-bytes. At most 256: beyond that the \
                          model's memory grows (about 10 MB of activations per frame and \
                          branch) and no GPU runs faster",
                     )
@@ -769,6 +1008,45 @@ impl ObjectImpl for DreamSim {
                     .maximum(dreamsim::limits::MAX_BATCH_SIZE as u32)
                     .default_value(DEFAULT_BATCH_SIZE)
                     .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("change-threshold")
+                    .nick("Change threshold")
+                    .blurb(
+                        "The change test (0: off). A frame that interval selects is compared \
+                         with the last analysed frame on a 32x32 luma thumbnail (the largest \
+                         mean absolute difference of its 4x4 blocks, 0..1); below this \
+                         threshold it reuses that frame's embedding instead of running the \
+                         model: its meta says reused-from, distance is 0 and \
+                         reference-distance that of the analysed frame. 0.005 skips still \
+                         stretches without changing scene cuts (docs/throughput.md)",
+                    )
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_CHANGE_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-reuse")
+                    .nick("Maximum reuse")
+                    .blurb(
+                        "With the change test on, at most this many frames in a row reuse an \
+                         embedding: the next one is analysed whatever it looks like \
+                         (0: no bound)",
+                    )
+                    .default_value(DEFAULT_MAX_REUSE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt64::builder("max-queued-bytes")
+                    .nick("Maximum queued bytes")
+                    .blurb(
+                        "Bound on the bytes of the buffers the element holds (queued and in \
+                         the batch being analysed). At the bound the streaming thread waits \
+                         (backpressure upstream) and the batch runs with the frames it has; \
+                         a buffer is never dropped. One buffer larger than the bound is still \
+                         taken when nothing else is held",
+                    )
+                    .minimum(1)
+                    .default_value(DEFAULT_MAX_QUEUED_BYTES)
+                    .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("max-latency")
                     .nick("Maximum latency")
@@ -795,8 +1073,13 @@ impl ObjectImpl for DreamSim {
             "post-messages" => s.post_messages = value.get().expect("type checked"),
             "batch-size" => s.batch_size = value.get().expect("type checked"),
             "max-latency" => s.max_latency_ms = value.get().expect("type checked"),
+            "change-threshold" => s.change_threshold = value.get().expect("type checked"),
+            "max-reuse" => s.max_reuse = value.get().expect("type checked"),
+            "max-queued-bytes" => s.max_queued_bytes = value.get().expect("type checked"),
             other => unreachable!("unknown property {other}"),
         }
+        // A waiting streaming thread looks at a new bound at once.
+        self.cond.notify_all();
         gst::info!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
     }
 
@@ -806,6 +1089,8 @@ impl ObjectImpl for DreamSim {
             "active-precision" => return lock(&self.active_precision).to_value(),
             "stats" => {
                 let st = *lock(&self.stats);
+                let change = *lock(&self.change_stats);
+                let peak = lock(&self.shared).peak_bytes;
                 return gst::Structure::builder("dreamsim-stats")
                     .field("frames", st.frames)
                     .field("inferred-frames", st.inferred_frames)
@@ -813,6 +1098,9 @@ impl ObjectImpl for DreamSim {
                     .field("preprocess-time", st.preprocess.as_nanos() as u64)
                     .field("inference-time", st.inference.as_nanos() as u64)
                     .field("load-time", lock(&self.load_time).as_nanos() as u64)
+                    .field("analysed-frames", change.analysed)
+                    .field("reused-frames", change.reused)
+                    .field("peak-queued-bytes", peak)
                     .build()
                     .to_value();
             }
@@ -829,6 +1117,9 @@ impl ObjectImpl for DreamSim {
             "post-messages" => s.post_messages.to_value(),
             "batch-size" => s.batch_size.to_value(),
             "max-latency" => s.max_latency_ms.to_value(),
+            "change-threshold" => s.change_threshold.to_value(),
+            "max-reuse" => s.max_reuse.to_value(),
+            "max-queued-bytes" => s.max_queued_bytes.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }

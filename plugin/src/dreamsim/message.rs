@@ -11,6 +11,7 @@
 //! | `frame` | u64 | as in `DreamSimMeta` |
 //! | `distance` | f64 | to the previous analysed frame; absent on the first |
 //! | `reference-distance` | f64 | to the reference image; absent without one |
+//! | `reused-from` | u64 | the change test reused the embedding of this analysed frame (as in `DreamSimMeta`); absent when the model analysed the frame |
 
 use gst::prelude::*;
 
@@ -31,6 +32,9 @@ pub struct DreamSimMessage {
     pub distance: Option<f64>,
     /// Distance to the reference image.
     pub reference_distance: Option<f64>,
+    /// As `DreamSimMeta::reused_from`: `None` when the model analysed the
+    /// frame.
+    pub reused_from: Option<u64>,
 }
 
 impl From<&DreamSimMessage> for gst::Structure {
@@ -46,6 +50,9 @@ impl From<&DreamSimMessage> for gst::Structure {
         if let Some(d) = m.reference_distance {
             s.set("reference-distance", d);
         }
+        if let Some(from) = m.reused_from {
+            s.set("reused-from", from);
+        }
         s
     }
 }
@@ -60,6 +67,7 @@ impl TryFrom<&gst::StructureRef> for DreamSimMessage {
             frame: f.get("frame")?,
             distance: f.optional("distance")?,
             reference_distance: f.optional("reference-distance")?,
+            reused_from: f.optional("reused-from")?,
         })
     }
 }
@@ -94,10 +102,20 @@ mod tests {
             frame: 1,
             distance: Some(0.125),
             reference_distance: None,
+            reused_from: None,
         };
         let s = gst::Structure::from(&m);
         assert!(!s.has_field("reference-distance"));
+        assert!(!s.has_field("reused-from"));
         assert_eq!(DreamSimMessage::try_from(s.as_ref()).unwrap(), m);
+        let reused = DreamSimMessage {
+            reused_from: Some(0),
+            distance: Some(0.0),
+            ..m
+        };
+        let s = gst::Structure::from(&reused);
+        assert_eq!(s.get::<u64>("reused-from").unwrap(), 0);
+        assert_eq!(DreamSimMessage::try_from(s.as_ref()).unwrap(), reused);
         let msg = m.to_message(&gst::Bin::new());
         assert_eq!(DreamSimMessage::from_message(&msg), Some(Ok(m)));
         assert_eq!(

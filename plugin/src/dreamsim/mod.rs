@@ -22,6 +22,7 @@ mod queue;
 pub(crate) mod video;
 
 pub use message::DreamSimMessage;
+pub use video::thumbnail;
 
 /// The execution provider property's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, glib::Enum)]

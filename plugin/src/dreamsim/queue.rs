@@ -21,6 +21,8 @@ pub enum Item<B, E> {
         analyse: bool,
         /// When it was queued.
         arrived: Instant,
+        /// Its size, counted against the element's byte bound.
+        bytes: u64,
     },
     /// A serialized event.
     Event(E),
@@ -44,6 +46,7 @@ pub enum Next<B, E> {
 pub struct ItemQueue<B, E> {
     items: VecDeque<Item<B, E>>,
     buffers: usize,
+    bytes: u64,
 }
 
 impl<B, E> Default for ItemQueue<B, E> {
@@ -51,18 +54,21 @@ impl<B, E> Default for ItemQueue<B, E> {
         Self {
             items: VecDeque::new(),
             buffers: 0,
+            bytes: 0,
         }
     }
 }
 
 impl<B, E> ItemQueue<B, E> {
-    /// Queues a buffer.
-    pub fn push_buffer(&mut self, buffer: B, analyse: bool, arrived: Instant) {
+    /// Queues a buffer of `bytes` bytes.
+    pub fn push_buffer(&mut self, buffer: B, analyse: bool, bytes: u64, arrived: Instant) {
         self.buffers += 1;
+        self.bytes += bytes;
         self.items.push_back(Item::Buffer {
             buffer,
             analyse,
             arrived,
+            bytes,
         });
     }
 
@@ -77,15 +83,29 @@ impl<B, E> ItemQueue<B, E> {
         self.buffers
     }
 
+    /// Bytes of the buffers queued.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
     /// Drops everything (a flush).
     pub fn clear(&mut self) {
         self.items.clear();
         self.buffers = 0;
+        self.bytes = 0;
     }
 
     /// Decides what to do next at time `now` with batches of `batch_size`
-    /// analysed buffers.
-    pub fn next(&mut self, batch_size: usize, max_latency: Duration, now: Instant) -> Next<B, E> {
+    /// analysed buffers. `room_needed`: the producer waits for bytes to be
+    /// released (the byte bound), so a partial batch leaves now instead of
+    /// after `max_latency`.
+    pub fn next(
+        &mut self,
+        batch_size: usize,
+        max_latency: Duration,
+        now: Instant,
+        room_needed: bool,
+    ) -> Next<B, E> {
         let batch_size = batch_size.max(1);
         match self.items.front() {
             None => return Next::Idle,
@@ -126,19 +146,27 @@ impl<B, E> ItemQueue<B, E> {
 
         let ready = analysed == batch_size
             || boundary
+            || room_needed
             || analysed == 0
             || first_arrival.is_some_and(|t| now >= t + max_latency);
         if !ready {
             return Next::WaitUntil(first_arrival.expect("analysed > 0") + max_latency);
         }
         self.buffers -= take;
+        let bytes = &mut self.bytes;
         Next::Batch(
             self.items
                 .drain(..take)
                 .map(|item| match item {
                     Item::Buffer {
-                        buffer, analyse, ..
-                    } => (buffer, analyse),
+                        buffer,
+                        analyse,
+                        bytes: b,
+                        ..
+                    } => {
+                        *bytes -= b;
+                        (buffer, analyse)
+                    }
                     Item::Event(_) => unreachable!("only buffers are taken"),
                 })
                 .collect(),
@@ -165,11 +193,11 @@ mod tests {
         let t = Instant::now();
         let mut q = Q::default();
         for i in 0..5 {
-            q.push_buffer(i, true, t);
+            q.push_buffer(i, true, 10, t);
         }
-        assert_eq!(batch(q.next(2, LAT, t)), [(0, true), (1, true)]);
-        assert_eq!(batch(q.next(2, LAT, t)), [(2, true), (3, true)]);
-        assert!(matches!(q.next(2, LAT, t), Next::WaitUntil(d) if d == t + LAT));
+        assert_eq!(batch(q.next(2, LAT, t, false)), [(0, true), (1, true)]);
+        assert_eq!(batch(q.next(2, LAT, t, false)), [(2, true), (3, true)]);
+        assert!(matches!(q.next(2, LAT, t, false), Next::WaitUntil(d) if d == t + LAT));
         assert_eq!(q.buffers(), 1);
     }
 
@@ -177,34 +205,40 @@ mod tests {
     fn an_event_ends_a_partial_batch_and_keeps_its_place() {
         let t = Instant::now();
         let mut q = Q::default();
-        q.push_buffer(0, true, t);
+        q.push_buffer(0, true, 10, t);
         q.push_event("caps");
-        q.push_buffer(1, true, t);
+        q.push_buffer(1, true, 10, t);
         q.push_event("eos");
-        assert_eq!(batch(q.next(4, LAT, t)), [(0, true)]);
-        assert!(matches!(q.next(4, LAT, t), Next::Event("caps")));
-        assert_eq!(batch(q.next(4, LAT, t)), [(1, true)]);
-        assert!(matches!(q.next(4, LAT, t), Next::Event("eos")));
-        assert!(matches!(q.next(4, LAT, t), Next::Idle));
+        assert_eq!(batch(q.next(4, LAT, t, false)), [(0, true)]);
+        assert!(matches!(q.next(4, LAT, t, false), Next::Event("caps")));
+        assert_eq!(batch(q.next(4, LAT, t, false)), [(1, true)]);
+        assert!(matches!(q.next(4, LAT, t, false), Next::Event("eos")));
+        assert!(matches!(q.next(4, LAT, t, false), Next::Idle));
     }
 
     #[test]
     fn a_partial_batch_leaves_after_max_latency() {
         let t = Instant::now();
         let mut q = Q::default();
-        q.push_buffer(0, true, t);
-        q.push_buffer(1, false, t);
-        assert!(matches!(q.next(4, LAT, t + LAT / 2), Next::WaitUntil(_)));
-        assert_eq!(batch(q.next(4, LAT, t + LAT)), [(0, true), (1, false)]);
+        q.push_buffer(0, true, 10, t);
+        q.push_buffer(1, false, 10, t);
+        assert!(matches!(
+            q.next(4, LAT, t + LAT / 2, false),
+            Next::WaitUntil(_)
+        ));
+        assert_eq!(
+            batch(q.next(4, LAT, t + LAT, false)),
+            [(0, true), (1, false)]
+        );
     }
 
     #[test]
     fn buffers_that_are_not_analysed_never_wait() {
         let t = Instant::now();
         let mut q = Q::default();
-        q.push_buffer(0, false, t);
-        q.push_buffer(1, false, t);
-        assert_eq!(batch(q.next(8, LAT, t)), [(0, false), (1, false)]);
+        q.push_buffer(0, false, 10, t);
+        q.push_buffer(1, false, 10, t);
+        assert_eq!(batch(q.next(8, LAT, t, false)), [(0, false), (1, false)]);
     }
 
     #[test]
@@ -212,23 +246,40 @@ mod tests {
         let t = Instant::now();
         let mut q = Q::default();
         for (i, a) in [true, false, false, true, false].into_iter().enumerate() {
-            q.push_buffer(i as u32, a, t);
+            q.push_buffer(i as u32, a, 10, t);
         }
         assert_eq!(
-            batch(q.next(2, LAT, t)),
+            batch(q.next(2, LAT, t, false)),
             [(0, true), (1, false), (2, false), (3, true)]
         );
-        assert_eq!(batch(q.next(2, LAT, t)), [(4, false)]);
+        assert_eq!(batch(q.next(2, LAT, t, false)), [(4, false)]);
+    }
+
+    #[test]
+    fn a_producer_waiting_for_room_takes_a_partial_batch_at_once() {
+        let t = Instant::now();
+        let mut q = Q::default();
+        q.push_buffer(0, true, 100, t);
+        q.push_buffer(1, false, 50, t);
+        q.push_buffer(2, true, 100, t);
+        assert_eq!(q.bytes(), 250);
+        assert!(matches!(q.next(8, LAT, t, false), Next::WaitUntil(_)));
+        assert_eq!(
+            batch(q.next(8, LAT, t, true)),
+            [(0, true), (1, false), (2, true)]
+        );
+        assert_eq!(q.bytes(), 0);
     }
 
     #[test]
     fn clear_forgets_everything() {
         let t = Instant::now();
         let mut q = Q::default();
-        q.push_buffer(0, true, t);
+        q.push_buffer(0, true, 10, t);
         q.push_event("segment");
         q.clear();
         assert_eq!(q.buffers(), 0);
-        assert!(matches!(q.next(1, LAT, t), Next::Idle));
+        assert_eq!(q.bytes(), 0);
+        assert!(matches!(q.next(1, LAT, t, false), Next::Idle));
     }
 }

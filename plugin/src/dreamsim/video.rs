@@ -108,6 +108,18 @@ pub fn engine_frame<'a>(
     .map_err(|e| gst::error_msg!(gst::StreamError::Format, ("{}", e)))
 }
 
+/// The change test's thumbnail of `buffer`, a frame laid out as `info`
+/// says; `None` when it does not hold such a frame (or the format is not
+/// one the engine reads).
+pub fn thumbnail(
+    buffer: &gst::BufferRef,
+    info: &gst_video::VideoInfo,
+) -> Option<dreamsim::change::Thumbnail> {
+    let mapped = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).ok()?;
+    let frame = engine_frame(&mapped).ok()?;
+    Some(dreamsim::change::Thumbnail::of(&frame))
+}
+
 /// For caps that no supported format can satisfy, the message that says
 /// why and what to do; `None` when the caps are fine or not raw video.
 pub fn unsupported_caps_message(caps: &gst::CapsRef) -> Option<String> {
