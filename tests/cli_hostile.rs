@@ -605,8 +605,10 @@ fn a_damaged_list_of_videos_is_a_clear_error() {
 fn an_output_that_cannot_be_written_is_an_error_before_the_job_runs() {
     let dir = scratch("unwritable");
     let missing = dir.join("no/such/folder/out.csv");
+    let too_long = dir.join(format!("{}.csv", "a".repeat(300)));
     let video = s(&bikes()).to_owned();
     for (args, path) in [
+        (vec!["scenes", &video, "-o", s(&too_long)], too_long.clone()),
         (vec!["scenes", &video, "-o", s(&missing)], missing.clone()),
         (vec!["scenes", &video, "-o", s(&dir)], dir.clone()),
         (vec!["compare", &video, &video, "--html", s(&missing)], missing.clone()),

@@ -101,8 +101,9 @@ pub fn refuse_overwrite<S: AsRef<str>>(
 }
 
 /// Whether `path` can be written, found without changing it: an existing
-/// file is opened for appending (nothing appended), a new one is tried as
-/// a temporary file in its folder (removed at once).
+/// file is opened for appending (nothing appended), a new one is created
+/// (so that its folder, its name's length and characters are tried) and
+/// removed at once.
 fn writable(path: &Path) -> Result<(), Error> {
     let failed = |source: std::io::Error| Error::File {
         path: path.to_owned(),
@@ -122,15 +123,12 @@ fn writable(path: &Path) -> Result<(), Error> {
             .map(drop)
             .map_err(failed),
         Err(_) => {
-            let folder = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            tempfile::Builder::new()
-                .prefix(".gst-dreamsim-probe")
-                .tempfile_in(folder)
-                .map(drop)
-                .map_err(failed)
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(failed)?;
+            std::fs::remove_file(path).map_err(failed)
         }
     }
 }

@@ -132,6 +132,12 @@ pub struct LabelRow {
     pub label: String,
 }
 
+/// `bytes` without a leading UTF-8 byte order mark (spreadsheets save
+/// "CSV UTF-8" with one).
+fn without_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes)
+}
+
 /// The line where a quoted field opens and never closes, reading `bytes`
 /// as RFC 4180 CSV (a quote opens a field only at its start, as the csv
 /// crate reads it). The csv crate ends such a field at the end of the
@@ -168,6 +174,7 @@ fn unterminated_quote(bytes: &[u8]) -> Option<u64> {
 /// fields, an empty or NUL-holding path, invalid UTF-8 or a quote that
 /// never closes is an error naming its line.
 pub fn parse_labels(bytes: &[u8]) -> Result<Vec<LabelRow>, ParseError> {
+    let bytes = without_bom(bytes);
     if let Some(line) = unterminated_quote(bytes) {
         return Err(at(
             line,
@@ -227,6 +234,7 @@ pub fn parse_labels(bytes: &[u8]) -> Result<Vec<LabelRow>, ParseError> {
 /// trimmed, empty lines and lines starting with `#` skipped. A NUL byte
 /// or invalid UTF-8 is an error naming its line.
 pub fn parse_manifest(bytes: &[u8]) -> Result<Vec<String>, ParseError> {
+    let bytes = without_bom(bytes);
     let text = std::str::from_utf8(bytes)
         .map_err(|e| at(line_of(bytes, e.valid_up_to()), "not UTF-8 text"))?;
     let mut paths = Vec::new();
@@ -338,6 +346,10 @@ mod tests {
         assert_eq!(parse_labels(b"a,b\n,c\n").unwrap_err().line, 2);
         assert_eq!(parse_labels(b"a,b\nc,\xff\n").unwrap_err().line, 2);
         assert!(parse_labels(b"").unwrap().is_empty());
+        // A spreadsheet's byte order mark: the header is still the header.
+        let rows = parse_labels(b"\xef\xbb\xbfpath,label\na.png,x\n").unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].path, "a.png");
     }
 
     #[test]
