@@ -149,7 +149,10 @@ fn labels_csv_parser_survives_mutations() {
         seed,
         untrusted::parse_labels,
     );
-    assert!(tried > 100 && accepted > 0 && refused > 0, "{tried} {accepted} {refused}");
+    assert!(
+        tried > 100 && accepted > 0 && refused > 0,
+        "{tried} {accepted} {refused}"
+    );
 }
 
 #[test]
@@ -157,7 +160,9 @@ fn manifest_parser_survives_mutations() {
     let (time, seed) = settings();
     let seeds = [
         b"# videos\nvideos/a.mp4\n\n  videos/b c.mkv  \r\n".to_vec(),
-        "clips/\u{e9}t\u{e9}.webm\n#x\n/abs/path.mp4".as_bytes().to_vec(),
+        "clips/\u{e9}t\u{e9}.webm\n#x\n/abs/path.mp4"
+            .as_bytes()
+            .to_vec(),
     ];
     let (tried, accepted, refused) = fuzz(
         "manifest",
@@ -167,7 +172,10 @@ fn manifest_parser_survives_mutations() {
         seed,
         untrusted::parse_manifest,
     );
-    assert!(tried > 100 && accepted > 0 && refused > 0, "{tried} {accepted} {refused}");
+    assert!(
+        tried > 100 && accepted > 0 && refused > 0,
+        "{tried} {accepted} {refused}"
+    );
 }
 
 #[test]
@@ -190,5 +198,8 @@ fn video_list_parser_survives_mutations() {
         seed,
         untrusted::parse_video_list,
     );
-    assert!(tried > 100 && accepted > 0 && refused > 0, "{tried} {accepted} {refused}");
+    assert!(
+        tried > 100 && accepted > 0 && refused > 0,
+        "{tried} {accepted} {refused}"
+    );
 }

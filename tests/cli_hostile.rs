@@ -97,52 +97,184 @@ fn every_numeric_option_of_every_subcommand_refuses_bad_values() {
     // (subcommand with its required arguments, option, values to refuse).
     const DIST: &[&str] = &["nan", "inf", "-inf", "=-0.5", "2.5", "1e999", "x"];
     let table: &[(&[&str], &str, &[&str])] = &[
-        (&["distances", "v.mp4"], "--interval", &["0", "=-1", "4294967296", "x"]),
+        (
+            &["distances", "v.mp4"],
+            "--interval",
+            &["0", "=-1", "4294967296", "x"],
+        ),
         (&["scenes", "v.mp4"], "--threshold", DIST),
-        (&["scenes", "v.mp4"], "--adaptive-threshold", &["nan", "inf", "=-1", "256"]),
+        (
+            &["scenes", "v.mp4"],
+            "--adaptive-threshold",
+            &["nan", "inf", "=-1", "256"],
+        ),
         (&["scenes", "v.mp4"], "--min-distance", DIST),
-        (&["scenes", "v.mp4"], "--window", &["0", "65", "4294967295", "=-1"]),
-        (&["scenes", "v.mp4"], "--min-scene-len", &["=-1", "4294967296", "nan"]),
+        (
+            &["scenes", "v.mp4"],
+            "--window",
+            &["0", "65", "4294967295", "=-1"],
+        ),
+        (
+            &["scenes", "v.mp4"],
+            "--min-scene-len",
+            &["=-1", "4294967296", "nan"],
+        ),
         (&["dedup", "v.mp4"], "--threshold", DIST),
-        (&["dedup", "v.mp4"], "--max-drops", &["=-1", "4294967296", "nan"]),
+        (
+            &["dedup", "v.mp4"],
+            "--max-drops",
+            &["=-1", "4294967296", "nan"],
+        ),
         (&["compare", "r", "t"], "--threshold", DIST),
         (&["compare", "r", "t"], "--fail-above", DIST),
         (&["compare", "r", "t"], "--worst", &["=-1", "1001", "nan"]),
         (&["monitor", "v", "r.png"], "--limit", DIST),
-        (&["monitor", "v", "r.png"], "--consecutive", &["0", "=-1", "4294967296"]),
+        (
+            &["monitor", "v", "r.png"],
+            "--consecutive",
+            &["0", "=-1", "4294967296"],
+        ),
         (&["monitor", "v", "r.png"], "--every", &["0", "=-1", "nan"]),
         (&["bench", "v.mp4"], "--frames", &["0", "=-1", "nan"]),
         (&["bench"], "--synthetic", &["0", "=-1", "2147483648"]),
         (&["bench", "v.mp4"], "--interval", &["0", "=-1"]),
-        (&["index", "add", "i", "p"], "--every", &["0", "nan", "inf", "=-1", "1e7"]),
-        (&["index", "add", "i", "p"], "--connectivity", &["0", "1", "257", "=-1"]),
-        (&["index", "add", "i", "p"], "--expansion-add", &["0", "65537", "=-1"]),
+        (
+            &["index", "add", "i", "p"],
+            "--every",
+            &["0", "nan", "inf", "=-1", "1e7"],
+        ),
+        (
+            &["index", "add", "i", "p"],
+            "--connectivity",
+            &["0", "1", "257", "=-1"],
+        ),
+        (
+            &["index", "add", "i", "p"],
+            "--expansion-add",
+            &["0", "65537", "=-1"],
+        ),
         (&["index", "query", "i", "p"], "-k", &["0", "10001", "=-1"]),
-        (&["index", "query", "i", "p"], "--ef-search", &["0", "65537", "=-1"]),
-        (&["index", "query", "i", "p"], "--every", &["0", "nan", "=-1"]),
-        (&["index", "export", "a", "b"], "--connectivity", &["0", "257"]),
-        (&["index", "export", "a", "b"], "--expansion-add", &["0", "65537"]),
-        (&["index", "import", "a", "b"], "--connectivity", &["0", "257"]),
-        (&["index", "import", "a", "b"], "--expansion-add", &["0", "65537"]),
-        (&["corpus", "add", "--index", "i", "v"], "--rate", &["0", "nan", "inf", "=-1", "1001"]),
-        (&["corpus", "add", "--index", "i", "v"], "--stall-timeout", &["0", "=-1", "604801"]),
-        (&["corpus", "add", "--index", "i", "v"], "--reclaim-after", &["0", "=-1", "31536001"]),
-        (&["corpus", "add", "--index", "i", "v"], "--workers", &["0", "65", "=-1"]),
-        (&["corpus", "add", "--index", "i", "v"], "--connectivity", &["0", "257"]),
-        (&["corpus", "add", "--index", "i", "v"], "--expansion-add", &["0", "65537"]),
-        (&["corpus", "match", "--index", "i"], "--frame-distance", DIST),
-        (&["corpus", "match", "--index", "i"], "--query-share", &["nan", "=-1", "100.5", "1000"]),
-        (&["corpus", "match", "--index", "i"], "--candidate-share", &["nan", "=-1", "101"]),
-        (&["corpus", "match", "--index", "i"], "--max-gap", &["nan", "inf", "=-1", "1e7"]),
-        (&["corpus", "match", "--index", "i"], "--min-duration", &["nan", "inf", "=-1"]),
-        (&["corpus", "match", "--index", "i"], "--neighbours", &["0", "4097", "=-1"]),
-        (&["corpus", "match", "--index", "i"], "--rate", &["0", "nan"]),
-        (&["corpus", "match", "--index", "i"], "--stall-timeout", &["0", "604801"]),
-        (&["corpus", "match", "--index", "i"], "--ef-search", &["0", "65537"]),
+        (
+            &["index", "query", "i", "p"],
+            "--ef-search",
+            &["0", "65537", "=-1"],
+        ),
+        (
+            &["index", "query", "i", "p"],
+            "--every",
+            &["0", "nan", "=-1"],
+        ),
+        (
+            &["index", "export", "a", "b"],
+            "--connectivity",
+            &["0", "257"],
+        ),
+        (
+            &["index", "export", "a", "b"],
+            "--expansion-add",
+            &["0", "65537"],
+        ),
+        (
+            &["index", "import", "a", "b"],
+            "--connectivity",
+            &["0", "257"],
+        ),
+        (
+            &["index", "import", "a", "b"],
+            "--expansion-add",
+            &["0", "65537"],
+        ),
+        (
+            &["corpus", "add", "--index", "i", "v"],
+            "--rate",
+            &["0", "nan", "inf", "=-1", "1001"],
+        ),
+        (
+            &["corpus", "add", "--index", "i", "v"],
+            "--stall-timeout",
+            &["0", "=-1", "604801"],
+        ),
+        (
+            &["corpus", "add", "--index", "i", "v"],
+            "--reclaim-after",
+            &["0", "=-1", "31536001"],
+        ),
+        (
+            &["corpus", "add", "--index", "i", "v"],
+            "--workers",
+            &["0", "65", "=-1"],
+        ),
+        (
+            &["corpus", "add", "--index", "i", "v"],
+            "--connectivity",
+            &["0", "257"],
+        ),
+        (
+            &["corpus", "add", "--index", "i", "v"],
+            "--expansion-add",
+            &["0", "65537"],
+        ),
+        (
+            &["corpus", "match", "--index", "i"],
+            "--frame-distance",
+            DIST,
+        ),
+        (
+            &["corpus", "match", "--index", "i"],
+            "--query-share",
+            &["nan", "=-1", "100.5", "1000"],
+        ),
+        (
+            &["corpus", "match", "--index", "i"],
+            "--candidate-share",
+            &["nan", "=-1", "101"],
+        ),
+        (
+            &["corpus", "match", "--index", "i"],
+            "--max-gap",
+            &["nan", "inf", "=-1", "1e7"],
+        ),
+        (
+            &["corpus", "match", "--index", "i"],
+            "--min-duration",
+            &["nan", "inf", "=-1"],
+        ),
+        (
+            &["corpus", "match", "--index", "i"],
+            "--neighbours",
+            &["0", "4097", "=-1"],
+        ),
+        (
+            &["corpus", "match", "--index", "i"],
+            "--rate",
+            &["0", "nan"],
+        ),
+        (
+            &["corpus", "match", "--index", "i"],
+            "--stall-timeout",
+            &["0", "604801"],
+        ),
+        (
+            &["corpus", "match", "--index", "i"],
+            "--ef-search",
+            &["0", "65537"],
+        ),
         // The model options, on one subcommand (they are one struct).
-        (&["scenes", "v.mp4"], "--batch-size", &["0", "257", "=-1", "nan"]),
-        (&["scenes", "v.mp4"], "--threads", &["=-1", "4294967296", "nan"]),
-        (&["scenes", "v.mp4"], "--device-id", &["=-1", "2147483648", "nan"]),
+        (
+            &["scenes", "v.mp4"],
+            "--batch-size",
+            &["0", "257", "=-1", "nan"],
+        ),
+        (
+            &["scenes", "v.mp4"],
+            "--threads",
+            &["=-1", "4294967296", "nan"],
+        ),
+        (
+            &["scenes", "v.mp4"],
+            "--device-id",
+            &["=-1", "2147483648", "nan"],
+        ),
     ];
     for (prefix, option, values) in table {
         for value in *values {
@@ -159,7 +291,19 @@ fn every_numeric_option_of_every_subcommand_refuses_bad_values() {
 
     // The table covers every option whose value is a number, as --help
     // names it (its placeholder).
-    const NUMERIC: &[&str] = &["<N>", "<D>", "<R>", "<P>", "<S>", "<FPS>", "<SECONDS>", "<K>", "<EF>", "<M>", "<EA>"];
+    const NUMERIC: &[&str] = &[
+        "<N>",
+        "<D>",
+        "<R>",
+        "<P>",
+        "<S>",
+        "<FPS>",
+        "<SECONDS>",
+        "<K>",
+        "<EF>",
+        "<M>",
+        "<EA>",
+    ];
     let subcommands: &[&[&str]] = &[
         &["distances"],
         &["scenes"],
@@ -197,10 +341,13 @@ fn every_numeric_option_of_every_subcommand_refuses_bad_values() {
             let option = option.split('=').next().unwrap();
             // The model options are one struct: covered once.
             let model_option = ["--batch-size", "--threads", "--device-id"].contains(&option);
-            let covered = table.iter().any(|(prefix, o, _)| {
-                *o == option && (model_option || prefix.starts_with(sub))
-            });
-            assert!(covered, "{sub:?} {option}: a numeric option without a case ({line})");
+            let covered = table
+                .iter()
+                .any(|(prefix, o, _)| *o == option && (model_option || prefix.starts_with(sub)));
+            assert!(
+                covered,
+                "{sub:?} {option}: a numeric option without a case ({line})"
+            );
         }
     }
 }
@@ -227,7 +374,14 @@ fn no_output_is_written_over_an_input_even_through_links() {
     let index_list = dir.join("lib.dsindex.videos.json");
     std::fs::write(&index_list, "{\"videos\":{}}\n").unwrap();
     let list_before = std::fs::read(&index_list).unwrap();
-    let (v, l, h, r, m, i) = (s(&video), s(&link), s(&hard), s(&reference), s(&model), s(&index));
+    let (v, l, h, r, m, i) = (
+        s(&video),
+        s(&link),
+        s(&hard),
+        s(&reference),
+        s(&model),
+        s(&index),
+    );
     let cases: Vec<Vec<&str>> = vec![
         vec!["scenes", v, "-o", v],
         vec!["scenes", v, "-o", l],
@@ -261,15 +415,37 @@ fn no_output_is_written_over_an_input_even_through_links() {
         args.extend(["--provider", "cpu", "--quiet"]);
         let o = run(&args);
         assert_usage_error(&o, &args);
-        assert!(stderr(&o).contains("refusing to write over an input"), "{}", stderr(&o));
-        assert!(std::fs::read(&video).unwrap() == original, "{args:?} changed the video");
-        assert_eq!(std::fs::read(&reference).unwrap(), std::fs::read(repo_root().join(REFERENCE)).unwrap());
-        assert_eq!(std::fs::read(&model).unwrap(), std::fs::read(repo_root().join(MODEL)).unwrap());
+        assert!(
+            stderr(&o).contains("refusing to write over an input"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(
+            std::fs::read(&video).unwrap() == original,
+            "{args:?} changed the video"
+        );
+        assert_eq!(
+            std::fs::read(&reference).unwrap(),
+            std::fs::read(repo_root().join(REFERENCE)).unwrap()
+        );
+        assert_eq!(
+            std::fs::read(&model).unwrap(),
+            std::fs::read(repo_root().join(MODEL)).unwrap()
+        );
         assert_eq!(std::fs::read(&index_list).unwrap(), list_before);
     }
     // Two outputs that are one file.
     let out = dir.join("out.csv");
-    let o = run(&["scenes", v, "-o", s(&out), "--edl", s(&out), "--model", MODEL]);
+    let o = run(&[
+        "scenes",
+        v,
+        "-o",
+        s(&out),
+        "--edl",
+        s(&out),
+        "--model",
+        MODEL,
+    ]);
     assert_usage_error(&o, &["-o", "--edl"]);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -320,7 +496,12 @@ fn monitor_rows_are_in_the_file_when_the_job_is_interrupted() {
     assert!(kill.success());
     let status = child.wait().unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     eprintln!("monitor: {status}\n{err}");
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(
@@ -359,14 +540,38 @@ fn labels_and_manifests_that_are_not_small_regular_files_are_refused() {
     // The FIFO first: before the fix it hangs (and the test fails in 60 s)
     // where /dev/zero grows to the OOM killer.
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["index", "add", i, REFERENCE, "--labels", s(&fifo)], "a FIFO, not a regular file"),
-        (vec!["index", "add", i, REFERENCE, "--labels", "/dev/zero"], "a character device, not a regular file"),
-        (vec!["index", "add", i, REFERENCE, "--labels", d], "a directory, not a regular file"),
-        (vec!["index", "add", i, REFERENCE, "--labels", s(&big)], "larger than the 67108864 bytes allowed for a labels CSV"),
-        (vec!["corpus", "add", "--index", i, "--manifest", "/dev/zero"], "a character device, not a regular file"),
-        (vec!["corpus", "add", "--index", i, "--manifest", s(&fifo)], "a FIFO, not a regular file"),
-        (vec!["corpus", "add", "--index", i, "--manifest", d], "a directory, not a regular file"),
-        (vec!["corpus", "add", "--index", i, "--manifest", s(&big)], "larger than the 67108864 bytes allowed for a manifest"),
+        (
+            vec!["index", "add", i, REFERENCE, "--labels", s(&fifo)],
+            "a FIFO, not a regular file",
+        ),
+        (
+            vec!["index", "add", i, REFERENCE, "--labels", "/dev/zero"],
+            "a character device, not a regular file",
+        ),
+        (
+            vec!["index", "add", i, REFERENCE, "--labels", d],
+            "a directory, not a regular file",
+        ),
+        (
+            vec!["index", "add", i, REFERENCE, "--labels", s(&big)],
+            "larger than the 67108864 bytes allowed for a labels CSV",
+        ),
+        (
+            vec!["corpus", "add", "--index", i, "--manifest", "/dev/zero"],
+            "a character device, not a regular file",
+        ),
+        (
+            vec!["corpus", "add", "--index", i, "--manifest", s(&fifo)],
+            "a FIFO, not a regular file",
+        ),
+        (
+            vec!["corpus", "add", "--index", i, "--manifest", d],
+            "a directory, not a regular file",
+        ),
+        (
+            vec!["corpus", "add", "--index", i, "--manifest", s(&big)],
+            "larger than the 67108864 bytes allowed for a manifest",
+        ),
     ];
     for (mut args, expected) in cases {
         args.extend(["--model", MODEL, "--provider", "cpu"]);
@@ -399,8 +604,16 @@ fn a_labels_csv_with_an_unterminated_quote_is_an_error() {
     .unwrap();
     let index = dir.join("i.dsindex");
     let o = run(&[
-        "index", "add", s(&index), REFERENCE, "--labels", s(&labels), "--model", MODEL,
-        "--provider", "cpu",
+        "index",
+        "add",
+        s(&index),
+        REFERENCE,
+        "--labels",
+        s(&labels),
+        "--model",
+        MODEL,
+        "--provider",
+        "cpu",
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
@@ -464,7 +677,10 @@ fn two_video_corpus(dir: &Path, a: &str, b: &str) {
     let mut bytes = std::fs::read(bikes()).unwrap();
     bytes.extend_from_slice(&[0, 0, 0, 8, b'f', b'r', b'e', b'e']); // an empty `free` box
     std::fs::write(dir.join(b), bytes).unwrap();
-    let o = run_in(dir, &["corpus", "add", "--index", "lib.dsindex", "--quiet", a, b]);
+    let o = run_in(
+        dir,
+        &["corpus", "add", "--index", "lib.dsindex", "--quiet", a, b],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -477,7 +693,15 @@ fn corpus_match_csv_quotes_carriage_returns_and_neutralises_formulas() {
     two_video_corpus(&dir, formula, cr);
     let o = run_in(
         &dir,
-        &["corpus", "match", "--index", "lib.dsindex", "--frame-distance", "0.05", "--quiet"],
+        &[
+            "corpus",
+            "match",
+            "--index",
+            "lib.dsindex",
+            "--frame-distance",
+            "0.05",
+            "--quiet",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
@@ -513,8 +737,16 @@ fn the_html_report_opens_only_the_files_corpus_add_recorded() {
         run_in(
             &dir,
             &[
-                "corpus", "match", "--index", "lib.dsindex", "--frame-distance", "0.05", "--html",
-                "report.html", "--json", "--quiet",
+                "corpus",
+                "match",
+                "--index",
+                "lib.dsindex",
+                "--frame-distance",
+                "0.05",
+                "--html",
+                "report.html",
+                "--json",
+                "--quiet",
             ],
         )
     };
@@ -525,16 +757,27 @@ fn the_html_report_opens_only_the_files_corpus_add_recorded() {
         format!("file://{}", s(&dir.join("b.mp4"))),
         "https://example.invalid/x.mp4".to_owned(),
     ] {
-        std::fs::write(&list, original.replace(b_json, &serde_json::to_string(&uri).unwrap())).unwrap();
+        std::fs::write(
+            &list,
+            original.replace(b_json, &serde_json::to_string(&uri).unwrap()),
+        )
+        .unwrap();
         let o = report();
         assert_eq!(o.status.code(), Some(1), "{uri}");
         let err = stderr(&o);
-        assert!(err.contains("videos.json") && err.contains("a URI, not a local path"), "{err}");
+        assert!(
+            err.contains("videos.json") && err.contains("a URI, not a local path"),
+            "{err}"
+        );
         assert!(listener.accept().is_err(), "{uri}: the report connected");
     }
     // Another local file in place of b.mp4: refused, said in the report.
     let other = dir.join("other.mp4");
-    std::fs::write(&other, [std::fs::read(bikes()).unwrap(), b"x".to_vec()].concat()).unwrap();
+    std::fs::write(
+        &other,
+        [std::fs::read(bikes()).unwrap(), b"x".to_vec()].concat(),
+    )
+    .unwrap();
     std::fs::write(&list, original.replace(b_json, "\"other.mp4\"")).unwrap();
     let o = report();
     assert!(o.status.success(), "{}", stderr(&o));
@@ -564,9 +807,18 @@ fn a_damaged_list_of_videos_is_a_clear_error() {
     let cases: Vec<(Box<dyn Fn()>, &str)> = vec![
         (Box::new(|| mkfifo(&list)), "a FIFO, not a regular file"),
         // (add finds it first as an output that cannot be written)
-        (Box::new(|| std::fs::create_dir(&list).unwrap()), "a directory"),
-        (Box::new(|| std::fs::write(&list, "{\"videos\": {").unwrap()), "not a corpus list of videos"),
-        (Box::new(|| std::fs::write(&list, "\u{0}\u{1}garbage").unwrap()), "not a corpus list of videos"),
+        (
+            Box::new(|| std::fs::create_dir(&list).unwrap()),
+            "a directory",
+        ),
+        (
+            Box::new(|| std::fs::write(&list, "{\"videos\": {").unwrap()),
+            "not a corpus list of videos",
+        ),
+        (
+            Box::new(|| std::fs::write(&list, "\u{0}\u{1}garbage").unwrap()),
+            "not a corpus list of videos",
+        ),
         (
             Box::new(|| {
                 std::fs::write(
@@ -584,12 +836,23 @@ fn a_damaged_list_of_videos_is_a_clear_error() {
         make();
         for args in [
             vec!["corpus", "match", "--index", s(&index), "--model", MODEL],
-            vec!["corpus", "add", "--index", s(&index), "--model", MODEL, REFERENCE],
+            vec![
+                "corpus",
+                "add",
+                "--index",
+                s(&index),
+                "--model",
+                MODEL,
+                REFERENCE,
+            ],
         ] {
             let o = run_within(&args, Duration::from_secs(60)).expect("hangs on the list");
             assert_eq!(o.status.code(), Some(1), "{args:?}");
             let err = stderr(&o);
-            assert!(err.contains("lib.dsindex.videos.json") && err.contains(expected), "{err}");
+            assert!(
+                err.contains("lib.dsindex.videos.json") && err.contains(expected),
+                "{err}"
+            );
         }
     }
     let _ = std::fs::remove_dir_all(dir);
@@ -611,16 +874,34 @@ fn an_output_that_cannot_be_written_is_an_error_before_the_job_runs() {
         (vec!["scenes", &video, "-o", s(&too_long)], too_long.clone()),
         (vec!["scenes", &video, "-o", s(&missing)], missing.clone()),
         (vec!["scenes", &video, "-o", s(&dir)], dir.clone()),
-        (vec!["compare", &video, &video, "--html", s(&missing)], missing.clone()),
-        (vec!["monitor", &video, REFERENCE, "-o", s(&dir)], dir.clone()),
+        (
+            vec!["compare", &video, &video, "--html", s(&missing)],
+            missing.clone(),
+        ),
+        (
+            vec!["monitor", &video, REFERENCE, "-o", s(&dir)],
+            dir.clone(),
+        ),
     ] {
         let mut args = args.clone();
-        args.extend(["--model", "no-such-model.onnx", "--provider", "cpu", "--quiet"]);
+        args.extend([
+            "--model",
+            "no-such-model.onnx",
+            "--provider",
+            "cpu",
+            "--quiet",
+        ]);
         let o = run(&args);
         assert_eq!(o.status.code(), Some(1), "{args:?}");
         let err = stderr(&o);
-        assert!(err.contains(s(&path)) && !err.contains("no-such-model"), "{err}");
+        assert!(
+            err.contains(s(&path)) && !err.contains("no-such-model"),
+            "{err}"
+        );
     }
-    assert!(std::fs::read_dir(&dir).unwrap().next().is_none(), "no probe file left");
+    assert!(
+        std::fs::read_dir(&dir).unwrap().next().is_none(),
+        "no probe file left"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

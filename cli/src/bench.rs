@@ -423,7 +423,12 @@ fn report(out: &mut Output, name: &str, r: &Run, decode: Duration) -> Result<(),
 
 pub fn run(args: Args) -> Result<ExitCode, Error> {
     let mut inputs = args.common.input_files();
-    inputs.extend([&args.input, &args.compare].into_iter().flatten().map(|p| p.to_string_lossy().into_owned()));
+    inputs.extend(
+        [&args.input, &args.compare]
+            .into_iter()
+            .flatten()
+            .map(|p| p.to_string_lossy().into_owned()),
+    );
     crate::overwrite::refuse_overwrite(
         inputs,
         &[

@@ -143,7 +143,11 @@ impl BusHandler for Collect {
 pub fn run(args: Args) -> Result<ExitCode, Error> {
     let mut inputs = args.common.input_files();
     inputs.push(args.input.clone());
-    inputs.extend(args.reference.iter().map(|r| r.to_string_lossy().into_owned()));
+    inputs.extend(
+        args.reference
+            .iter()
+            .map(|r| r.to_string_lossy().into_owned()),
+    );
     crate::overwrite::refuse_overwrite(inputs, &[("--output", args.output.as_deref())])?;
     if let Some(r) = &args.reference {
         crate::untrusted::check_regular(r).map_err(|e| Error::untrusted_read(r, e))?;

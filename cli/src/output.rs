@@ -146,7 +146,16 @@ mod tests {
     #[test]
     fn csv_cells_are_quoted_and_formulas_neutralised() {
         let mut out = Vec::new();
-        for cell in ["=HYPERLINK(\"x\")", "+1", "-x", "@SUM(A1)", "\tx", "\rx", "a\rb", "a,b"] {
+        for cell in [
+            "=HYPERLINK(\"x\")",
+            "+1",
+            "-x",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "a\rb",
+            "a,b",
+        ] {
             csv_row(&mut out, [&*text_cell(cell), "1"]).unwrap();
         }
         assert_eq!(

@@ -61,10 +61,7 @@ pub fn refuse_overwrite<S: AsRef<str>>(
             Some((i.to_owned(), identity(&input_path(i)?)?))
         })
         .collect();
-    let outputs: Vec<(&str, &Path)> = outputs
-        .iter()
-        .filter_map(|&(o, p)| Some((o, p?)))
-        .collect();
+    let outputs: Vec<(&str, &Path)> = outputs.iter().filter_map(|&(o, p)| Some((o, p?))).collect();
     for (n, &(option, out)) in outputs.iter().enumerate() {
         if let Some(id) = identity(out) {
             if let Some((input, _)) = inputs.iter().find(|(_, i)| *i == id) {
@@ -156,7 +153,10 @@ mod tests {
         }
         let other = dir.path().join("out.csv");
         refuse_overwrite([name, "http://example.com/a"], &[("-o", Some(&other))]).unwrap();
-        let both = [("-o", Some(other.as_path())), ("--edl", Some(other.as_path()))];
+        let both = [
+            ("-o", Some(other.as_path())),
+            ("--edl", Some(other.as_path())),
+        ];
         assert!(refuse_overwrite([name], &both).is_err());
         assert_eq!(std::fs::read(&input).unwrap(), b"video");
     }

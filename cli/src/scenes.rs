@@ -246,10 +246,7 @@ fn write_csv(w: &mut dyn Write, scenes: &[Scene]) -> std::io::Result<()> {
         // (an empty line; the csv crate would write `""`).
         writeln!(w)?;
     } else {
-        csv_row(
-            w,
-            std::iter::once("Timecode List:".to_owned()).chain(cuts),
-        )?;
+        csv_row(w, std::iter::once("Timecode List:".to_owned()).chain(cuts))?;
     }
     csv_row(
         w,

@@ -300,12 +300,8 @@ pub fn recorded_path_problem(path: &str) -> Option<&'static str> {
 /// writes, every record under its own id, ids that are sha256s, paths that
 /// are local paths, frame counts the index can hold.
 pub fn parse_video_list(bytes: &[u8]) -> Result<ListFile, ParseError> {
-    let list: ListFile = serde_json::from_slice(bytes).map_err(|e| {
-        at(
-            e.line() as u64,
-            format!("not a corpus list of videos: {e}"),
-        )
-    })?;
+    let list: ListFile = serde_json::from_slice(bytes)
+        .map_err(|e| at(e.line() as u64, format!("not a corpus list of videos: {e}")))?;
     for (key, v) in &list.videos {
         let bad = |reason: String| at(0, format!("video {key:?}: {reason}"));
         if key != &v.id {

@@ -187,7 +187,9 @@ mod tests {
 
     #[test]
     fn floats_outside_their_range_are_refused_with_the_range() {
-        for bad in ["nan", "NaN", "inf", "-inf", "infinity", "-1", "3", "2.0001", "x", ""] {
+        for bad in [
+            "nan", "NaN", "inf", "-inf", "infinity", "-1", "3", "2.0001", "x", "",
+        ] {
             let e = DISTANCE.parse(bad).unwrap_err();
             assert!(e.contains("from 0 to 2"), "{bad}: {e}");
         }

@@ -379,7 +379,11 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
     let videos = inputs(&args.videos, args.manifest.as_deref())?;
     let mut read = args.common.input_files();
     read.extend(videos.iter().cloned());
-    read.extend(args.manifest.iter().map(|m| m.to_string_lossy().into_owned()));
+    read.extend(
+        args.manifest
+            .iter()
+            .map(|m| m.to_string_lossy().into_owned()),
+    );
     let written = corpus_files(&args.index);
     crate::overwrite::refuse_overwrite(
         read,

@@ -59,8 +59,9 @@ impl VideoList {
             untrusted::MAX_VIDEO_LIST_BYTES,
         );
         let list = match read {
-            Ok(bytes) => untrusted::parse_video_list(&bytes)
-                .map_err(|e| Error::untrusted_parse(&path, e))?,
+            Ok(bytes) => {
+                untrusted::parse_video_list(&bytes).map_err(|e| Error::untrusted_parse(&path, e))?
+            }
             Err(untrusted::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 ListFile::default()
             }
