@@ -796,6 +796,9 @@ fn the_html_report_opens_only_the_files_corpus_add_recorded() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A way to damage a file, for the table below.
+type Damage<'a> = Box<dyn Fn() + 'a>;
+
 /// The list of videos is read as untrusted: a FIFO, a directory, broken
 /// JSON, a record under another id are each a clear error naming the file.
 #[test]
@@ -804,7 +807,7 @@ fn a_damaged_list_of_videos_is_a_clear_error() {
     let index = dir.join("lib.dsindex");
     let list = dir.join("lib.dsindex.videos.json");
     let id = "a".repeat(64);
-    let cases: Vec<(Box<dyn Fn()>, &str)> = vec![
+    let cases: Vec<(Damage, &str)> = vec![
         (Box::new(|| mkfifo(&list)), "a FIFO, not a regular file"),
         // (add finds it first as an output that cannot be written)
         (
