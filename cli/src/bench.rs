@@ -48,11 +48,13 @@ pub struct Args {
 
     /// Use N frames of videotestsrc (640x360) instead of a file, printing the
     /// resident memory every N/10 frames (flat memory over a long stream)
-    #[arg(long, value_name = "N", help_heading = "Benchmark options")]
+    #[arg(long, value_name = "N", help_heading = "Benchmark options",
+          value_parser = crate::values::u64_in(1, crate::values::MAX_SYNTHETIC))]
     pub synthetic: Option<u64>,
 
     /// Measure only the first N frames
-    #[arg(long, value_name = "N", help_heading = "Benchmark options")]
+    #[arg(long, value_name = "N", help_heading = "Benchmark options",
+          value_parser = crate::values::u64_in(1, u64::MAX))]
     pub frames: Option<u64>,
 
     /// Analyse one frame in N
@@ -362,12 +364,10 @@ fn spearman(a: &[f64], b: &[f64]) -> f64 {
 fn write_distances(path: &Path, frames: &[u64], distances: &[Option<f64>]) -> Result<(), Error> {
     let mut out = Output::create(Some(path))?;
     out.write(|w| {
-        writeln!(w, "frame,distance")?;
+        crate::output::csv_row(w, ["frame", "distance"])?;
         for (i, d) in frames.iter().zip(distances) {
-            match d {
-                Some(d) => writeln!(w, "{i},{d:.9e}")?,
-                None => writeln!(w, "{i},")?,
-            }
+            let d = d.map(|d| format!("{d:.9e}")).unwrap_or_default();
+            crate::output::csv_row(w, [i.to_string(), d])?;
         }
         Ok(())
     })?;
@@ -453,6 +453,20 @@ fn report(out: &mut Output, name: &str, r: &Run, decode: Duration) -> Result<(),
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Error> {
+    let mut inputs = args.common.input_files();
+    inputs.extend(
+        [&args.input, &args.compare]
+            .into_iter()
+            .flatten()
+            .map(|p| p.to_string_lossy().into_owned()),
+    );
+    crate::overwrite::refuse_overwrite(
+        inputs,
+        &[
+            ("--distances", args.distances.as_deref()),
+            ("--output", args.output.as_deref()),
+        ],
+    )?;
     if let Some(input) = &args.input {
         if !input.is_file() {
             return Err(Error::Input {

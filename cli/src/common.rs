@@ -25,11 +25,11 @@ pub struct CommonArgs {
     pub device_id: Option<i32>,
 
     /// CPU threads for ONNX Runtime [default: 0, one per physical core]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = crate::values::u32_in(0, u32::MAX))]
     pub threads: Option<u32>,
 
     /// Analysed frames run through the model together (1 to 256)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    #[arg(long, value_name = "N", value_parser = crate::values::u32_in(1, crate::values::MAX_BATCH_SIZE))]
     pub batch_size: Option<u32>,
 
     /// Compute in fp32 on every provider (no bf16 CPU path, no int8 model, no TensorRT: its fp32
@@ -70,6 +70,17 @@ fn parse_provider(s: &str) -> Result<dreamsim::ExecutionProvider, String> {
 }
 
 impl CommonArgs {
+    /// The files these options make the job read (the model, the ONNX
+    /// Runtime library), for [`crate::overwrite::refuse_overwrite`].
+    pub fn input_files(&self) -> Vec<String> {
+        let model = self.model.clone().or_else(dreamsim::paths::default_model);
+        [model, self.onnxruntime.clone()]
+            .into_iter()
+            .flatten()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect()
+    }
+
     /// Sets the given options on a `dreamsim` element.
     pub fn configure(&self, dreamsim: &gst::Element) {
         if let Some(m) = &self.model {

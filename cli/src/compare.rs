@@ -32,6 +32,7 @@ use crate::metrics::{Metrics, MetricsArgs, StreamMetrics};
 use crate::output::Output;
 use crate::pipeline::{self, BusHandler};
 use crate::progress::Progress;
+use crate::values;
 use crate::{Error, PROGRAM};
 
 /// The exit status when `--fail-above` is given and a tested stream's
@@ -114,18 +115,19 @@ pub struct Args {
         long,
         value_name = "N",
         default_value_t = 6,
-        help_heading = "Output options"
+        help_heading = "Output options",
+        value_parser = values::usize_in(0, values::MAX_WORST)
     )]
     pub worst: usize,
 
     /// Count the frames whose distance is above D (in the log and the
-    /// summary)
-    #[arg(long, value_name = "D", default_value_t = 0.2)]
+    /// summary), 0 to 2
+    #[arg(long, value_name = "D", default_value_t = 0.2, value_parser = values::distance)]
     pub threshold: f64,
 
     /// Exit with status 4 when a tested file's pooled distance (--fail-on)
-    /// is above D
-    #[arg(long, value_name = "D", help_heading = "Gate options")]
+    /// is above D (0 to 2)
+    #[arg(long, value_name = "D", help_heading = "Gate options", value_parser = values::distance)]
     pub fail_above: Option<f64>,
 
     /// The pooled distance --fail-above gates on
@@ -204,6 +206,17 @@ fn add_input(
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Error> {
+    let mut inputs = args.common.input_files();
+    inputs.push(args.reference.clone());
+    inputs.extend(args.tests.iter().cloned());
+    crate::overwrite::refuse_overwrite(
+        inputs,
+        &[
+            ("--log", args.log.as_deref()),
+            ("--csv", args.csv.as_deref()),
+            ("--html", args.html.as_deref()),
+        ],
+    )?;
     let started = Instant::now();
     let mut common = args.common.clone();
     if common.batch_size.take().is_some() && !common.quiet {

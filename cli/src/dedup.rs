@@ -18,9 +18,10 @@ use gstdreamsim::DedupMessage;
 use serde::Serialize;
 
 use crate::common::CommonArgs;
-use crate::output::{timecode, Output};
+use crate::output::{csv_row, timecode, Output};
 use crate::pipeline::{self, BusHandler};
 use crate::progress::Progress;
+use crate::values;
 use crate::{Error, PROGRAM};
 
 /// Drop near-duplicate frames; list the kept ones, optionally write the video
@@ -38,12 +39,14 @@ pub struct Args {
     /// Video file or URI
     pub input: String,
 
-    /// Drop a frame within D of the last kept frame [default: 0.02]
-    #[arg(long, value_name = "D", help_heading = "Deduplication options")]
+    /// Drop a frame within D of the last kept frame (0 to 2) [default: 0.02]
+    #[arg(long, value_name = "D", help_heading = "Deduplication options",
+          value_parser = values::distance)]
     pub threshold: Option<f64>,
 
     /// Keep a frame after N dropped in a row [default: 0, no bound]
-    #[arg(long, value_name = "N", help_heading = "Deduplication options")]
+    #[arg(long, value_name = "N", help_heading = "Deduplication options",
+          value_parser = values::u32_in(0, u32::MAX))]
     pub max_drops: Option<u32>,
 
     /// Write the list of kept frames to FILE instead of standard output
@@ -140,16 +143,20 @@ struct Kept {
 }
 
 fn write_csv(w: &mut dyn Write, kept: &[Kept]) -> std::io::Result<()> {
-    writeln!(w, "Frame,Timecode,Time (seconds),Duration (seconds)")?;
+    csv_row(
+        w,
+        ["Frame", "Timecode", "Time (seconds)", "Duration (seconds)"],
+    )?;
     let seconds = |t: Option<gst::ClockTime>| t.map(|t| format!("{:.3}", t.seconds_f64()));
     for k in kept {
-        writeln!(
+        csv_row(
             w,
-            "{},{},{},{}",
-            k.frame.map(|f| f.to_string()).unwrap_or_default(),
-            k.time.map(timecode).unwrap_or_default(),
-            seconds(k.time).unwrap_or_default(),
-            seconds(k.duration).unwrap_or_default()
+            [
+                k.frame.map(|f| f.to_string()).unwrap_or_default(),
+                k.time.map(timecode).unwrap_or_default(),
+                seconds(k.time).unwrap_or_default(),
+                seconds(k.duration).unwrap_or_default(),
+            ],
         )?;
     }
     Ok(())
@@ -205,6 +212,15 @@ impl BusHandler for Collect {
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Error> {
+    let mut inputs = args.common.input_files();
+    inputs.push(args.input.clone());
+    crate::overwrite::refuse_overwrite(
+        inputs,
+        &[
+            ("--output", args.output.as_deref()),
+            ("--video", args.video.as_deref()),
+        ],
+    )?;
     let started = Instant::now();
     let uri = pipeline::to_uri(&args.input)?;
 

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::common::CommonArgs;
 use crate::metrics::{Metrics, MetricsArgs, StreamMetrics};
-use crate::output::Output;
+use crate::output::{csv_row, Output};
 use crate::pipeline::{self, BusHandler};
 use crate::progress::Progress;
 use crate::{Error, PROGRAM};
@@ -70,19 +70,18 @@ struct Row {
 }
 
 impl Row {
-    fn csv(&self) -> String {
+    fn csv(&self) -> [String; 4] {
         let fmt = |d: Option<f64>| d.map(|d| format!("{d:.6}")).unwrap_or_default();
-        format!(
-            "{},{},{},{}",
-            self.frame,
+        [
+            self.frame.to_string(),
             self.time_s.map(|t| format!("{t:.3}")).unwrap_or_default(),
             fmt(self.distance),
-            fmt(self.reference_distance)
-        )
+            fmt(self.reference_distance),
+        ]
     }
 }
 
-const CSV_HEADER: &str = "frame,time_s,distance,reference_distance";
+const CSV_HEADER: [&str; 4] = ["frame", "time_s", "distance", "reference_distance"];
 
 /// The `--json` document.
 #[derive(Debug, Serialize)]
@@ -127,7 +126,7 @@ impl BusHandler for Collect {
         if self.json {
             self.rows.push(row);
         } else {
-            self.out.write(|w| writeln!(w, "{}", row.csv()))?;
+            self.out.write_row(|w| csv_row(w, row.csv()))?;
         }
         Ok(ControlFlow::Continue(()))
     }
@@ -142,6 +141,17 @@ impl BusHandler for Collect {
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Error> {
+    let mut inputs = args.common.input_files();
+    inputs.push(args.input.clone());
+    inputs.extend(
+        args.reference
+            .iter()
+            .map(|r| r.to_string_lossy().into_owned()),
+    );
+    crate::overwrite::refuse_overwrite(inputs, &[("--output", args.output.as_deref())])?;
+    if let Some(r) = &args.reference {
+        crate::untrusted::check_regular(r).map_err(|e| Error::untrusted_read(r, e))?;
+    }
     let uri = pipeline::to_uri(&args.input)?;
     let dreamsim = pipeline::dreamsim(&args.common)?;
     dreamsim.set_property("interval", args.interval);
@@ -152,7 +162,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
 
     let mut out = Output::create(args.output.as_deref())?;
     if !args.json {
-        out.write(|w| writeln!(w, "{CSV_HEADER}"))?;
+        out.write_row(|w| csv_row(w, CSV_HEADER))?;
     }
     let metrics = Metrics::start(&args.metrics)?;
     if let Some(m) = &metrics {

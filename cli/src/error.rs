@@ -1,9 +1,13 @@
 //! What can go wrong in a job, said so that the user knows what to do.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A usage error found after parsing (an output that is an input):
+    /// exit status 2, as clap's.
+    #[error("{0}")]
+    Usage(String),
     /// The input file or URI cannot be used.
     #[error("{input}: {reason}")]
     Input { input: String, reason: String },
@@ -45,4 +49,23 @@ pub enum Error {
     /// GStreamer could not do what was asked (initialise, link, change state).
     #[error("GStreamer: {0}")]
     Gst(#[from] gst::glib::BoolError),
+}
+
+impl Error {
+    /// `path`, a file someone else may have written, could not be read
+    /// (not a regular file, over its size cap, unreadable).
+    pub fn untrusted_read(path: &Path, e: crate::untrusted::ReadError) -> Self {
+        Self::Input {
+            input: path.display().to_string(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// `path`'s content is not what it should be.
+    pub fn untrusted_parse(path: &Path, e: crate::untrusted::ParseError) -> Self {
+        Self::Input {
+            input: path.display().to_string(),
+            reason: e.to_string(),
+        }
+    }
 }

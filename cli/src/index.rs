@@ -25,9 +25,10 @@ use gstdreamsim::meta::DreamSimMeta;
 use serde::Serialize;
 
 use crate::common::CommonArgs;
-use crate::output::{timecode, Output};
+use crate::output::{text_cell, timecode, Output};
 use crate::pipeline::{self, BusHandler};
 use crate::progress::{Counter, Progress};
+use crate::untrusted;
 use crate::{Error, PROGRAM};
 
 /// Entries given to the index in one `add`: an embedded index rewrites its
@@ -156,7 +157,7 @@ pub struct SamplingArgs {
     /// Take one frame every SECONDS of a video (the first frame, then the
     /// first at or after each multiple)
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0,
-          value_parser = parse_every, conflicts_with = "scenes")]
+          value_parser = crate::values::period, conflicts_with = "scenes")]
     pub every: f64,
 
     /// Take the first frame of each scene instead (found without the model,
@@ -164,13 +165,6 @@ pub struct SamplingArgs {
     /// only on the scene starts)
     #[arg(long)]
     pub scenes: bool,
-}
-
-fn parse_every(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("{s:?} is not a positive number of seconds")),
-    }
 }
 
 /// Add images and videos to an index (created on first use)
@@ -449,6 +443,10 @@ fn collect_inputs(paths: &[PathBuf]) -> (Vec<(PathBuf, Kind)>, Vec<Failure>) {
             }
         } else if path.is_file() {
             files.push((path.clone(), kind_of_file(path)));
+        } else if let Ok(m) = std::fs::metadata(path) {
+            // A FIFO or a device would block the reader or never end.
+            let kind = untrusted::file_kind(m.file_type());
+            failed.push((path.clone(), format!("{kind}, not a regular file")));
         } else {
             failed.push((path.clone(), "no such file or folder".into()));
         }
@@ -457,40 +455,24 @@ fn collect_inputs(paths: &[PathBuf]) -> (Vec<(PathBuf, Kind)>, Vec<Failure>) {
 }
 
 /// Labels from a `path,label` CSV, by canonical path. Paths are relative to
-/// the current directory, or else to the CSV's folder.
+/// the current directory, or else to the CSV's folder. The file is read
+/// as an untrusted one (a regular file, at most
+/// [`untrusted::MAX_LABELS_BYTES`], every row checked).
 fn read_labels(csv_path: &Path) -> Result<HashMap<PathBuf, String>, Error> {
-    let file_error = |source| Error::File {
-        path: csv_path.to_owned(),
-        source,
-    };
-    let file = std::fs::File::open(csv_path).map_err(file_error)?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(false)
-        .from_reader(file);
+    let bytes = untrusted::read_capped(csv_path, "a labels CSV", untrusted::MAX_LABELS_BYTES)
+        .map_err(|e| Error::untrusted_read(csv_path, e))?;
+    let rows = untrusted::parse_labels(&bytes).map_err(|e| Error::untrusted_parse(csv_path, e))?;
     let base = csv_path.parent().unwrap_or(Path::new("."));
     let mut labels = HashMap::new();
-    for (line, record) in reader.records().enumerate() {
-        let bad = |reason: String| Error::Input {
-            input: csv_path.display().to_string(),
-            reason: format!("row {}: {reason}", line + 1),
-        };
-        let record = record.map_err(|e| bad(e.to_string()))?;
-        if record.len() != 2 {
-            return Err(bad(format!(
-                "{} fields; each row is path,label",
-                record.len()
-            )));
-        }
-        let (path, label) = (&record[0], &record[1]);
-        if line == 0 && path == "path" && label == "label" {
-            continue;
-        }
-        let path = Path::new(path);
+    for row in rows {
+        let path = Path::new(&row.path);
         let found = std::fs::canonicalize(path)
             .or_else(|_| std::fs::canonicalize(base.join(path)))
-            .map_err(|e| bad(format!("{}: {e}", path.display())))?;
-        labels.insert(found, label.to_owned());
+            .map_err(|e| Error::Input {
+                input: csv_path.display().to_string(),
+                reason: format!("line {}: {}: {e}", row.line, path.display()),
+            })?;
+        labels.insert(found, row.label);
     }
     Ok(labels)
 }
@@ -743,6 +725,15 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
         None => HashMap::new(),
     };
     let (files, unlisted) = collect_inputs(&args.paths);
+    let mut inputs = args.common.input_files();
+    inputs.extend(
+        files
+            .iter()
+            .map(|(p, _)| p)
+            .chain(&args.labels)
+            .map(|p| p.to_string_lossy().into_owned()),
+    );
+    crate::overwrite::refuse_overwrite(inputs, &[("INDEX", index_file(&args.index))])?;
     let mut tally = Tally {
         failed: unlisted,
         ..Tally::default()
@@ -1035,7 +1026,17 @@ fn source_text(source: &Source) -> String {
     }
 }
 
+/// The file of an embedded index (`None` for PostgreSQL), as an output
+/// that must not be an input.
+fn index_file(location: &str) -> Option<&Path> {
+    (!index::is_postgres_location(location)).then(|| Path::new(location))
+}
+
 fn query(args: QueryArgs) -> Result<ExitCode, Error> {
+    let mut inputs = args.common.input_files();
+    inputs.push(args.index.clone());
+    inputs.extend(args.inputs.iter().map(|p| p.to_string_lossy().into_owned()));
+    crate::overwrite::refuse_overwrite(inputs, &[("--output", args.output.as_deref())])?;
     let show = !args.common.quiet;
     let (mut engine, identity) = load_model(&args.common)?;
     let element_common = element_options(&args.common, &engine);
@@ -1049,6 +1050,25 @@ fn query(args: QueryArgs) -> Result<ExitCode, Error> {
     let mut queries = Vec::new();
     for input in &args.inputs {
         let name = input.display().to_string();
+        // A FIFO or a device would block the reader or never end.
+        match std::fs::metadata(input) {
+            Ok(m) if !m.is_file() => {
+                return Err(Error::Input {
+                    input: name,
+                    reason: format!(
+                        "{}, not a regular file",
+                        untrusted::file_kind(m.file_type())
+                    ),
+                })
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Error::Input {
+                    input: name,
+                    reason: e.to_string(),
+                })
+            }
+        }
         match kind_of_file(input) {
             Kind::Image => {
                 let embedding = engine.embed_image_file(input).map_err(|e| Error::Input {
@@ -1058,12 +1078,6 @@ fn query(args: QueryArgs) -> Result<ExitCode, Error> {
                 queries.push((name, None, set.search(embedding.as_slice(), k)?));
             }
             Kind::Video => {
-                if !input.is_file() {
-                    return Err(Error::Input {
-                        input: name,
-                        reason: "no such file".into(),
-                    });
-                }
                 for s in sample_video(input, &element_common, &args.sampling, &identity, show)? {
                     let hits = set.search(&s.embedding, k)?;
                     queries.push((name.clone(), Some(s.timestamp_ns), hits));
@@ -1119,13 +1133,13 @@ fn query(args: QueryArgs) -> Result<ExitCode, Error> {
                     .unwrap_or_default();
                 for (i, m) in hits.iter().enumerate() {
                     csv.write_record([
-                        input.as_str(),
+                        &*text_cell(input),
                         time.as_str(),
                         &(i + 1).to_string(),
                         &m.entry.id.to_string(),
-                        &m.entry.label,
+                        &*text_cell(&m.entry.label),
                         &format!("{:.6}", m.distance),
-                        &source_text(&m.entry.source),
+                        &*text_cell(&source_text(&m.entry.source)),
                     ])
                     .map_err(io)?;
                 }
@@ -1141,6 +1155,7 @@ fn query(args: QueryArgs) -> Result<ExitCode, Error> {
 // ---- export, import
 
 fn copy(from: &str, to: &str, args: &CopyArgs) -> Result<ExitCode, Error> {
+    crate::overwrite::refuse_overwrite([from], &[("the destination", index_file(to))])?;
     let options = args.location.options();
     let mut source = index::open(from, None, &options)?;
     let source_info = source.info()?;

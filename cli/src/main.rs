@@ -19,9 +19,12 @@ mod lost_errors;
 mod metrics;
 mod monitor;
 mod output;
+mod overwrite;
 mod pipeline;
 mod progress;
 mod scenes;
+mod untrusted;
+mod values;
 
 use std::process::ExitCode;
 
@@ -90,6 +93,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         // The reader of standard output left (`| head`): nothing to say.
         Err(Error::Stdout(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::FAILURE,
+        // Found after parsing (an output that is an input): a usage error too.
+        Err(e @ Error::Usage(_)) => {
+            eprintln!("{PROGRAM}: error: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("{PROGRAM}: error: {e}");
             ExitCode::FAILURE

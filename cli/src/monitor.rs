@@ -18,9 +18,10 @@ use serde::Serialize;
 
 use crate::common::CommonArgs;
 use crate::metrics::{Metrics, MetricsArgs, StreamMetrics};
-use crate::output::{timecode, Output};
+use crate::output::{csv_row, timecode, Output};
 use crate::pipeline::{self, BusHandler};
 use crate::progress::Progress;
+use crate::values;
 use crate::{Error, PROGRAM};
 
 /// The exit status when an alert was raised.
@@ -56,12 +57,13 @@ pub struct Args {
     #[arg(long, value_name = "DESCRIPTION")]
     pub pipeline: Option<String>,
 
-    /// Alert when the distance is above D
+    /// Alert when the distance is above D (0 to 2)
     #[arg(
         long,
         value_name = "D",
         default_value_t = 0.5,
-        help_heading = "Alert options"
+        help_heading = "Alert options",
+        value_parser = values::distance
     )]
     pub limit: f64,
 
@@ -187,20 +189,22 @@ impl BusHandler for Collect {
                 reference_distance: d,
                 distance: m.distance,
             };
-            self.out.write(|w| {
+            self.out.write_row(|w| {
                 serde_json::to_writer(&mut *w, &row)?;
                 writeln!(w)
             })?;
         } else {
-            self.out.write(|w| {
-                writeln!(
+            self.out.write_row(|w| {
+                csv_row(
                     w,
-                    "{},{},{},{d:.6},{}",
-                    m.frame,
-                    time.map(timecode).unwrap_or_default(),
-                    time.map(|t| format!("{:.3}", t.seconds_f64()))
-                        .unwrap_or_default(),
-                    m.distance.map(|d| format!("{d:.6}")).unwrap_or_default()
+                    [
+                        m.frame.to_string(),
+                        time.map(timecode).unwrap_or_default(),
+                        time.map(|t| format!("{:.3}", t.seconds_f64()))
+                            .unwrap_or_default(),
+                        format!("{d:.6}"),
+                        m.distance.map(|d| format!("{d:.6}")).unwrap_or_default(),
+                    ],
                 )
             })?;
         }
@@ -230,12 +234,18 @@ impl BusHandler for Collect {
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Error> {
-    if !args.reference.is_file() {
+    let mut inputs = args.common.input_files();
+    inputs.extend(args.input.iter().cloned());
+    inputs.push(args.reference.to_string_lossy().into_owned());
+    crate::overwrite::refuse_overwrite(inputs, &[("--output", args.output.as_deref())])?;
+    if !args.reference.exists() {
         return Err(Error::Input {
             input: args.reference.display().to_string(),
             reason: "no such image".into(),
         });
     }
+    crate::untrusted::check_regular(&args.reference)
+        .map_err(|e| Error::untrusted_read(&args.reference, e))?;
     let started = Instant::now();
 
     // videoconvert ! dreamsim ! fakesink, after the user's pipeline (whose
@@ -273,10 +283,16 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
 
     let mut out = Output::create(args.output.as_deref())?;
     if !args.json {
-        out.write(|w| {
-            writeln!(
+        out.write_row(|w| {
+            csv_row(
                 w,
-                "Frame,Timecode,Time (seconds),Reference Distance,Distance"
+                [
+                    "Frame",
+                    "Timecode",
+                    "Time (seconds)",
+                    "Reference Distance",
+                    "Distance",
+                ],
             )
         })?;
     }

@@ -1,6 +1,7 @@
-//! Where a job writes its result (standard output or `--output FILE`), and
-//! the time formats its tables use.
+//! Where a job writes its result (standard output or `--output FILE`), how
+//! its CSV rows are written, and the time formats its tables use.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufWriter, LineWriter, Stdout, Write};
 use std::path::{Path, PathBuf};
@@ -35,6 +36,19 @@ impl Output {
         result.map_err(|e| self.error(e))
     }
 
+    /// Writes one row of a stream that a reader follows as it grows (a
+    /// row per analysed frame) and flushes it: the rows written are in the
+    /// file even when the job is stopped (Ctrl-C) or killed.
+    pub fn write_row(
+        &mut self,
+        f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<(), Error> {
+        self.write(|w| {
+            f(w)?;
+            w.flush()
+        })
+    }
+
     /// Writes `value` as a pretty-printed JSON document.
     pub fn write_json(&mut self, value: &impl serde::Serialize) -> Result<(), Error> {
         self.write(|w| {
@@ -65,6 +79,35 @@ impl Output {
             },
         }
     }
+}
+
+/// A text cell of a CSV (a path, a label, a URI) as it is written: a cell
+/// that a spreadsheet would take for a formula (it starts with `=`, `+`,
+/// `-`, `@`, a tab or a carriage return) gets a leading apostrophe, as
+/// OWASP recommends against CSV injection; the csv crate then quotes it
+/// when it must. Numbers are written as they are, never through this.
+pub fn text_cell(s: &str) -> Cow<'_, str> {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        Cow::Owned(format!("'{s}"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// Writes one CSV row with the csv crate (RFC 4180: a cell with a comma,
+/// a quote, a line feed or a carriage return is quoted); rows may differ in
+/// length. Text cells go through [`text_cell`] first.
+pub fn csv_row<I, T>(w: &mut dyn Write, cells: I) -> std::io::Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: AsRef<[u8]>,
+{
+    let mut csv = csv::WriterBuilder::new()
+        .flexible(true)
+        .buffer_capacity(1024)
+        .from_writer(w);
+    csv.write_record(cells)?;
+    csv.flush()
 }
 
 /// Creates `path`, the error said with it.
@@ -99,6 +142,29 @@ pub fn timecode_s(seconds: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_cells_are_quoted_and_formulas_neutralised() {
+        let mut out = Vec::new();
+        for cell in [
+            "=HYPERLINK(\"x\")",
+            "+1",
+            "-x",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "a\rb",
+            "a,b",
+        ] {
+            csv_row(&mut out, [&*text_cell(cell), "1"]).unwrap();
+        }
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"'=HYPERLINK(\"\"x\"\")\",1\n'+1,1\n'-x,1\n'@SUM(A1),1\n'\tx,1\n\"'\rx\",1\n\
+             \"a\rb\",1\n\"a,b\",1\n"
+        );
+        assert_eq!(text_cell("clip.mp4"), "clip.mp4");
+    }
 
     #[test]
     fn timecodes() {

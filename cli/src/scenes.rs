@@ -18,9 +18,10 @@ use gstdreamsim::SceneMessage;
 use serde::Serialize;
 
 use crate::common::CommonArgs;
-use crate::output::{self, timecode_s, Output};
+use crate::output::{self, csv_row, timecode_s, Output};
 use crate::pipeline::{self, BusHandler};
 use crate::progress::Progress;
+use crate::values;
 use crate::{Error, PROGRAM};
 
 /// Scene cuts of a video, as PySceneDetect's list-scenes CSV or a CMX 3600 EDL
@@ -39,25 +40,31 @@ pub struct Args {
     pub input: String,
 
     /// Fixed mode: a scene starts where the distance to the previous frame reaches D
+    /// (0 to 2)
     #[arg(long, value_name = "D", help_heading = "Detection options",
+          value_parser = values::distance,
           conflicts_with_all = ["adaptive_threshold", "min_distance", "window"])]
     pub threshold: Option<f64>,
 
     /// Adaptive mode (the default): a scene starts where the distance is R
-    /// times the mean of its neighbours' [default: 3]
-    #[arg(long, value_name = "R", help_heading = "Detection options")]
+    /// times the mean of its neighbours' (0 to 255) [default: 3]
+    #[arg(long, value_name = "R", help_heading = "Detection options",
+          value_parser = values::ratio)]
     pub adaptive_threshold: Option<f64>,
 
-    /// Adaptive mode: smallest distance that can start a scene [default: 0.05]
-    #[arg(long, value_name = "D", help_heading = "Detection options")]
+    /// Adaptive mode: smallest distance that can start a scene (0 to 2) [default: 0.05]
+    #[arg(long, value_name = "D", help_heading = "Detection options",
+          value_parser = values::distance)]
     pub min_distance: Option<f64>,
 
-    /// Adaptive mode: neighbours on each side [default: 2]
-    #[arg(long, value_name = "N", help_heading = "Detection options")]
+    /// Adaptive mode: neighbours on each side (1 to 64) [default: 2]
+    #[arg(long, value_name = "N", help_heading = "Detection options",
+          value_parser = values::window())]
     pub window: Option<u32>,
 
     /// Frames before another scene can start [default: 15]
-    #[arg(long, value_name = "N", help_heading = "Detection options")]
+    #[arg(long, value_name = "N", help_heading = "Detection options",
+          value_parser = values::u32_in(0, u32::MAX))]
     pub min_scene_len: Option<u32>,
 
     /// Write the scene list to FILE instead of standard output
@@ -235,31 +242,43 @@ fn scene_list(a: &Analysis) -> Vec<Scene> {
 fn write_csv(w: &mut dyn Write, scenes: &[Scene]) -> std::io::Result<()> {
     let cuts: Vec<String> = scenes.iter().skip(1).map(|s| timecode_s(s.start)).collect();
     if cuts.is_empty() {
-        // PySceneDetect 0.7 writes an empty first row when nothing cuts.
+        // PySceneDetect 0.7 writes an empty first row when nothing cuts
+        // (an empty line; the csv crate would write `""`).
         writeln!(w)?;
     } else {
-        writeln!(w, "Timecode List:,{}", cuts.join(","))?;
+        csv_row(w, std::iter::once("Timecode List:".to_owned()).chain(cuts))?;
     }
-    writeln!(
+    csv_row(
         w,
-        "Scene Number,Start Frame,Start Timecode,Start Time (seconds),End Frame,End Timecode,\
-         End Time (seconds),Length (frames),Length (timecode),Length (seconds)"
+        [
+            "Scene Number",
+            "Start Frame",
+            "Start Timecode",
+            "Start Time (seconds)",
+            "End Frame",
+            "End Timecode",
+            "End Time (seconds)",
+            "Length (frames)",
+            "Length (timecode)",
+            "Length (seconds)",
+        ],
     )?;
     for (i, s) in scenes.iter().enumerate() {
         let length = s.end - s.start;
-        writeln!(
+        csv_row(
             w,
-            "{},{},{},{:.3},{},{},{:.3},{},{},{:.3}",
-            i + 1,
-            s.start_frame + 1,
-            timecode_s(s.start),
-            s.start,
-            s.end_frame,
-            timecode_s(s.end),
-            s.end,
-            s.end_frame - s.start_frame,
-            timecode_s(length),
-            length
+            [
+                (i + 1).to_string(),
+                (s.start_frame + 1).to_string(),
+                timecode_s(s.start),
+                format!("{:.3}", s.start),
+                s.end_frame.to_string(),
+                timecode_s(s.end),
+                format!("{:.3}", s.end),
+                (s.end_frame - s.start_frame).to_string(),
+                timecode_s(length),
+                format!("{length:.3}"),
+            ],
         )?;
     }
     Ok(())
@@ -390,6 +409,15 @@ fn edl(args: &Args, path: &Path, analysis: &Analysis, scenes: &[Scene]) -> Resul
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Error> {
+    let mut inputs = args.common.input_files();
+    inputs.push(args.input.clone());
+    crate::overwrite::refuse_overwrite(
+        inputs,
+        &[
+            ("--output", args.output.as_deref()),
+            ("--edl", args.edl.as_deref()),
+        ],
+    )?;
     let started = Instant::now();
     let analysis = analyse(&args, started)?;
     if analysis.starts.is_empty() {

@@ -31,7 +31,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::common::CommonArgs;
-use crate::output::Output;
+use crate::output::{csv_row, text_cell, Output};
+use crate::untrusted;
+use crate::values;
 use crate::{Error, PROGRAM};
 use fingerprint::{Fingerprint, Sampling};
 use pairing::{FrameMatch, PairScore, Segment, SegmentRules};
@@ -81,7 +83,8 @@ enum CorpusCommand {
 #[command(next_help_heading = "Sampling options")]
 struct SamplingArgs {
     /// Frames sampled per second of video (plus every scene start)
-    #[arg(long, value_name = "FPS", default_value_t = DEFAULT_RATE)]
+    #[arg(long, value_name = "FPS", default_value_t = DEFAULT_RATE,
+          value_parser = values::rate)]
     rate: f64,
 
     /// Do not also sample the first frame of every scene
@@ -90,23 +93,20 @@ struct SamplingArgs {
 
     /// A video during which no frame is decoded for S seconds (model
     /// loading included) fails as stalled
-    #[arg(long, value_name = "S", default_value_t = DEFAULT_STALL_TIMEOUT)]
+    #[arg(long, value_name = "S", default_value_t = DEFAULT_STALL_TIMEOUT,
+          value_parser = values::u64_in(1, values::MAX_TIMEOUT_S))]
     stall_timeout: u64,
 }
 
 impl SamplingArgs {
-    fn sampling(&self) -> Result<Sampling, Error> {
-        if !(self.rate.is_finite() && self.rate > 0.0) {
-            return Err(Error::Input {
-                input: format!("--rate {}", self.rate),
-                reason: "the rate must be a positive number of frames per second".into(),
-            });
-        }
-        Ok(Sampling {
+    /// The sampling; the parser has held the rate and the timeout to
+    /// their ranges (`values`).
+    fn sampling(&self) -> Sampling {
+        Sampling {
             period_ns: (1e9 / self.rate).round() as u64,
             scene_starts: !self.no_scene_starts,
             stall: Duration::from_secs(self.stall_timeout.max(1)),
-        })
+        }
     }
 }
 
@@ -140,7 +140,8 @@ struct AddArgs {
 
     /// PostgreSQL: a job claimed this long ago by a worker that has not
     /// finished it is taken again (the worker is taken to be gone), seconds
-    #[arg(long, value_name = "S", default_value_t = DEFAULT_RECLAIM_AFTER)]
+    #[arg(long, value_name = "S", default_value_t = DEFAULT_RECLAIM_AFTER,
+          value_parser = values::u64_in(1, values::MAX_RECLAIM_S))]
     reclaim_after: u64,
 
     /// Videos decoded at the same time (each with its own pipeline and model)
@@ -181,27 +182,33 @@ struct MatchArgs {
     index: String,
 
     /// Largest DreamSim distance between two frames that match
-    #[arg(long, value_name = "D", default_value_t = DEFAULT_FRAME_DISTANCE, help_heading = "Match options")]
+    #[arg(long, value_name = "D", default_value_t = DEFAULT_FRAME_DISTANCE, help_heading = "Match options",
+          value_parser = values::distance)]
     frame_distance: f64,
 
     /// Smallest query share of a match, percent (ThreatExchange flags vPDQ matches at 80)
-    #[arg(long, value_name = "P", default_value_t = DEFAULT_QUERY_SHARE, help_heading = "Match options")]
+    #[arg(long, value_name = "P", default_value_t = DEFAULT_QUERY_SHARE, help_heading = "Match options",
+          value_parser = values::percent)]
     query_share: f64,
 
     /// Smallest candidate share of a match, percent
-    #[arg(long, value_name = "P", default_value_t = DEFAULT_CANDIDATE_SHARE, help_heading = "Match options")]
+    #[arg(long, value_name = "P", default_value_t = DEFAULT_CANDIDATE_SHARE, help_heading = "Match options",
+          value_parser = values::percent)]
     candidate_share: f64,
 
     /// Longest gap inside a segment, seconds
-    #[arg(long, value_name = "S", default_value_t = DEFAULT_MAX_GAP, help_heading = "Match options")]
+    #[arg(long, value_name = "S", default_value_t = DEFAULT_MAX_GAP, help_heading = "Match options",
+          value_parser = values::seconds)]
     max_gap: f64,
 
     /// Shortest segment listed, seconds
-    #[arg(long, value_name = "S", default_value_t = DEFAULT_MIN_DURATION, help_heading = "Match options")]
+    #[arg(long, value_name = "S", default_value_t = DEFAULT_MIN_DURATION, help_heading = "Match options",
+          value_parser = values::seconds)]
     min_duration: f64,
 
     /// Nearest neighbours fetched per frame (doubled while all are within the distance)
-    #[arg(long, value_name = "K", default_value_t = DEFAULT_NEIGHBOURS, help_heading = "Match options")]
+    #[arg(long, value_name = "K", default_value_t = DEFAULT_NEIGHBOURS, help_heading = "Match options",
+          value_parser = values::usize_in(1, MAX_NEIGHBOURS as u64))]
     neighbours: usize,
 
     /// List every candidate pair with a matched frame, not only matches
@@ -276,22 +283,26 @@ fn check_identity(
     Ok(())
 }
 
-/// The videos named on the command line and in the manifest.
+/// The videos named on the command line and in the manifest (read as an
+/// untrusted file: a regular file of at most
+/// [`untrusted::MAX_MANIFEST_BYTES`]).
 fn inputs(videos: &[String], manifest: Option<&Path>) -> Result<Vec<String>, Error> {
     let mut all = videos.to_vec();
     if let Some(m) = manifest {
-        let text = std::fs::read_to_string(m).map_err(|source| Error::File {
-            path: m.to_owned(),
-            source,
-        })?;
-        all.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_owned),
-        );
+        let bytes = untrusted::read_capped(m, "a manifest", untrusted::MAX_MANIFEST_BYTES)
+            .map_err(|e| Error::untrusted_read(m, e))?;
+        all.extend(untrusted::parse_manifest(&bytes).map_err(|e| Error::untrusted_parse(m, e))?);
     }
     Ok(all)
+}
+
+/// The files of an embedded index's corpus (the index and its list of
+/// videos), none for PostgreSQL: outputs of `add`, inputs of `match`.
+fn corpus_files(index: &str) -> Vec<PathBuf> {
+    if index::is_postgres_location(index) {
+        return Vec::new();
+    }
+    vec![PathBuf::from(index), store::list_path(index)]
 }
 
 /// What a worker made of one video.
@@ -313,6 +324,13 @@ fn process(
     match std::fs::metadata(path) {
         Err(e) => return failed(e.to_string()),
         Ok(m) if m.is_dir() => return failed("a directory, not a video file".into()),
+        // A FIFO or a device would block the hashing or never end.
+        Ok(m) if !m.is_file() => {
+            return failed(format!(
+                "{}, not a regular file",
+                untrusted::file_kind(m.file_type())
+            ))
+        }
         Ok(m) if m.len() == 0 => return failed("empty file (0 bytes)".into()),
         Ok(_) => {}
     }
@@ -357,8 +375,23 @@ fn videos_bar(total: usize, show: bool) -> ProgressBar {
 }
 
 fn add(args: AddArgs) -> Result<ExitCode, Error> {
-    let sampling = args.sampling.sampling()?;
+    let sampling = args.sampling.sampling();
     let videos = inputs(&args.videos, args.manifest.as_deref())?;
+    let mut read = args.common.input_files();
+    read.extend(videos.iter().cloned());
+    read.extend(
+        args.manifest
+            .iter()
+            .map(|m| m.to_string_lossy().into_owned()),
+    );
+    let written = corpus_files(&args.index);
+    crate::overwrite::refuse_overwrite(
+        read,
+        &written
+            .iter()
+            .map(|p| ("--index", Some(p.as_path())))
+            .collect::<Vec<_>>(),
+    )?;
     let mut list = VideoList::open(&args.index)?;
     let known: HashSet<String> = list.videos().map(|v| v.id.clone()).collect();
     let bar = videos_bar(videos.len(), !args.common.quiet);
@@ -738,7 +771,21 @@ fn library_queries(index: &mut dyn EmbeddingIndex, list: &VideoList) -> Result<V
 }
 
 fn match_videos(args: MatchArgs) -> Result<ExitCode, Error> {
-    let sampling = args.sampling.sampling()?;
+    let sampling = args.sampling.sampling();
+    let mut read = args.common.input_files();
+    read.extend(args.videos.iter().cloned());
+    read.extend(
+        corpus_files(&args.index)
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned()),
+    );
+    crate::overwrite::refuse_overwrite(
+        read,
+        &[
+            ("--output", args.output.as_deref()),
+            ("--html", args.html.as_deref()),
+        ],
+    )?;
     let list = VideoList::open(&args.index)?;
     let mut index = index::open(
         &args.index,
@@ -762,7 +809,15 @@ fn match_videos(args: MatchArgs) -> Result<ExitCode, Error> {
                     reason: e.to_string(),
                 })
                 .and_then(|m| {
-                    if m.len() == 0 {
+                    if !m.is_file() {
+                        Err(Error::Input {
+                            input: path.clone(),
+                            reason: format!(
+                                "{}, not a regular file",
+                                untrusted::file_kind(m.file_type())
+                            ),
+                        })
+                    } else if m.len() == 0 {
                         Err(Error::Input {
                             input: path.clone(),
                             reason: "empty file (0 bytes)".into(),
@@ -957,21 +1012,21 @@ fn match_videos(args: MatchArgs) -> Result<ExitCode, Error> {
     })
 }
 
-/// A CSV field, quoted when it needs to be.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
 /// One row per pair; segments as `qstart-qend>cstart-cend` in seconds,
 /// separated by `;`.
 fn write_csv(w: &mut dyn Write, rows: &[PairRow]) -> std::io::Result<()> {
-    writeln!(
+    csv_row(
         w,
-        "query,candidate,query_share,candidate_share,query_frames,candidate_frames,match,segments"
+        [
+            "query",
+            "candidate",
+            "query_share",
+            "candidate_share",
+            "query_frames",
+            "candidate_frames",
+            "match",
+            "segments",
+        ],
     )?;
     for r in rows {
         let segments: Vec<String> = r
@@ -984,17 +1039,18 @@ fn write_csv(w: &mut dyn Write, rows: &[PairRow]) -> std::io::Result<()> {
                 )
             })
             .collect();
-        writeln!(
+        csv_row(
             w,
-            "{},{},{:.1},{:.1},{},{},{},{}",
-            csv_field(&r.query),
-            csv_field(&r.candidate),
-            r.query_share,
-            r.candidate_share,
-            r.query_frames,
-            r.candidate_frames,
-            r.is_match,
-            segments.join(";")
+            [
+                text_cell(&r.query).into_owned(),
+                text_cell(&r.candidate).into_owned(),
+                format!("{:.1}", r.query_share),
+                format!("{:.1}", r.candidate_share),
+                r.query_frames.to_string(),
+                r.candidate_frames.to_string(),
+                r.is_match.to_string(),
+                segments.join(";"),
+            ],
         )?;
     }
     Ok(())

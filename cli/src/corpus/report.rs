@@ -2,7 +2,14 @@
 //! to review matches by looking: per pair, thumbnails of matched frames side
 //! by side (JPEG in `data:` URIs, grabbed by seeking in the videos) and a
 //! timeline (inline SVG) of the matched segments on both videos.
+//!
+//! The paths come from the corpus's records, which someone may have
+//! tampered with: a video is opened only when it is a local regular file
+//! whose content is still the one recorded (its sha256 is the record's
+//! id). A URI (`http://`, `file://`, ...) or any other file is never
+//! opened: its thumbnails are shown as refused, with why.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -102,11 +109,59 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Why the video recorded at `path` with id `id` may not be opened, if
+/// it may not: only the local regular file `corpus add` recorded, with
+/// the content it recorded.
+fn refusal(path: &str, id: Option<&str>) -> Option<String> {
+    if let Some(problem) = crate::untrusted::recorded_path_problem(path) {
+        return Some(format!("refused: {problem}"));
+    }
+    let Some(id) = id else {
+        return Some("refused: no recorded content to check the file against".into());
+    };
+    match std::fs::metadata(path) {
+        Err(e) => return Some(format!("video not readable: {e}")),
+        Ok(m) if !m.is_file() => {
+            return Some(format!(
+                "refused: {}, not a regular file",
+                crate::untrusted::file_kind(m.file_type())
+            ))
+        }
+        Ok(_) => {}
+    }
+    match dreamsim::index::file_sha256(Path::new(path)) {
+        Err(e) => Some(format!("video not readable: {e}")),
+        Ok(hash) if hash != id => Some(
+            "refused: the file's content is not the one recorded by corpus add (sha256 differs)"
+                .into(),
+        ),
+        Ok(_) => None,
+    }
+}
+
+/// The thumbnailer of a pair's video, or why there is none; files are
+/// checked once per page (`checked`).
+fn open_checked(
+    path: &str,
+    id: Option<&str>,
+    checked: &mut HashMap<String, Option<String>>,
+) -> Result<Thumbnailer, String> {
+    let key = format!("{path}\0{}", id.unwrap_or(""));
+    let refused = checked
+        .entry(key)
+        .or_insert_with(|| refusal(path, id))
+        .clone();
+    match refused {
+        Some(why) => Err(why),
+        None => Thumbnailer::open(path).map_err(|_| "video not readable".into()),
+    }
+}
+
 /// An `<img>` of the frame of `video` at `seconds`, or a box saying why not.
-fn thumb(video: Option<&Thumbnailer>, name: &str, seconds: f64, out: &mut String) {
-    let grabbed = video.map(|v| v.grab(seconds));
+fn thumb(video: &Result<Thumbnailer, String>, name: &str, seconds: f64, out: &mut String) {
+    let grabbed = video.as_ref().map(|v| v.grab(seconds));
     match grabbed {
-        Some(Ok(jpeg)) => {
+        Ok(Ok(jpeg)) => {
             let b64 = base64::engine::general_purpose::STANDARD.encode(jpeg);
             let _ = write!(
                 out,
@@ -115,18 +170,19 @@ fn thumb(video: Option<&Thumbnailer>, name: &str, seconds: f64, out: &mut String
                 escape(name)
             );
         }
-        Some(Err(e)) => {
+        Ok(Err(e)) => {
             let _ = write!(
                 out,
                 "<figure class=\"missing\">{}<figcaption>{seconds:.2} s</figcaption></figure>",
                 escape(&e.to_string())
             );
         }
-        None => {
+        Err(why) => {
             let _ = write!(
                 out,
-                "<figure class=\"missing\">video not readable<figcaption>{seconds:.2} s\
-                 </figcaption></figure>"
+                "<figure class=\"missing refused\">{}<figcaption>{seconds:.2} s\
+                 </figcaption></figure>",
+                escape(why)
             );
         }
     }
@@ -212,6 +268,7 @@ pub fn write(path: &Path, rows: &[PairRow], index: &str) -> Result<(), Error> {
         escape(index),
         rows.len()
     );
+    let mut checked = HashMap::new();
     for (i, row) in rows.iter().enumerate() {
         let _ = write!(
             html,
@@ -227,13 +284,13 @@ pub fn write(path: &Path, rows: &[PairRow], index: &str) -> Result<(), Error> {
         timeline(row, &mut html);
         let times = sample_times(row);
         if !times.is_empty() {
-            let q = Thumbnailer::open(&row.query).ok();
-            let c = Thumbnailer::open(&row.candidate).ok();
+            let q = open_checked(&row.query, row.query_id.as_deref(), &mut checked);
+            let c = open_checked(&row.candidate, Some(&row.candidate_id), &mut checked);
             html.push_str("<div class=\"pairs\">");
             for (qt, ct) in times {
                 html.push_str("<div class=\"frames\">");
-                thumb(q.as_ref(), &row.query, qt, &mut html);
-                thumb(c.as_ref(), &row.candidate, ct, &mut html);
+                thumb(&q, &row.query, qt, &mut html);
+                thumb(&c, &row.candidate, ct, &mut html);
                 html.push_str("</div>");
             }
             html.push_str("</div>");

@@ -14,33 +14,13 @@
 //! crash leaves the previous list or the new one. For a PostgreSQL index it
 //! is a table beside the index's ([`super::pgjobs`]).
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
+use crate::untrusted::{self, ListFile};
 use crate::Error;
 
-/// A complete video of the corpus.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VideoRecord {
-    /// sha256 of the file: the video's id and content hash.
-    pub id: String,
-    /// Its path, as given to `corpus add`.
-    pub path: String,
-    /// Duration in nanoseconds (end of its last frame).
-    pub duration_ns: u64,
-    /// Sampled frames stored in the index.
-    pub frames: usize,
-}
-
-/// The list file's content.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct ListFile {
-    /// Records by id.
-    videos: BTreeMap<String, VideoRecord>,
-}
+pub use crate::untrusted::VideoRecord;
 
 /// The list of complete videos of one index.
 pub struct VideoList {
@@ -70,14 +50,22 @@ impl VideoList {
                 pg: Some(pg),
             });
         }
+        // Another program may have written the list (a shared folder, a
+        // copy): read as untrusted, every record checked.
         let path = list_path(index);
-        let list = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::File {
-                path: path.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ListFile::default(),
-            Err(source) => return Err(Error::File { path, source }),
+        let read = untrusted::read_capped(
+            &path,
+            "a corpus list of videos",
+            untrusted::MAX_VIDEO_LIST_BYTES,
+        );
+        let list = match read {
+            Ok(bytes) => {
+                untrusted::parse_video_list(&bytes).map_err(|e| Error::untrusted_parse(&path, e))?
+            }
+            Err(untrusted::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                ListFile::default()
+            }
+            Err(e) => return Err(Error::untrusted_read(&path, e)),
         };
         Ok(Self {
             path,
@@ -167,13 +155,13 @@ mod tests {
         let mut list = VideoList::open(index).unwrap();
         assert_eq!(list.len(), 0);
         let v = VideoRecord {
-            id: "abc".into(),
+            id: "a".repeat(64),
             path: "a.mp4".into(),
             duration_ns: 10,
             frames: 3,
         };
         list.record(v.clone()).unwrap();
         let again = VideoList::open(index).unwrap();
-        assert_eq!(again.get("abc"), Some(&v));
+        assert_eq!(again.get(&"a".repeat(64)), Some(&v));
     }
 }
