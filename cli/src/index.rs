@@ -347,7 +347,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
 // ---- the model
 
 /// The model of the common options, loaded for the engine, with its identity.
-fn load_model(common: &CommonArgs) -> Result<(Engine, ModelIdentity), Error> {
+pub(crate) fn load_model(common: &CommonArgs) -> Result<(Engine, ModelIdentity), Error> {
     let runtime = dreamsim::runtime(common.onnxruntime.as_deref())?;
     let path = match &common.model {
         Some(p) => p.clone(),
@@ -373,7 +373,7 @@ fn load_model(common: &CommonArgs) -> Result<(Engine, ModelIdentity), Error> {
 
 /// The common options with `--model` set to the file the engine loaded, so
 /// that the `dreamsim` element of a video pipeline runs the same model.
-fn element_options(common: &CommonArgs, engine: &Engine) -> CommonArgs {
+pub(crate) fn element_options(common: &CommonArgs, engine: &Engine) -> CommonArgs {
     let mut common = common.clone();
     common.model = Some(engine.model().info().path.clone());
     common
@@ -386,7 +386,7 @@ type Failure = (PathBuf, String);
 
 /// What a path given to `add` or `query` is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Image,
     Video,
 }
@@ -399,7 +399,7 @@ fn extension(path: &Path) -> Option<String> {
 
 /// An image by its extension; anything else named explicitly is tried as
 /// a video.
-fn kind_of_file(path: &Path) -> Kind {
+pub(crate) fn kind_of_file(path: &Path) -> Kind {
     match extension(path) {
         Some(e) if IMAGE_EXTENSIONS.contains(&e.as_str()) => Kind::Image,
         _ => Kind::Video,
@@ -407,7 +407,7 @@ fn kind_of_file(path: &Path) -> Kind {
 }
 
 /// A file found in a folder: images and videos by extension, the rest skipped.
-fn kind_in_folder(path: &Path) -> Option<Kind> {
+pub(crate) fn kind_in_folder(path: &Path) -> Option<Kind> {
     let e = extension(path)?;
     if IMAGE_EXTENSIONS.contains(&e.as_str()) {
         Some(Kind::Image)
@@ -507,7 +507,7 @@ fn label_of(path: &Path, labels: &HashMap<PathBuf, String>) -> String {
 
 /// The engine's reason for an unreadable image, without the "reference
 /// image" wording of the element's use.
-fn image_reason(e: dreamsim::Error) -> String {
+pub(crate) fn image_reason(e: dreamsim::Error) -> String {
     match e {
         dreamsim::Error::ReferenceImage { message, .. } => message,
         e => e.to_string(),

@@ -10,7 +10,8 @@
 //! complete videos beside the index), `pairing` (shares and segments, pure
 //! arithmetic).
 
-mod fingerprint;
+pub(crate) mod fingerprint;
+mod evaluate;
 mod pairing;
 mod pgjobs;
 mod report;
@@ -74,6 +75,7 @@ pub struct Args {
 enum CorpusCommand {
     Add(AddArgs),
     Match(MatchArgs),
+    Evaluate(evaluate::EvaluateArgs),
 }
 
 /// Options of how videos are sampled, shared by add and match.
@@ -235,6 +237,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     match args.command {
         CorpusCommand::Add(a) => add(a),
         CorpusCommand::Match(a) => match_videos(a),
+        CorpusCommand::Evaluate(a) => evaluate::run(a),
     }
 }
 
