@@ -87,8 +87,15 @@ fn variants(base: &image::RgbImage, noise: i32, rng: &mut Lcg) -> Vec<image::Rgb
         let p = base.get_pixel(x, y).0;
         image::Rgb(p.map(|v| (v as i32 + rng.signed(noise)).clamp(0, 255) as u8))
     });
-    let shifted = image::RgbImage::from_fn(W, H, |x, y| *base.get_pixel(x.saturating_sub(3), y.saturating_sub(2)));
-    let small = image::imageops::resize(base, W * 3 / 4, H * 3 / 4, image::imageops::FilterType::Triangle);
+    let shifted = image::RgbImage::from_fn(W, H, |x, y| {
+        *base.get_pixel(x.saturating_sub(3), y.saturating_sub(2))
+    });
+    let small = image::imageops::resize(
+        base,
+        W * 3 / 4,
+        H * 3 / 4,
+        image::imageops::FilterType::Triangle,
+    );
     let brighter = image::RgbImage::from_fn(W, H, |x, y| {
         image::Rgb(base.get_pixel(x, y).0.map(|v| v.saturating_add(12)))
     });
@@ -173,7 +180,11 @@ fn rates(d: &[(bool, f64)], t: f64) -> (f64, f64, f64) {
     let fp = d.iter().filter(|(s, x)| !*s && *x <= t).count() as f64;
     let p = d.iter().filter(|(s, _)| *s).count() as f64;
     let n = d.len() as f64 - p;
-    (tp / p, fp / n, if tp + fp > 0.0 { tp / (tp + fp) } else { 1.0 })
+    (
+        tp / p,
+        fp / n,
+        if tp + fp > 0.0 { tp / (tp + fp) } else { 1.0 },
+    )
 }
 
 #[test]
@@ -181,18 +192,35 @@ fn separated_groups_give_a_threshold_between_them_with_recall_1_at_fpr_0() {
     let dir = scratch("separated");
     let groups = separated(&dir);
     let csv = dir.join("d.csv");
-    let o = calibrate(&["--groups", s(&groups), "--target-fpr", "0", "--json", "--csv", s(&csv)]);
+    let o = calibrate(&[
+        "--groups",
+        s(&groups),
+        "--target-fpr",
+        "0",
+        "--json",
+        "--csv",
+        s(&csv),
+    ]);
     let doc = json(&o);
     let same_max = f(&doc["same_distances"]["max"]);
     let diff_min = f(&doc["different_distances"]["min"]);
-    assert!(same_max < diff_min, "the material is separated: {same_max} < {diff_min}");
+    assert!(
+        same_max < diff_min,
+        "the material is separated: {same_max} < {diff_min}"
+    );
     let t = f(&doc["threshold"]);
-    assert!(same_max <= t && t < diff_min, "{same_max} <= {t} < {diff_min}");
+    assert!(
+        same_max <= t && t < diff_min,
+        "{same_max} <= {t} < {diff_min}"
+    );
     assert_eq!(f(&doc["at_threshold"]["recall"]), 1.0);
     assert_eq!(f(&doc["at_threshold"]["fpr"]), 0.0);
     assert_eq!(f(&doc["roc_auc"]), 1.0);
     // 5 groups of 5: 50 same pairs, 250 different.
-    assert_eq!((doc["same_pairs"].as_u64(), doc["different_pairs"].as_u64()), (Some(50), Some(250)));
+    assert_eq!(
+        (doc["same_pairs"].as_u64(), doc["different_pairs"].as_u64()),
+        (Some(50), Some(250))
+    );
     let d = read_distances(&csv);
     assert_eq!(d.len(), 300);
     let i = &doc["bootstrap"]["threshold"];
@@ -207,15 +235,32 @@ fn overlapping_groups_give_the_trade_off_the_target_asks_for() {
     let csv = dir.join("d.csv");
     let run_at = |fpr: &str| {
         json(&calibrate(&[
-            "--groups", s(&groups), "--target-fpr", fpr, "--json", "--csv", s(&csv), "--bootstrap", "200", "--seed", "3",
+            "--groups",
+            s(&groups),
+            "--target-fpr",
+            fpr,
+            "--json",
+            "--csv",
+            s(&csv),
+            "--bootstrap",
+            "200",
+            "--seed",
+            "3",
         ]))
     };
     let strict = run_at("0.01");
     let loose = run_at("0.2");
     let d = read_distances(&csv);
     let same_max = d.iter().filter(|x| x.0).map(|x| x.1).fold(0.0, f64::max);
-    let diff_min = d.iter().filter(|x| !x.0).map(|x| x.1).fold(f64::MAX, f64::min);
-    assert!(diff_min < same_max, "the material overlaps: {diff_min} < {same_max}");
+    let diff_min = d
+        .iter()
+        .filter(|x| !x.0)
+        .map(|x| x.1)
+        .fold(f64::MAX, f64::min);
+    assert!(
+        diff_min < same_max,
+        "the material overlaps: {diff_min} < {same_max}"
+    );
     for (doc, target) in [(&strict, 0.01), (&loose, 0.2)] {
         let t = f(&doc["threshold"]);
         let (recall, fpr, precision) = rates(&d, t);
@@ -239,11 +284,25 @@ fn overlapping_groups_give_the_trade_off_the_target_asks_for() {
     assert!(f(&loose["threshold"]) > f(&strict["threshold"]));
     // A given threshold is checked, not chosen: the same figures.
     let t = strict["threshold"].to_string();
-    let at = json(&calibrate(&["--groups", s(&groups), "--threshold", &t, "--json", "--bootstrap", "20"]));
+    let at = json(&calibrate(&[
+        "--groups",
+        s(&groups),
+        "--threshold",
+        &t,
+        "--json",
+        "--bootstrap",
+        "20",
+    ]));
     assert_eq!(at["at_threshold"], strict["at_threshold"]);
     // Precision target: the highest recall with precision >= 0.9.
     let doc = json(&calibrate(&[
-        "--groups", s(&groups), "--target-precision", "0.9", "--json", "--bootstrap", "0",
+        "--groups",
+        s(&groups),
+        "--target-precision",
+        "0.9",
+        "--json",
+        "--bootstrap",
+        "0",
     ]));
     let (recall, _, precision) = rates(&d, f(&doc["threshold"]));
     assert!(precision >= 0.9);
@@ -261,17 +320,39 @@ fn the_cache_makes_a_rerun_embed_nothing_and_gives_the_same_figures() {
     let dir = scratch("cache");
     let groups = separated(&dir);
     let cache = dir.join("cache.dsindex");
-    let args = ["--groups", s(&groups), "--target-fpr", "0", "--json", "--cache", s(&cache), "--bootstrap", "50"];
+    let args = [
+        "--groups",
+        s(&groups),
+        "--target-fpr",
+        "0",
+        "--json",
+        "--cache",
+        s(&cache),
+        "--bootstrap",
+        "50",
+    ];
     let first = json(&calibrate(&args));
-    assert_eq!((first["embedded"].as_u64(), first["cached"].as_u64()), (Some(25), Some(0)));
+    assert_eq!(
+        (first["embedded"].as_u64(), first["cached"].as_u64()),
+        (Some(25), Some(0))
+    );
     let second = json(&calibrate(&args));
-    assert_eq!((second["embedded"].as_u64(), second["cached"].as_u64()), (Some(0), Some(25)));
+    assert_eq!(
+        (second["embedded"].as_u64(), second["cached"].as_u64()),
+        (Some(0), Some(25))
+    );
     assert_eq!(first["points"], second["points"]);
     assert_eq!(first["threshold"], second["threshold"]);
     // Another model's embeddings are refused.
     let mut other = vec!["calibrate"];
     other.extend_from_slice(&args);
-    other.extend_from_slice(&["--model", "tests/fixtures/tiny_dino.onnx", "--provider", "cpu", "--quiet"]);
+    other.extend_from_slice(&[
+        "--model",
+        "tests/fixtures/tiny_dino.onnx",
+        "--provider",
+        "cpu",
+        "--quiet",
+    ]);
     let o = run(&other);
     assert_eq!(o.status.code(), Some(1));
     let _ = std::fs::remove_dir_all(dir);
@@ -279,7 +360,16 @@ fn the_cache_makes_a_rerun_embed_nothing_and_gives_the_same_figures() {
 
 /// The setting line `calibrate --for USE` writes (alone on standard output).
 fn setting_for(groups: &Path, purpose: &str) -> String {
-    let o = calibrate(&["--groups", s(groups), "--target-fpr", "0", "--for", purpose, "--bootstrap", "0"]);
+    let o = calibrate(&[
+        "--groups",
+        s(groups),
+        "--target-fpr",
+        "0",
+        "--for",
+        purpose,
+        "--bootstrap",
+        "0",
+    ]);
     assert_eq!(o.status.code(), Some(0));
     let out = String::from_utf8(o.stdout).unwrap();
     assert_eq!(out.lines().count(), 1, "{out}");
@@ -291,13 +381,20 @@ fn element_settings_are_accepted_verbatim_by_the_elements() {
     init();
     let dir = scratch("for-elements");
     let groups = separated(&dir);
-    for (purpose, element) in [("dedup", "dreamsimdedup"), ("scene", "dreamsimscene"), ("match", "dreamsimmatch")] {
+    for (purpose, element) in [
+        ("dedup", "dreamsimdedup"),
+        ("scene", "dreamsimscene"),
+        ("match", "dreamsimmatch"),
+    ] {
         let line = setting_for(&groups, purpose);
         assert!(line.starts_with(&format!("{element} ")), "{line}");
         let value: f64 = line.rsplit_once("threshold=").unwrap().1.parse().unwrap();
+        // The tests run in cli/: the model's path from the repository root.
+        let model = repo_root().join(MODEL);
         let description = format!(
             "videotestsrc num-buffers=3 ! video/x-raw,width=64,height=48 ! videoconvert ! \
-             dreamsim model-location={MODEL} execution-provider=cpu ! {line} name=x ! fakesink"
+             dreamsim model-location={} execution-provider=cpu ! {line} name=x ! fakesink",
+            model.display()
         );
         let pipeline = gst::parse::launch(&description)
             .unwrap_or_else(|e| panic!("{description}: {e}"))
@@ -308,10 +405,19 @@ fn element_settings_are_accepted_verbatim_by_the_elements() {
         // dreamsimmatch needs an index to start: built, its property read,
         // not played. The others run to the end with the setting.
         if purpose != "match" {
-            pipeline.set_state(gst::State::Playing).unwrap();
             let bus = pipeline.bus().unwrap();
+            if pipeline.set_state(gst::State::Playing).is_err() {
+                let msg = bus.timed_pop_filtered(
+                    gst::ClockTime::from_seconds(5),
+                    &[gst::MessageType::Error],
+                );
+                panic!("{description}: {msg:?}");
+            }
             let msg = bus
-                .timed_pop_filtered(gst::ClockTime::from_seconds(120), &[gst::MessageType::Eos, gst::MessageType::Error])
+                .timed_pop_filtered(
+                    gst::ClockTime::from_seconds(120),
+                    &[gst::MessageType::Eos, gst::MessageType::Error],
+                )
                 .expect("the pipeline ends");
             assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
             pipeline.set_state(gst::State::Null).unwrap();
@@ -362,7 +468,17 @@ fn video_groups(dir: &Path) -> PathBuf {
 fn the_corpus_setting_is_accepted_verbatim_by_corpus_match() {
     let dir = scratch("for-corpus");
     let groups = video_groups(&dir);
-    let o = calibrate(&["--groups", s(&groups), "--target-fpr", "0", "--for", "corpus", "--bootstrap", "0", "--json"]);
+    let o = calibrate(&[
+        "--groups",
+        s(&groups),
+        "--target-fpr",
+        "0",
+        "--for",
+        "corpus",
+        "--bootstrap",
+        "0",
+        "--json",
+    ]);
     let doc = json(&o);
     assert_eq!(doc["videos"].as_u64(), Some(6));
     assert_eq!(doc["corpus_shares"].as_array().unwrap().len(), 20);
@@ -370,7 +486,16 @@ fn the_corpus_setting_is_accepted_verbatim_by_corpus_match() {
     assert!(line.starts_with("--frame-distance "), "{line}");
     assert!(line.contains(" --query-share "), "{line}");
     // The same line, from the text mode, alone on standard output.
-    let text = calibrate(&["--groups", s(&groups), "--target-fpr", "0", "--for", "corpus", "--bootstrap", "0"]);
+    let text = calibrate(&[
+        "--groups",
+        s(&groups),
+        "--target-fpr",
+        "0",
+        "--for",
+        "corpus",
+        "--bootstrap",
+        "0",
+    ]);
     assert_eq!(String::from_utf8(text.stdout).unwrap().trim_end(), line);
     // corpus match takes it as it is.
     let index = dir.join("lib.dsindex");
@@ -407,10 +532,22 @@ fn the_html_page_renders_in_chromium_with_its_three_plots() {
     let dir = scratch("html");
     let groups = overlapping(&dir);
     let html = dir.join("report.html");
-    let o = calibrate(&["--groups", s(&groups), "--target-fpr", "0.05", "--html", s(&html), "--bootstrap", "0"]);
+    let o = calibrate(&[
+        "--groups",
+        s(&groups),
+        "--target-fpr",
+        "0.05",
+        "--html",
+        s(&html),
+        "--bootstrap",
+        "0",
+    ]);
     assert_eq!(o.status.code(), Some(0));
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(!page.contains("http://") || !page.contains("src=\"http"), "self-contained");
+    assert!(
+        !page.contains("http://") || !page.contains("src=\"http"),
+        "self-contained"
+    );
     let profile = dir.join("profile");
     let out = Command::new(browser)
         .args([
@@ -451,11 +588,24 @@ fn pairs_csv_videos_and_images_mixed() {
          groups/g02/v3.png,groups/g03/v4.png,different\n",
     )
     .unwrap();
-    let doc = json(&calibrate(&["--pairs", s(&pairs), "--target-precision", "1", "--json"]));
+    let doc = json(&calibrate(&[
+        "--pairs",
+        s(&pairs),
+        "--target-precision",
+        "1",
+        "--json",
+    ]));
     assert_eq!(doc["input"], "pairs");
     assert_eq!(doc["items"].as_u64(), Some(6));
     assert_eq!(f(&doc["at_threshold"]["recall"]), 1.0);
-    assert_eq!(doc["bootstrap"]["resampled"].as_str().unwrap().split(',').next(), Some("pairs"));
+    assert_eq!(
+        doc["bootstrap"]["resampled"]
+            .as_str()
+            .unwrap()
+            .split(',')
+            .next(),
+        Some("pairs")
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -471,7 +621,14 @@ fn bad_options_and_inputs_are_refused_clearly() {
         vec!["--groups", g, "--target-fpr", "-0.1"],
         vec!["--groups", g, "--target-precision", "0"],
         vec!["--groups", g, "--target-precision", "inf"],
-        vec!["--groups", g, "--target-fpr", "0.1", "--target-precision", "0.9"],
+        vec![
+            "--groups",
+            g,
+            "--target-fpr",
+            "0.1",
+            "--target-precision",
+            "0.9",
+        ],
         vec!["--groups", g],
         vec!["--target-fpr", "0.1"],
         vec!["--groups", g, "--target-fpr", "0.1", "--bootstrap", "-1"],
@@ -493,18 +650,37 @@ fn bad_options_and_inputs_are_refused_clearly() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("is an input"));
     assert_eq!(std::fs::read(&input).unwrap(), before);
     let pairs = dir.join("pairs.csv");
-    std::fs::write(&pairs, "groups/g00/v0.png,groups/g00/v1.png,same\ngroups/g00/v0.png,groups/g01/v1.png,different\n").unwrap();
-    let o = calibrate(&["--pairs", s(&pairs), "--target-fpr", "0", "--csv", s(&pairs)]);
+    std::fs::write(
+        &pairs,
+        "groups/g00/v0.png,groups/g00/v1.png,same\ngroups/g00/v0.png,groups/g01/v1.png,different\n",
+    )
+    .unwrap();
+    let o = calibrate(&[
+        "--pairs",
+        s(&pairs),
+        "--target-fpr",
+        "0",
+        "--csv",
+        s(&pairs),
+    ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(std::fs::read_to_string(&pairs).unwrap().starts_with("groups/g00"));
+    assert!(std::fs::read_to_string(&pairs)
+        .unwrap()
+        .starts_with("groups/g00"));
     // Lists that are not regular files, bad labels, missing files, one label only.
     let o = calibrate(&["--pairs", s(&dir), "--target-fpr", "0"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a regular file"));
     for (text, says) in [
-        ("groups/g00/v0.png,groups/g00/v1.png,maybe\n", "use same or different"),
+        (
+            "groups/g00/v0.png,groups/g00/v1.png,maybe\n",
+            "use same or different",
+        ),
         ("groups/g00/v0.png,nothing.png,same\n", "nothing.png"),
-        ("groups/g00/v0.png,groups/g00/v1.png,same\n", "calibrating needs both"),
+        (
+            "groups/g00/v0.png,groups/g00/v1.png,same\n",
+            "calibrating needs both",
+        ),
         ("groups/g00/v0.png,groups/g00/v1.png\n", "fields"),
         ("groups/g00/v0.png,groups/g00/v0.png,same\n", "itself"),
     ] {
@@ -560,16 +736,36 @@ fn corpus_evaluate_scores_a_result_against_the_truth() {
     });
     let path = dir.join("result.json");
     std::fs::write(&path, result.to_string()).unwrap();
-    let o = run(&["corpus", "evaluate", "--truth", s(&truth), s(&path), "--json"]);
+    let o = run(&[
+        "corpus",
+        "evaluate",
+        "--truth",
+        s(&truth),
+        s(&path),
+        "--json",
+    ]);
     let doc = json(&o);
-    assert!((f(&doc["segment_map"]) - 11.3 / 14.0).abs() < 1e-12, "{doc}");
+    assert!(
+        (f(&doc["segment_map"]) - 11.3 / 14.0).abs() < 1e-12,
+        "{doc}"
+    );
     assert_eq!(f(&doc["pair_precision"]), 0.5);
     assert_eq!(f(&doc["pair_recall"]), 0.5);
     assert_eq!(f(&doc["pair_f1"]), 0.5);
     let text = run(&["corpus", "evaluate", "--truth", s(&truth), s(&path)]);
-    assert!(String::from_utf8(text.stdout).unwrap().contains("segment µAP (VSC 2022) 0.8071"));
+    assert!(String::from_utf8(text.stdout)
+        .unwrap()
+        .contains("segment µAP (VSC 2022) 0.8071"));
     // The output over an input, a truth without its header: refused.
-    let o = run(&["corpus", "evaluate", "--truth", s(&truth), s(&path), "-o", s(&truth)]);
+    let o = run(&[
+        "corpus",
+        "evaluate",
+        "--truth",
+        s(&truth),
+        s(&path),
+        "-o",
+        s(&truth),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     std::fs::write(&truth, "q1,r1,0,10,0,10\n").unwrap();
     let o = run(&["corpus", "evaluate", "--truth", s(&truth), s(&path)]);

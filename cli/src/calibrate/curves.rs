@@ -82,7 +82,10 @@ pub fn operating_points(scores: &[Scored]) -> Vec<Point> {
             fp += 1;
         }
         // A point after the last pair at each distinct distance.
-        if sorted.get(i + 1).is_none_or(|next| next.distance != s.distance) {
+        if sorted
+            .get(i + 1)
+            .is_none_or(|next| next.distance != s.distance)
+        {
             points.push(Point {
                 threshold: Some(s.distance),
                 tp,
@@ -272,7 +275,11 @@ pub fn short_setting(threshold: f64, below: Option<f64>, strict: bool) -> f64 {
             // Parsed back from its text: the value the element will get.
             let text = format!("{:.*}", digits as usize, steps / scale);
             let Ok(v) = text.parse::<f64>() else { continue };
-            let above = if strict { v > threshold } else { v >= threshold };
+            let above = if strict {
+                v > threshold
+            } else {
+                v >= threshold
+            };
             let under = match below {
                 None => true,
                 Some(b) if strict => v <= b,
@@ -347,11 +354,20 @@ mod tests {
     fn thresholds_for_targets_by_hand() {
         let p = operating_points(&example());
         // FPR 0: recall 2/3 at 0.2 (0.3 would call a different pair the same).
-        assert_eq!(point_for(&p, Target::Fpr(0.0)).unwrap().threshold, Some(0.2));
+        assert_eq!(
+            point_for(&p, Target::Fpr(0.0)).unwrap().threshold,
+            Some(0.2)
+        );
         // FPR 0.25: 0.3 also has FPR 1/4 but no more recall: 0.2 kept.
-        assert_eq!(point_for(&p, Target::Fpr(0.25)).unwrap().threshold, Some(0.2));
+        assert_eq!(
+            point_for(&p, Target::Fpr(0.25)).unwrap().threshold,
+            Some(0.2)
+        );
         // FPR 0.5: 0.4 reaches recall 1.
-        assert_eq!(point_for(&p, Target::Fpr(0.5)).unwrap().threshold, Some(0.4));
+        assert_eq!(
+            point_for(&p, Target::Fpr(0.5)).unwrap().threshold,
+            Some(0.4)
+        );
         // Precision 0.6 is met at 0.4 (3/5): recall 1.
         assert_eq!(
             point_for(&p, Target::Precision(0.6)).unwrap().threshold,
@@ -439,6 +455,9 @@ mod tests {
         }
         let close = |a: f64, k: &str| (a - golden[k].as_f64().unwrap()).abs() < 1e-12;
         assert!(close(roc_auc(&points).unwrap(), "roc_auc"));
-        assert!(close(average_precision(&points).unwrap(), "average_precision"));
+        assert!(close(
+            average_precision(&points).unwrap(),
+            "average_precision"
+        ));
     }
 }

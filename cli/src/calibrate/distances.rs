@@ -100,7 +100,10 @@ mod tests {
             video: false,
         };
         let p = profile(&a, &b).unwrap();
-        assert!((p[0] - 0.2).abs() < 1e-6 && (p[1] - 0.4).abs() < 1e-6, "{p:?}");
+        assert!(
+            (p[0] - 0.2).abs() < 1e-6 && (p[1] - 0.4).abs() < 1e-6,
+            "{p:?}"
+        );
         // b's one frame is within 0.2 of a: undirected, 0.2 at any share;
         // directed (a the query), 0.4 at 100 %.
         let both = PairProfile::new(&a, &b, false).unwrap();

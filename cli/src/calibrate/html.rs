@@ -27,7 +27,13 @@ fn escape(s: &str) -> String {
 fn polyline(points: &[(f64, f64)], colour: &str) -> String {
     let coords: Vec<String> = points
         .iter()
-        .map(|(x, y)| format!("{:.1},{:.1}", M + x * (W - 2.0 * M), H - M - y * (H - 2.0 * M)))
+        .map(|(x, y)| {
+            format!(
+                "{:.1},{:.1}",
+                M + x * (W - 2.0 * M),
+                H - M - y * (H - 2.0 * M)
+            )
+        })
         .collect();
     format!(
         "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
@@ -37,6 +43,7 @@ fn polyline(points: &[(f64, f64)], colour: &str) -> String {
 
 /// The plot frame with axis names and 0/1 ticks.
 fn axes(x_name: &str, y_name: &str, x_max: f64, y_max: &str) -> String {
+    let x_max = format!("{x_max:.3}");
     format!(
         "<rect x=\"{M}\" y=\"{M}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#888\"/>\
          <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{x_name}</text>\
@@ -53,7 +60,7 @@ fn axes(x_name: &str, y_name: &str, x_max: f64, y_max: &str) -> String {
         H - M + 14.0,
         W - M,
         H - M + 14.0,
-        format!("{x_max:.3}"),
+        x_max,
         M - 4.0,
         M + 4.0,
     )

@@ -123,7 +123,11 @@ fn resolve(list: &Path, field: &str) -> PathBuf {
 
 /// The rows of a CSV list with `fields` fields each (a first row equal to
 /// `header` is skipped), with their 1-based row numbers.
-fn read_rows(list: &Path, fields: usize, header: &[&str]) -> Result<Vec<(usize, Vec<String>)>, Error> {
+fn read_rows(
+    list: &Path,
+    fields: usize,
+    header: &[&str],
+) -> Result<Vec<(usize, Vec<String>)>, Error> {
     check_file(list, MAX_LIST_BYTES)?;
     let file = std::fs::File::open(list).map_err(|source| Error::File {
         path: list.to_owned(),
@@ -149,7 +153,12 @@ fn read_rows(list: &Path, fields: usize, header: &[&str]) -> Result<Vec<(usize, 
                 ),
             ));
         }
-        if row == 1 && record.iter().zip(header).all(|(f, h)| f.eq_ignore_ascii_case(h)) {
+        if row == 1
+            && record
+                .iter()
+                .zip(header)
+                .all(|(f, h)| f.eq_ignore_ascii_case(h))
+        {
             continue;
         }
         rows.push((row, record));
@@ -239,7 +248,10 @@ pub fn read_group_folders(dir: &Path) -> Result<LabelledSet, Error> {
         source,
     })?;
     if !meta.is_dir() {
-        return Err(bad(dir, "not a folder (--groups takes a folder of group folders)"));
+        return Err(bad(
+            dir,
+            "not a folder (--groups takes a folder of group folders)",
+        ));
     }
     let mut members = Vec::new();
     let mut groups: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -250,7 +262,10 @@ pub fn read_group_folders(dir: &Path) -> Result<LabelledSet, Error> {
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .filter(|p| p.is_dir())
-        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     groups.sort();
     for group in groups {

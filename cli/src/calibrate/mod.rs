@@ -253,7 +253,12 @@ fn scores_at(profiles: &[PairProfile], pairs: &[Pair], share: f64) -> Vec<Scored
 /// Stratified pair bootstrap: same pairs and different pairs each drawn
 /// with replacement to their own counts (the prevalence, which precision
 /// depends on, stays that of the material).
-fn pair_bootstrap(scores: &[Scored], replicates: u32, seed: u64, target: Target) -> curves::Bootstrap {
+fn pair_bootstrap(
+    scores: &[Scored],
+    replicates: u32,
+    seed: u64,
+    target: Target,
+) -> curves::Bootstrap {
     let same: Vec<Scored> = scores.iter().copied().filter(|s| s.same).collect();
     let different: Vec<Scored> = scores.iter().copied().filter(|s| !s.same).collect();
     curves::bootstrap(replicates as usize, seed, target, |rng| {

@@ -310,7 +310,8 @@ pub fn write(args: &Args, c: &Calibration) -> Result<(), Error> {
     if let Some(path) = &args.csv {
         let mut w = csv::Writer::from_writer(create(path)?);
         let err = csv_error(path);
-        w.write_record(["a", "b", "label", "distance"]).map_err(&err)?;
+        w.write_record(["a", "b", "label", "distance"])
+            .map_err(&err)?;
         for (pair, s) in c.set.pairs.iter().zip(&c.scores) {
             w.write_record([
                 c.set.items[pair.a].display().to_string(),

@@ -116,6 +116,9 @@ fn pair_lengths(truth: &[Box2], predicted: &[Box2]) -> [(f64, f64); 2] {
     [axis(|b| b.query), axis(|b| b.reference)]
 }
 
+/// A pair's predicted boxes so far, and their matched and covered lengths.
+type PairState = (Vec<Box2>, [(f64, f64); 2]);
+
 /// The VSC 2022 segment µAP of `predicted` against `truth`, both keyed by
 /// (query, reference). `None` without truth.
 pub fn segment_ap(
@@ -134,7 +137,7 @@ pub fn segment_ap(
     }
     let mut order: Vec<&((String, String), Box2)> = predicted.iter().collect();
     order.sort_by(|a, b| b.1.score.total_cmp(&a.1.score));
-    let mut per_pair: BTreeMap<&(String, String), (Vec<Box2>, [(f64, f64); 2])> = BTreeMap::new();
+    let mut per_pair: BTreeMap<&(String, String), PairState> = BTreeMap::new();
     let mut sums = [(0.0f64, 0.0f64); 2];
     let (mut recall, mut ap) = (0.0, 0.0);
     let empty = Vec::new();
@@ -154,7 +157,13 @@ pub fn segment_ap(
             i += 1;
         }
         let r = |a: usize| sums[a].0 / totals[a];
-        let p = |a: usize| if sums[a].1 > 0.0 { sums[a].0 / sums[a].1 } else { 0.0 };
+        let p = |a: usize| {
+            if sums[a].1 > 0.0 {
+                sums[a].0 / sums[a].1
+            } else {
+                0.0
+            }
+        };
         let new_recall = (r(0) * r(1)).sqrt();
         let precision = (p(0) * p(1)).sqrt();
         ap += precision * (new_recall - recall);
@@ -250,7 +259,9 @@ type Keyed = BTreeMap<(String, String), Vec<Box2>>;
 
 fn read_truth(path: &Path) -> Result<Keyed, Error> {
     let text = read_capped(path)?;
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
     const HEADER: [&str; 6] = [
         "query_id",
         "ref_id",
@@ -321,18 +332,36 @@ fn score(truth: &Keyed, result: &ResultDocument, path: &Path) -> Result<Scores, 
             let query = interval(path, i + 1, s.query_start_s, s.query_end_s)?;
             let candidate = interval(path, i + 1, s.candidate_start_s, s.candidate_end_s)?;
             if !s.mean_distance.is_finite() {
-                return Err(bad(path, format!("pair {}: a segment without a mean distance", i + 1)));
+                return Err(bad(
+                    path,
+                    format!("pair {}: a segment without a mean distance", i + 1),
+                ));
             }
             let score = 1.0 - s.mean_distance;
             predicted.push(if turn {
-                ((c.clone(), q.clone()), Box2 { query: candidate, reference: query, score })
+                (
+                    (c.clone(), q.clone()),
+                    Box2 {
+                        query: candidate,
+                        reference: query,
+                        score,
+                    },
+                )
             } else {
-                ((q.clone(), c.clone()), Box2 { query, reference: candidate, score })
+                (
+                    (q.clone(), c.clone()),
+                    Box2 {
+                        query,
+                        reference: candidate,
+                        score,
+                    },
+                )
             });
         }
     }
     let correct = predicted_pairs.intersection(&truth_pairs).count();
-    let precision = (!predicted_pairs.is_empty()).then(|| correct as f64 / predicted_pairs.len() as f64);
+    let precision =
+        (!predicted_pairs.is_empty()).then(|| correct as f64 / predicted_pairs.len() as f64);
     let recall = (!truth_pairs.is_empty()).then(|| correct as f64 / truth_pairs.len() as f64);
     let f1 = match (precision, recall) {
         (Some(p), Some(r)) if p + r > 0.0 => Some(2.0 * p * r / (p + r)),
@@ -403,7 +432,6 @@ pub fn run(args: EvaluateArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,13 +441,20 @@ mod tests {
     }
 
     fn b(q: (f64, f64), r: (f64, f64), score: f64) -> Box2 {
-        Box2 { query: q, reference: r, score }
+        Box2 {
+            query: q,
+            reference: r,
+            score,
+        }
     }
 
     #[test]
     fn lengths_of_unions_and_intersections() {
         assert_eq!(union_length(&[(2.0, 5.0), (7.0, 8.0), (4.0, 6.0)]), 5.0);
-        assert_eq!(intersection_length(&[(2.0, 5.0), (7.0, 8.0)], &[(1.0, 3.0), (4.0, 7.0)]), 2.0);
+        assert_eq!(
+            intersection_length(&[(2.0, 5.0), (7.0, 8.0)], &[(1.0, 3.0), (4.0, 7.0)]),
+            2.0
+        );
     }
 
     /// Truth: pair (q1, r1) copied 0-10 s to 0-10 s; pair (q2, r2) 0-4 s
@@ -470,8 +505,14 @@ mod tests {
         )
         .unwrap();
         let s = score(&truth, &doc, Path::new("r.json")).unwrap();
-        assert_eq!((s.predicted_pairs, s.truth_pairs, s.correct_pairs), (2, 2, 1));
-        assert_eq!((s.pair_precision, s.pair_recall, s.pair_f1), (Some(0.5), Some(0.5), Some(0.5)));
+        assert_eq!(
+            (s.predicted_pairs, s.truth_pairs, s.correct_pairs),
+            (2, 2, 1)
+        );
+        assert_eq!(
+            (s.pair_precision, s.pair_recall, s.pair_f1),
+            (Some(0.5), Some(0.5), Some(0.5))
+        );
         // b->a turned round to a->b covers a->b's truth exactly on both
         // axes: recall sqrt(4/8 × 4/8) = 0.5 at precision 1.
         assert!((s.segment_map.unwrap() - 0.5).abs() < 1e-12, "{s:?}");

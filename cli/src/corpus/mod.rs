@@ -10,8 +10,8 @@
 //! complete videos beside the index), `pairing` (shares and segments, pure
 //! arithmetic).
 
-pub(crate) mod fingerprint;
 mod evaluate;
+pub(crate) mod fingerprint;
 mod pairing;
 mod pgjobs;
 mod report;
