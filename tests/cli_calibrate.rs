@@ -497,6 +497,36 @@ fn the_corpus_setting_is_accepted_verbatim_by_corpus_match() {
         "0",
     ]);
     assert_eq!(String::from_utf8(text.stdout).unwrap().trim_end(), line);
+    // Videos come back from the cache as their sampled frames: the same
+    // figures, the model run on none.
+    let cache = dir.join("videos.dsindex");
+    let cached_run = || {
+        json(&calibrate(&[
+            "--groups",
+            s(&groups),
+            "--target-fpr",
+            "0",
+            "--for",
+            "corpus",
+            "--bootstrap",
+            "0",
+            "--json",
+            "--cache",
+            s(&cache),
+        ]))
+    };
+    let first = cached_run();
+    let second = cached_run();
+    assert_eq!(
+        (first["embedded"].as_u64(), first["cached"].as_u64()),
+        (Some(6), Some(0))
+    );
+    assert_eq!(
+        (second["embedded"].as_u64(), second["cached"].as_u64()),
+        (Some(0), Some(6))
+    );
+    assert_eq!(second["points"], doc["points"]);
+    assert_eq!(second["setting"], doc["setting"]);
     // corpus match takes it as it is.
     let index = dir.join("lib.dsindex");
     let mut add = vec!["corpus", "add", "--index", s(&index), "--quiet"];
