@@ -803,3 +803,203 @@ fn corpus_evaluate_scores_a_result_against_the_truth() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("query_id,ref_id"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `index evaluate` on a hand-computed result: three queries with a true
+/// match, two without, k = 5 (the example of cli/src/index_evaluate.rs,
+/// as JSON and as the CSV of `index query`), truth rows naming queries by
+/// file stem; bad options exit 2, bad input 1.
+#[test]
+fn index_evaluate_scores_a_hand_computed_result() {
+    let dir = scratch("index-evaluate");
+    let hit = |rank: usize, label: &str, d: f64| {
+        serde_json::json!({"rank": rank, "id": rank, "label": label, "distance": d,
+            "source": {"kind": "file", "path": "x.png"}})
+    };
+    let query = |input: &str, hits: &[(&str, f64)]| {
+        let m: Vec<_> = hits
+            .iter()
+            .enumerate()
+            .map(|(i, (l, d))| hit(i + 1, l, *d))
+            .collect();
+        serde_json::json!({"input": input, "matches": m})
+    };
+    let doc = serde_json::json!({"index": "known.dsindex", "k": 5, "queries": [
+        query("q/a.jpg", &[("A", 0.05), ("B", 0.2)]),
+        query("q/b.jpg", &[("C", 0.08), ("B", 0.09)]),
+        query("q/c.jpg", &[("D", 0.3), ("E", 0.4), ("F", 0.5), ("G", 0.6), ("C", 0.7)]),
+        query("q/d.jpg", &[("A", 0.02)]),
+        query("q/e.jpg", &[("B", 0.5)]),
+    ]});
+    let result = dir.join("result.json");
+    std::fs::write(&result, doc.to_string()).unwrap();
+    let truth = dir.join("truth.csv");
+    std::fs::write(&truth, "query,label\na,A\nb.jpg,B\nq/c.jpg,C\nd,\ne,\n").unwrap();
+    let evaluate = |result: &Path, extra: &[&str]| {
+        let mut v = vec!["index", "evaluate", "--truth", s(&truth), s(result)];
+        v.extend_from_slice(extra);
+        run(&v)
+    };
+    let check = |doc: &serde_json::Value| {
+        // Called 3 (a, b, d), correct 1 (a): precision 1/3; 3 with a true
+        // match: recall 1/3; false-match rate 1/2 (d of d, e); recall@1
+        // 1/3 (a), recall@5 1 (B at rank 2, C at rank 5); no recall@10 at k 5.
+        assert_eq!(doc["called"], 3, "{doc}");
+        assert_eq!(doc["correct"], 1);
+        assert!((f(&doc["precision"]) - 1.0 / 3.0).abs() < 1e-12);
+        assert!((f(&doc["recall"]) - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(f(&doc["false_match_rate"]), 0.5);
+        assert!((f(&doc["recall_at"]["1"]) - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(f(&doc["recall_at"]["5"]), 1.0);
+        assert!(doc["recall_at"]["10"].is_null());
+    };
+    check(&json(&evaluate(
+        &result,
+        &["--max-distance", "0.1", "--json"],
+    )));
+    // The CSV of index query says the same.
+    let mut csv = String::from("input,timestamp,rank,id,label,distance,source\n");
+    for q in doc["queries"].as_array().unwrap() {
+        for h in q["matches"].as_array().unwrap() {
+            csv += &format!(
+                "{},,{},{},{},{:.6},x.png\n",
+                q["input"].as_str().unwrap(),
+                h["rank"],
+                h["id"],
+                h["label"].as_str().unwrap(),
+                f(&h["distance"])
+            );
+        }
+    }
+    let result_csv = dir.join("result.csv");
+    std::fs::write(&result_csv, csv).unwrap();
+    check(&json(&evaluate(
+        &result_csv,
+        &["--max-distance", "0.1", "--json"],
+    )));
+    let text = evaluate(&result, &["--max-distance", "0.1"]);
+    assert!(String::from_utf8(text.stdout)
+        .unwrap()
+        .contains("recall@1 0.3333, recall@5 1.0000, recall@10 - (k = 5)"));
+    // A distance out of range, a missing option: usage errors.
+    for extra in [
+        &["--max-distance", "3"][..],
+        &["--max-distance", "nan"],
+        &[],
+    ] {
+        assert_eq!(evaluate(&result, extra).status.code(), Some(2));
+    }
+    // Output over an input; a truth without a row for a query: refused.
+    let o = evaluate(&result, &["--max-distance", "0.1", "-o", s(&truth)]);
+    assert_eq!(o.status.code(), Some(1));
+    std::fs::write(&truth, "query,label\na,A\nb,B\nc,C\nd,\n").unwrap();
+    let o = evaluate(&result, &["--max-distance", "0.1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no row for the query q/e.jpg"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// End to end: an index of the first picture of three groups (labelled by
+/// group), queried with the other variants of those groups (positives)
+/// and pictures of two other groups (negatives) through `index query
+/// --json`, then scored. The groups are the separated ones (every same
+/// pair nearer than every different pair, as the calibrate test checks),
+/// so the true entry is nearest for every positive (recall@1 = 1), and a
+/// threshold between the positives' and the negatives' nearest distances
+/// gives precision 1, recall 1, no false match; a threshold below every
+/// distance calls nothing.
+#[test]
+fn index_evaluate_scores_an_index_query_run() {
+    init();
+    let dir = scratch("index-evaluate-e2e");
+    let groups = separated(&dir);
+    let index = dir.join("known.dsindex");
+    let labels = dir.join("labels.csv");
+    let mut label_rows = String::new();
+    let mut add = vec!["index".to_owned(), "add".into(), s(&index).into()];
+    let mut truth = String::from("query,label\n");
+    let mut queries = Vec::new();
+    for g in 0..5 {
+        let folder = groups.join(format!("g{g:02}"));
+        if g < 3 {
+            let known = folder.join("v0.png");
+            label_rows += &format!("{},g{g:02}\n", s(&known));
+            add.push(s(&known).into());
+            for v in 1..5 {
+                let q = folder.join(format!("v{v}.png"));
+                truth += &format!("{},g{g:02}\n", s(&q));
+                queries.push(s(&q).to_owned());
+            }
+        } else {
+            let q = folder.join("v1.png");
+            truth += &format!("{},\n", s(&q));
+            queries.push(s(&q).to_owned());
+        }
+    }
+    std::fs::write(&labels, label_rows).unwrap();
+    add.extend(["--labels".into(), s(&labels).into(), "--quiet".into()]);
+    add.extend(MODEL_ARGS.iter().map(|a| a.to_string()));
+    let add: Vec<&str> = add.iter().map(String::as_str).collect();
+    assert_eq!(run(&add).status.code(), Some(0));
+    let mut query = vec!["index", "query", s(&index), "-k", "3", "--json", "--quiet"];
+    query.extend(queries.iter().map(String::as_str));
+    query.extend_from_slice(&MODEL_ARGS);
+    let o = run(&query);
+    assert_eq!(o.status.code(), Some(0));
+    let result = dir.join("result.json");
+    std::fs::write(&result, &o.stdout).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let nearest: Vec<f64> = doc["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| f(&q["matches"][0]["distance"]))
+        .collect();
+    let positives = nearest[..12].iter().cloned().fold(0.0, f64::max);
+    let negatives = nearest[12..].iter().cloned().fold(f64::INFINITY, f64::min);
+    assert!(positives < negatives, "{nearest:?}");
+    let truth_path = dir.join("truth.csv");
+    std::fs::write(&truth_path, truth).unwrap();
+    let between = format!("{}", (positives + negatives) / 2.0);
+    let o = run(&[
+        "index",
+        "evaluate",
+        "--truth",
+        s(&truth_path),
+        s(&result),
+        "--max-distance",
+        &between,
+        "--json",
+    ]);
+    let scores = json(&o);
+    assert_eq!(
+        (&scores["queries"], &scores["with_match"], &scores["k"]),
+        (&14.into(), &12.into(), &3.into()),
+        "{scores}"
+    );
+    assert_eq!(scores["without_match"], 2);
+    assert_eq!(f(&scores["precision"]), 1.0);
+    assert_eq!(f(&scores["recall"]), 1.0);
+    assert_eq!(f(&scores["false_match_rate"]), 0.0);
+    assert_eq!(f(&scores["recall_at"]["1"]), 1.0);
+    assert!(scores["recall_at"]["5"].is_null());
+    let below = format!(
+        "{}",
+        nearest.iter().cloned().fold(f64::INFINITY, f64::min) / 2.0
+    );
+    let o = run(&[
+        "index",
+        "evaluate",
+        "--truth",
+        s(&truth_path),
+        s(&result),
+        "--max-distance",
+        &below,
+        "--json",
+    ]);
+    let scores = json(&o);
+    assert_eq!(scores["called"], 0, "{scores}");
+    assert!(scores["precision"].is_null());
+    assert_eq!(f(&scores["recall"]), 0.0);
+    assert_eq!(f(&scores["recall_at"]["1"]), 1.0);
+    let _ = std::fs::remove_dir_all(dir);
+}

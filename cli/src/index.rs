@@ -75,6 +75,7 @@ pub enum IndexCommand {
     Query(QueryArgs),
     Export(ExportArgs),
     Import(ImportArgs),
+    Evaluate(crate::index_evaluate::EvaluateArgs),
 }
 
 /// Options for the index location.
@@ -341,6 +342,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         IndexCommand::Query(a) => query(a),
         IndexCommand::Export(a) => copy(&a.index, &a.dest, &a.copy),
         IndexCommand::Import(a) => copy(&a.source, &a.index, &a.copy),
+        IndexCommand::Evaluate(a) => crate::index_evaluate::run(a),
     }
 }
 

@@ -17,6 +17,7 @@ mod distances;
 mod embed_cache;
 mod error;
 mod index;
+mod index_evaluate;
 mod lost_errors;
 mod metrics;
 mod monitor;

@@ -236,7 +236,7 @@ fn bad(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-fn read_capped(path: &Path) -> Result<String, Error> {
+pub(crate) fn read_capped(path: &Path) -> Result<String, Error> {
     crate::calibrate::check_file(path, MAX_INPUT_BYTES)?;
     std::fs::read_to_string(path).map_err(|source| Error::File {
         path: path.to_owned(),
@@ -307,6 +307,23 @@ fn read_truth(path: &Path) -> Result<Keyed, Error> {
     Ok(truth)
 }
 
+/// Precision (`correct / predicted`), recall (`correct / truth`) and F1;
+/// each `None` where its denominator is 0 (F1 where either is).
+pub(crate) fn precision_recall_f1(
+    correct: usize,
+    predicted: usize,
+    truth: usize,
+) -> (Option<f64>, Option<f64>, Option<f64>) {
+    let precision = (predicted > 0).then(|| correct as f64 / predicted as f64);
+    let recall = (truth > 0).then(|| correct as f64 / truth as f64);
+    let f1 = match (precision, recall) {
+        (Some(p), Some(r)) if p + r > 0.0 => Some(2.0 * p * r / (p + r)),
+        (Some(_), Some(_)) => Some(0.0),
+        _ => None,
+    };
+    (precision, recall, f1)
+}
+
 /// Scores a result against the truth (pure: the documents already read).
 fn score(truth: &Keyed, result: &ResultDocument, path: &Path) -> Result<Scores, Error> {
     let unordered = |a: &str, b: &str| {
@@ -360,14 +377,8 @@ fn score(truth: &Keyed, result: &ResultDocument, path: &Path) -> Result<Scores, 
         }
     }
     let correct = predicted_pairs.intersection(&truth_pairs).count();
-    let precision =
-        (!predicted_pairs.is_empty()).then(|| correct as f64 / predicted_pairs.len() as f64);
-    let recall = (!truth_pairs.is_empty()).then(|| correct as f64 / truth_pairs.len() as f64);
-    let f1 = match (precision, recall) {
-        (Some(p), Some(r)) if p + r > 0.0 => Some(2.0 * p * r / (p + r)),
-        (Some(_), Some(_)) => Some(0.0),
-        _ => None,
-    };
+    let (precision, recall, f1) =
+        precision_recall_f1(correct, predicted_pairs.len(), truth_pairs.len());
     Ok(Scores {
         truth_pairs: truth_pairs.len(),
         predicted_pairs: predicted_pairs.len(),

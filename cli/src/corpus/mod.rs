@@ -10,7 +10,7 @@
 //! complete videos beside the index), `pairing` (shares and segments, pure
 //! arithmetic).
 
-mod evaluate;
+pub(crate) mod evaluate;
 pub(crate) mod fingerprint;
 mod pairing;
 mod pgjobs;
