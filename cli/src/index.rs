@@ -48,7 +48,7 @@ const VIDEO_EXTENSIONS: &[&str] = &[
     "flv", "wmv", "3gp", "y4m", "mxf",
 ];
 
-/// Sets of known images for dreamsimmatch: add, remove, info, query, export, import
+/// Sets of known images for dreamsimmatch: add, remove, info, query, export, import, evaluate
 ///
 /// An index is a file (embedded, the default) or a postgresql:// URI
 /// (PostgreSQL with pgvector). It records the model its embeddings come
@@ -58,7 +58,8 @@ const VIDEO_EXTENSIONS: &[&str] = &[
     gst-dreamsim index add known.dsindex photos/ clip.mp4 --labels labels.csv\n  \
     gst-dreamsim index info known.dsindex\n  \
     gst-dreamsim index query known.dsindex suspect.jpg -k 3\n  \
-    gst-dreamsim index export known.dsindex postgresql://user@db.example/sets\n\n\
+    gst-dreamsim index export known.dsindex postgresql://user@db.example/sets\n  \
+    gst-dreamsim index evaluate --truth truth.csv --max-distance 0.1 result.json\n\n\
     Exit status: 0 success, 1 error (add: a file could not be added; remove: an id was \
     not found), 2 usage error.")]
 pub struct Args {

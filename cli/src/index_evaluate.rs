@@ -31,7 +31,7 @@ use crate::Error;
 /// The ranks recall@k is reported at.
 const RECALL_AT: [usize; 3] = [1, 5, 10];
 
-/// Score an `index query` result (JSON or CSV) against a labelled query set: precision and recall at a threshold, recall@k
+/// Score an `index query` result against a labelled query set: precision, recall, recall@k
 ///
 /// TRUTH is a CSV with the header `query,label`: one row per query image or
 /// video, the label of the index entry it shows, or an empty label when the
