@@ -49,7 +49,7 @@ const VIDEO_EXTENSIONS: &[&str] = &[
     "flv", "wmv", "3gp", "y4m", "mxf",
 ];
 
-/// Sets of known images for dreamsimmatch: add, remove, info, query, export, import
+/// Sets of known images for dreamsimmatch: add, remove, info, query, export, import, evaluate
 ///
 /// An index is a file (embedded, the default) or a postgresql:// URI
 /// (PostgreSQL with pgvector). It records the model its embeddings come
@@ -59,7 +59,8 @@ const VIDEO_EXTENSIONS: &[&str] = &[
     gst-dreamsim index add known.dsindex photos/ clip.mp4 --labels labels.csv\n  \
     gst-dreamsim index info known.dsindex\n  \
     gst-dreamsim index query known.dsindex suspect.jpg -k 3\n  \
-    gst-dreamsim index export known.dsindex postgresql://user@db.example/sets\n\n\
+    gst-dreamsim index export known.dsindex postgresql://user@db.example/sets\n  \
+    gst-dreamsim index evaluate --truth truth.csv --max-distance 0.1 result.json\n\n\
     Exit status: 0 success, 1 error (add: a file could not be added; remove: an id was \
     not found), 2 usage error.")]
 pub struct Args {
@@ -76,6 +77,7 @@ pub enum IndexCommand {
     Query(QueryArgs),
     Export(ExportArgs),
     Import(ImportArgs),
+    Evaluate(crate::index_evaluate::EvaluateArgs),
 }
 
 /// Options for the index location.
@@ -337,13 +339,14 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         IndexCommand::Query(a) => query(a),
         IndexCommand::Export(a) => copy(&a.index, &a.dest, &a.copy),
         IndexCommand::Import(a) => copy(&a.source, &a.index, &a.copy),
+        IndexCommand::Evaluate(a) => crate::index_evaluate::run(a),
     }
 }
 
 // ---- the model
 
 /// The model of the common options, loaded for the engine, with its identity.
-fn load_model(common: &CommonArgs) -> Result<(Engine, ModelIdentity), Error> {
+pub(crate) fn load_model(common: &CommonArgs) -> Result<(Engine, ModelIdentity), Error> {
     let runtime = dreamsim::runtime(common.onnxruntime.as_deref())?;
     let path = match &common.model {
         Some(p) => p.clone(),
@@ -369,7 +372,7 @@ fn load_model(common: &CommonArgs) -> Result<(Engine, ModelIdentity), Error> {
 
 /// The common options with `--model` set to the file the engine loaded, so
 /// that the `dreamsim` element of a video pipeline runs the same model.
-fn element_options(common: &CommonArgs, engine: &Engine) -> CommonArgs {
+pub(crate) fn element_options(common: &CommonArgs, engine: &Engine) -> CommonArgs {
     let mut common = common.clone();
     common.model = Some(engine.model().info().path.clone());
     common
@@ -382,7 +385,7 @@ type Failure = (PathBuf, String);
 
 /// What a path given to `add` or `query` is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Image,
     Video,
 }
@@ -395,7 +398,7 @@ fn extension(path: &Path) -> Option<String> {
 
 /// An image by its extension; anything else named explicitly is tried as
 /// a video.
-fn kind_of_file(path: &Path) -> Kind {
+pub(crate) fn kind_of_file(path: &Path) -> Kind {
     match extension(path) {
         Some(e) if IMAGE_EXTENSIONS.contains(&e.as_str()) => Kind::Image,
         _ => Kind::Video,
@@ -403,7 +406,7 @@ fn kind_of_file(path: &Path) -> Kind {
 }
 
 /// A file found in a folder: images and videos by extension, the rest skipped.
-fn kind_in_folder(path: &Path) -> Option<Kind> {
+pub(crate) fn kind_in_folder(path: &Path) -> Option<Kind> {
     let e = extension(path)?;
     if IMAGE_EXTENSIONS.contains(&e.as_str()) {
         Some(Kind::Image)
@@ -491,7 +494,7 @@ fn label_of(path: &Path, labels: &HashMap<PathBuf, String>) -> String {
 
 /// The engine's reason for an unreadable image, without the "reference
 /// image" wording of the element's use.
-fn image_reason(e: dreamsim::Error) -> String {
+pub(crate) fn image_reason(e: dreamsim::Error) -> String {
     match e {
         dreamsim::Error::ReferenceImage { message, .. } => message,
         e => e.to_string(),

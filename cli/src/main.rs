@@ -8,13 +8,16 @@
 //! their own. A new job is a module and a variant of [`Command`].
 
 mod bench;
+mod calibrate;
 mod common;
 mod compare;
 mod corpus;
 mod dedup;
 mod distances;
+mod embed_cache;
 mod error;
 mod index;
+mod index_evaluate;
 mod lost_errors;
 mod metrics;
 mod monitor;
@@ -66,6 +69,7 @@ enum Command {
     Bench(bench::Args),
     Index(index::Args),
     Corpus(corpus::Args),
+    Calibrate(calibrate::Args),
 }
 
 fn run(command: Command) -> Result<ExitCode, Error> {
@@ -79,6 +83,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
         Command::Bench(args) => bench::run(args),
         Command::Index(args) => index::run(args),
         Command::Corpus(args) => corpus::run(args),
+        Command::Calibrate(args) => calibrate::run(args),
     }
 }
 

@@ -10,7 +10,8 @@
 //! complete videos beside the index), `pairing` (shares and segments, pure
 //! arithmetic).
 
-mod fingerprint;
+pub(crate) mod evaluate;
+pub(crate) mod fingerprint;
 mod pairing;
 mod pgjobs;
 mod report;
@@ -76,6 +77,7 @@ pub struct Args {
 enum CorpusCommand {
     Add(AddArgs),
     Match(MatchArgs),
+    Evaluate(evaluate::EvaluateArgs),
 }
 
 /// Options of how videos are sampled, shared by add and match.
@@ -242,6 +244,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     match args.command {
         CorpusCommand::Add(a) => add(a),
         CorpusCommand::Match(a) => match_videos(a),
+        CorpusCommand::Evaluate(a) => evaluate::run(a),
     }
 }
 
