@@ -37,10 +37,19 @@ fn an_index_password_appears_nowhere() {
     let log = capture_log();
     // Nothing listens on port 9: the connection is refused, so the start
     // fails and every path that reports the location is taken.
+    // The password with each character that once ended the redaction
+    // early (`/`, `?`, `@`, issue #20), encoded or not, and quoted in a
+    // key=value string: no part of it may show.
     for location in [
         format!("postgresql://moderator:{SECRET}@127.0.0.1:9/sets"),
         format!("postgresql://moderator@127.0.0.1:9/sets?password={SECRET}&sslmode=disable"),
         format!("host=127.0.0.1 port=9 password={SECRET}"),
+        format!("postgresql://moderator:{SECRET}/{SECRET}@127.0.0.1:9/sets"),
+        format!("postgresql://moderator:{SECRET}?{SECRET}@127.0.0.1:9/sets"),
+        format!("postgresql://moderator:{SECRET}@{SECRET}@127.0.0.1:9/sets"),
+        format!("postgresql://moderator:{SECRET}%40{SECRET}@127.0.0.1:9/sets"),
+        format!("postgresql://moderator@127.0.0.1:9/sets?password={SECRET}%26{SECRET}"),
+        format!("host=127.0.0.1 port=9 password='{SECRET} {SECRET}'"),
     ] {
         let pipeline = gst::parse::launch(
             "videotestsrc num-buffers=1 ! dreamsimmatch name=m timeout=500 ! fakesink",

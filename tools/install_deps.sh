@@ -5,7 +5,8 @@
 # PyGObject with GStreamer's introspection data (examples/read_meta.py, run
 # by tests/examples.rs), and a Python with pip and venv (the ONNX Runtime
 # wheel, the test media, the PostgreSQL test server), and headless Chromium
-# (tests/cli_compare.rs renders the HTML report of `gst-dreamsim compare`).
+# (tests/cli_compare.rs renders the HTML report of `gst-dreamsim compare`),
+# and OpenSSL's headers (TLS to PostgreSQL, postgres-openssl).
 # Uses sudo when not root. Does nothing when everything is there.
 set -euo pipefail
 packages=(
@@ -13,6 +14,7 @@ packages=(
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav
     g++
+    libssl-dev
     python3-gi gir1.2-gstreamer-1.0
     chromium
 )

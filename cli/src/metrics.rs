@@ -2,7 +2,13 @@
 //! Prometheus (and Grafana through it) to scrape while the job runs.
 //!
 //! The `prometheus` crate keeps the metrics and writes its text format;
-//! `tiny_http` serves `GET /metrics` from a thread of its own. The address
+//! hyper serves `GET /metrics` on a one-thread tokio runtime of its own,
+//! within bounds a client cannot push (any client can reach the port):
+//! [`MAX_REQUEST_BYTES`] of request head, [`HEADER_READ_TIMEOUT`] to send
+//! it, [`MAX_CONNECTIONS`] at once (more are closed on arrival),
+//! [`CONNECTION_LIFETIME`] per connection, however many requests it
+//! pipelines. When the job ends the server stops: requests in flight get
+//! [`SHUTDOWN_GRACE`] to finish, then every connection is closed. The address
 //! is loopback unless the user gives another; port 0 takes a free port, and
 //! the bound address is written on standard error either way:
 //! `gst-dreamsim: metrics on http://127.0.0.1:9464/metrics`.
@@ -21,9 +27,16 @@
 //! | `dreamsim_inference_seconds_total` | counter | time in the model (the element's `stats`), no `stream` label |
 //! | `dreamsim_preprocess_seconds_total` | counter | time preparing frames for it, no `stream` label |
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 
 use gst::prelude::*;
 use prometheus::{
@@ -36,6 +49,25 @@ use crate::{Error, PROGRAM};
 /// Where `--metrics` without a value serves: loopback, the port of
 /// Prometheus's node exporter range that no well-known exporter uses.
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:9464";
+
+/// Most bytes of a request's head (request line and headers) the server
+/// reads; a longer one is answered 431 and its connection closed. (hyper's
+/// smallest read buffer is 8 KiB; a scrape's head is a few hundred bytes.)
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
+
+/// Time a client has to send a request's head once it started.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections served at once; one more is closed as soon as it is
+/// accepted, so half-open clients cost a socket each, never a thread.
+pub const MAX_CONNECTIONS: usize = 32;
+
+/// Longest life of one connection, whatever it sends (keep-alive and
+/// pipelined requests included): Prometheus reconnects for its next scrape.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+
+/// At the end of the job, the time requests in flight get to finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 
 /// Histogram buckets for DreamSim distances (a cosine distance: 0
 /// identical, most pairs of unrelated pictures under 1, at most 2).
@@ -61,7 +93,11 @@ pub struct Metrics {
     frame_distance: HistogramVec,
     alerts: IntCounterVec,
     engine: Arc<EngineTimes>,
-    server: Arc<tiny_http::Server>,
+    /// Where the server listens (the port chosen, for port 0).
+    #[cfg_attr(not(test), allow(dead_code))] // Read by the tests.
+    local_addr: SocketAddr,
+    /// Tells the server to stop (on drop).
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -185,21 +221,29 @@ impl Metrics {
                 ),
             ),
         });
-        let server = tiny_http::Server::http(address).map_err(|e| {
+        let cannot_listen = |e: std::io::Error| {
             Error::Pipeline(format!("--metrics {address}: cannot listen there: {e}"))
-        })?;
-        let server = Arc::new(server);
-        let bound = server
-            .server_addr()
-            .to_ip()
-            .map_or_else(|| address.to_string(), |a| a.to_string());
-        eprintln!("{PROGRAM}: metrics on http://{bound}/metrics");
+        };
+        // Bound here, before the job starts, so that a taken port is the
+        // job's error; served on the thread below.
+        let listener = std::net::TcpListener::bind(address).map_err(cannot_listen)?;
+        listener.set_nonblocking(true).map_err(cannot_listen)?;
+        let local_addr = listener.local_addr().map_err(cannot_listen)?;
+        eprintln!("{PROGRAM}: metrics on http://{local_addr}/metrics");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| Error::Pipeline(format!("--metrics: no runtime to serve: {e}")))?;
+        let (stop, stopped) = tokio::sync::oneshot::channel();
         let thread = {
-            let server = server.clone();
             let engine = engine.clone();
             std::thread::Builder::new()
                 .name("metrics".into())
-                .spawn(move || respond(&server, &registry, &engine))
+                .spawn(move || {
+                    runtime.block_on(serve_until(listener, stopped, registry, engine));
+                    // Dropping the runtime closes every connection left.
+                })
                 .map_err(|e| Error::Pipeline(format!("--metrics: no thread to serve: {e}")))?
         };
         Ok(Self {
@@ -209,7 +253,8 @@ impl Metrics {
             frame_distance,
             alerts,
             engine,
-            server,
+            local_addr,
+            stop: Some(stop),
             thread: Some(thread),
         })
     }
@@ -269,36 +314,113 @@ impl StreamMetrics {
 
 impl Drop for Metrics {
     fn drop(&mut self) {
-        self.server.unblock();
+        // The server ends within SHUTDOWN_GRACE whatever its clients do.
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
 }
 
-/// Answers requests until the server is unblocked: `/metrics` with the
-/// text format, anything else 404.
-fn respond(server: &tiny_http::Server, registry: &Registry, engine: &EngineTimes) {
-    let encoder = TextEncoder::new();
-    let content_type = tiny_http::Header::from_bytes("Content-Type", encoder.format_type())
-        .expect("a valid header");
-    let mut body = Vec::new();
-    for request in server.incoming_requests() {
-        let path = request.url().split('?').next().unwrap_or("");
-        let response = if path == "/metrics" {
-            engine.refresh();
-            body.clear();
-            if let Err(e) = encoder.encode(&registry.gather(), &mut body) {
-                let _ = request
-                    .respond(tiny_http::Response::from_string(e.to_string()).with_status_code(500));
-                continue;
-            }
-            tiny_http::Response::from_data(body.clone()).with_header(content_type.clone())
-        } else {
-            tiny_http::Response::from_data(b"Not found: the metrics are at /metrics\n".to_vec())
-                .with_status_code(404)
+/// Accepts connections until `stopped`, each served within the bounds in
+/// the module docs; then gives requests in flight [`SHUTDOWN_GRACE`].
+async fn serve_until(
+    listener: std::net::TcpListener,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+    registry: Registry,
+    engine: Arc<EngineTimes>,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{PROGRAM}: --metrics: cannot serve: {e}");
+            return;
+        }
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let scrape = Arc::new(Scrape {
+        registry,
+        engine,
+        encoder: TextEncoder::new(),
+    });
+    loop {
+        let stream = tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors and the like: wait, never spin.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
         };
-        let _ = request.respond(response);
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let scrape = scrape.clone();
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(MAX_REQUEST_BYTES)
+            .serve_connection(
+                TokioIo::new(stream),
+                hyper::service::service_fn(move |request| {
+                    let scrape = scrape.clone();
+                    async move { Ok::<_, Infallible>(scrape.respond(&request)) }
+                }),
+            );
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+}
+
+/// What a request is answered with.
+struct Scrape {
+    registry: Registry,
+    engine: Arc<EngineTimes>,
+    encoder: TextEncoder,
+}
+
+impl Scrape {
+    /// `/metrics` with the text format, anything else 404.
+    fn respond<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
+        let reply = |status: StatusCode, content_type: &str, body: Vec<u8>| {
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            *response.status_mut() = status;
+            if let Ok(value) = content_type.parse() {
+                response
+                    .headers_mut()
+                    .insert(hyper::header::CONTENT_TYPE, value);
+            }
+            response
+        };
+        if request.uri().path() != "/metrics" {
+            return reply(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                b"Not found: the metrics are at /metrics\n".to_vec(),
+            );
+        }
+        self.engine.refresh();
+        let mut body = Vec::new();
+        match self.encoder.encode(&self.registry.gather(), &mut body) {
+            Ok(()) => reply(StatusCode::OK, self.encoder.format_type(), body),
+            Err(e) => reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                e.to_string().into_bytes(),
+            ),
+        }
     }
 }
 
@@ -318,7 +440,7 @@ mod tests {
     #[test]
     fn serves_the_text_format_on_loopback() {
         let m = Metrics::serve("127.0.0.1:0".parse().unwrap()).unwrap();
-        let address = m.server.server_addr().to_ip().unwrap().to_string();
+        let address = m.local_addr.to_string();
         let input = m.stream("input", true);
         input.frame(Some(0.25), Some(0.01));
         input.frame(Some(0.5), None);
@@ -342,5 +464,134 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
         }
         assert!(get(&address, "/").starts_with("HTTP/1.0 404"));
+    }
+
+    /// Threads of this process.
+    fn threads() -> usize {
+        std::fs::read_dir("/proc/self/task").unwrap().count()
+    }
+
+    #[test]
+    fn a_header_without_end_is_cut_off() {
+        let m = Metrics::serve("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut s = std::net::TcpStream::connect(m.local_addr).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nX-Endless: ")
+            .unwrap();
+        // Up to 64 MiB of one header: far past what the server reads and
+        // what the kernel's buffers hold, if it kept reading.
+        let chunk = [b'a'; 64 * 1024];
+        let mut sent = 0usize;
+        let mut refused = false;
+        while sent < 64 << 20 {
+            if s.write_all(&chunk).is_err() {
+                refused = true;
+                break;
+            }
+            sent += chunk.len();
+        }
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            refused || answer.starts_with("HTTP/1.1 431"),
+            "the server read {sent} bytes of one header and answered {answer:?}"
+        );
+        assert!(sent < 64 << 20, "the server kept reading");
+    }
+
+    #[test]
+    fn half_sent_requests_open_no_thread_each_and_are_bounded() {
+        let m = Metrics::serve("127.0.0.1:0".parse().unwrap()).unwrap();
+        let before = threads();
+        let mut held = Vec::new();
+        for _ in 0..400 {
+            let mut s = std::net::TcpStream::connect(m.local_addr).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            held.push(s);
+        }
+        // Beyond MAX_CONNECTIONS, the server closes them on arrival.
+        let mut closed = 0;
+        let mut open = 0;
+        for s in &mut held {
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let mut byte = [0u8; 1];
+            match s.read(&mut byte) {
+                Ok(0) => closed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed += 1,
+                _ => {
+                    open += 1;
+                    if open > MAX_CONNECTIONS + 8 {
+                        break;
+                    }
+                }
+            }
+        }
+        assert!(
+            open <= MAX_CONNECTIONS,
+            "{open} half-sent requests held open ({closed} closed)"
+        );
+        assert!(
+            threads() <= before + 2,
+            "{} threads for 400 clients",
+            threads() - before
+        );
+        // Once they go, a scrape is served.
+        drop(held);
+        let address = m.local_addr.to_string();
+        let mut text = String::new();
+        for _ in 0..50 {
+            text = get(&address, "/metrics");
+            if text.starts_with("HTTP/1.0 200") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(text.starts_with("HTTP/1.0 200"), "{text}");
+    }
+
+    #[test]
+    fn pipelined_requests_are_answered_and_do_not_keep_the_job_alive() {
+        let m = Metrics::serve("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut s = std::net::TcpStream::connect(m.local_addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let writer = {
+            let mut s = s.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+                // Requests without end (bounded here), never reading the answers.
+                for _ in 0..200_000 {
+                    if s.write_all(request).is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        let mut answers = Vec::new();
+        let mut buffer = [0u8; 64 * 1024];
+        while answers
+            .windows(15)
+            .filter(|w| w[..] == b"HTTP/1.1 200 OK"[..])
+            .count()
+            < 3
+        {
+            let n = s.read(&mut buffer).unwrap();
+            assert!(n > 0, "closed before three answers");
+            answers.extend_from_slice(&buffer[..n]);
+        }
+        // The job ends while the client still sends and never reads.
+        let (done, ended) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(m);
+            done.send(()).unwrap();
+        });
+        assert!(
+            ended.recv_timeout(Duration::from_secs(20)).is_ok(),
+            "the server kept the job alive"
+        );
+        writer.join().unwrap();
     }
 }

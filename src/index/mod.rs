@@ -42,6 +42,7 @@
 
 mod embedded;
 mod identity;
+mod pg_location;
 mod postgres;
 
 use std::path::PathBuf;
@@ -51,6 +52,7 @@ use serde::{Deserialize, Serialize};
 
 pub use embedded::EmbeddedIndex;
 pub use identity::{file_sha256, ModelIdentity};
+pub use pg_location::{ConnectError, PgLocation, SslMode, TlsSettings};
 pub use postgres::PostgresIndex;
 
 /// An entry's id: assigned by the index on [`EmbeddingIndex::add`] (never
@@ -664,46 +666,14 @@ pub(crate) fn now_unix_us() -> i64 {
         .unwrap_or(0)
 }
 
-/// The location with every password replaced by `***`, for messages, logs
-/// and property reads: the URI's user information (`user:password@`) and
-/// any `password=` setting (a URI's query, or a libpq `key=value` string
-/// given by mistake, which would otherwise be shown as a file path).
+/// The location with every password replaced by `***`, for messages, logs,
+/// reports and property reads. A PostgreSQL URI is split by the parser
+/// that connects ([`PgLocation`]), so what is hidden is exactly what the
+/// client uses as the password (a `/`, `?` or `@` in it included); a libpq
+/// `key=value` string (refused as a location) has its `password` value
+/// hidden, quoted or not; another scheme's URI its user information.
 pub fn redact(location: &str) -> String {
-    let location = redact_password_settings(location);
-    let Some((scheme, rest)) = location.split_once("://") else {
-        return location;
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, pw)) if !pw.is_empty() => format!("{scheme}://{user}:***@{host}{tail}"),
-            _ => location.clone(),
-        },
-        None => location.clone(),
-    }
-}
-
-/// Every `password=VALUE` (any case), VALUE up to `&`, `;` or white space,
-/// replaced by `password=***`.
-fn redact_password_settings(location: &str) -> String {
-    const KEY: &str = "password=";
-    let lower = location.to_ascii_lowercase();
-    let mut out = String::with_capacity(location.len());
-    let mut rest = 0;
-    let mut from = 0;
-    while let Some(found) = lower[from..].find(KEY) {
-        let value = from + found + KEY.len();
-        let end = location[value..]
-            .find(|c: char| c == '&' || c == ';' || c.is_whitespace())
-            .map_or(location.len(), |n| value + n);
-        out.push_str(&location[rest..value]);
-        out.push_str("***");
-        rest = end;
-        from = end;
-    }
-    out.push_str(&location[rest..]);
-    out
+    pg_location::redact(location)
 }
 
 #[cfg(test)]

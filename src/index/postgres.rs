@@ -32,11 +32,11 @@ use std::time::{Duration, SystemTime};
 use pgvector::HalfVector;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
-use postgres::{Client, NoTls, Row, Statement, Transaction};
+use postgres::{Client, Row, Statement, Transaction};
 
 use super::{
-    redact, Added, EmbeddingIndex, Entry, EntryId, IndexError, IndexInfo, IndexOptions, Match,
-    ModelIdentity, NewEntry, Quantization, Result, Source, StoredEntry,
+    Added, ConnectError, EmbeddingIndex, Entry, EntryId, IndexError, IndexInfo, IndexOptions,
+    Match, ModelIdentity, NewEntry, PgLocation, Quantization, Result, Source, StoredEntry,
 };
 
 const ENTRY_COLUMNS: &str = "id, label, source, content_hash, added_at";
@@ -242,7 +242,8 @@ pub struct PostgresIndex {
     model_table: String,
     entries_table: String,
     search: Statement,
-    config: postgres::Config,
+    /// What to connect to again after a lost connection (holds the password).
+    server: PgLocation,
     statement_timeout: Duration,
     ef_search: usize,
     hnsw: HnswBuild,
@@ -289,9 +290,17 @@ fn to_unix_us(t: SystemTime) -> i64 {
     }
 }
 
-/// Connects and sets the statement time limit.
-fn connect(config: &postgres::Config, shown: &str, statement_timeout: Duration) -> Result<Client> {
-    let mut client = config.connect(NoTls).map_err(pg_err(shown, "connect"))?;
+/// Connects (with TLS as the location's `sslmode` asks) and sets the
+/// statement time limit.
+fn connect(server: &PgLocation, statement_timeout: Duration) -> Result<Client> {
+    let shown = server.shown();
+    let mut client = server.connect().map_err(|e| match e {
+        ConnectError::Postgres(source) => pg_err(shown, "connect")(source),
+        ConnectError::Tls(reason) => IndexError::InvalidLocation {
+            location: shown.to_owned(),
+            reason,
+        },
+    })?;
     client
         .batch_execute(&format!(
             "SET statement_timeout = {}",
@@ -299,6 +308,15 @@ fn connect(config: &postgres::Config, shown: &str, statement_timeout: Duration) 
         ))
         .map_err(pg_err(shown, "set the statement timeout"))?;
     Ok(client)
+}
+
+/// True when `e` means the session is gone: the connection closed, or the
+/// server ended it (class 57P: shutting down, restarting, terminated by
+/// an administrator) or it broke (class 08).
+fn session_lost(e: &postgres::Error) -> bool {
+    e.is_closed()
+        || e.code()
+            .is_some_and(|code| code.code().starts_with("57P") || code.code().starts_with("08"))
 }
 
 fn read_identity(client: &mut Client, shown: &str, model_table: &str) -> Result<ModelIdentity> {
@@ -352,7 +370,8 @@ impl PostgresIndex {
         identity: Option<&ModelIdentity>,
         options: &IndexOptions,
     ) -> Result<Self> {
-        let shown = redact(location);
+        let mut server = PgLocation::parse(location)?;
+        let shown = server.shown().to_owned();
         let table = options.pg_table.as_str();
         if !valid_table_prefix(table) {
             return Err(IndexError::InvalidLocation {
@@ -362,13 +381,7 @@ impl PostgresIndex {
                 ),
             });
         }
-        let mut config: postgres::Config =
-            location
-                .parse()
-                .map_err(|e: postgres::Error| IndexError::InvalidLocation {
-                    location: shown.clone(),
-                    reason: e.to_string(),
-                })?;
+        let config = server.config_mut();
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.pg_connect_timeout);
         }
@@ -379,7 +392,7 @@ impl PostgresIndex {
         if config.get_application_name().is_none() {
             config.application_name("gst-dreamsim");
         }
-        let mut client = connect(&config, &shown, options.pg_statement_timeout)?;
+        let mut client = connect(&server, options.pg_statement_timeout)?;
 
         let model_table = format!("{table}_model");
         let entries_table = format!("{table}_entries");
@@ -446,7 +459,7 @@ impl PostgresIndex {
             model_table,
             entries_table,
             search,
-            config,
+            server,
             statement_timeout: options.pg_statement_timeout,
             ef_search: options.ef_search,
             hnsw: HnswBuild::of(options),
@@ -461,7 +474,29 @@ impl PostgresIndex {
         if !self.client.is_closed() {
             return Ok(());
         }
-        let mut client = connect(&self.config, &self.location, self.statement_timeout)?;
+        self.reconnect()
+    }
+
+    /// Runs `op`; when it fails because the session was lost (the server
+    /// restarted, or ended the session, since the last call: the client
+    /// learns it only by using the connection), reconnects once and runs it
+    /// again, so that a restart already over costs no lookup. Only for
+    /// reads: a write whose commit was not acknowledged is the caller's to
+    /// retry.
+    fn read_retrying<T>(&mut self, mut op: impl FnMut(&mut Self) -> Result<T>) -> Result<T> {
+        self.ensure_connected()?;
+        match op(self) {
+            Err(IndexError::Postgres { source, .. }) if session_lost(&source) => {
+                self.reconnect()?;
+                op(self)
+            }
+            other => other,
+        }
+    }
+
+    /// A new session (see [`Self::ensure_connected`]).
+    fn reconnect(&mut self) -> Result<()> {
+        let mut client = connect(&self.server, self.statement_timeout)?;
         let stored = read_identity(&mut client, &self.location, &self.model_table)?;
         if stored != self.identity {
             return Err(IndexError::ModelMismatch {
@@ -834,16 +869,16 @@ impl EmbeddingIndex for PostgresIndex {
     }
 
     fn search(&mut self, query: &[f32], k: usize) -> Result<Vec<Match>> {
-        self.ensure_connected()?;
         self.check_dim(query)?;
         if k == 0 {
             return Ok(Vec::new());
         }
         let vector = HalfVector::from_f32_slice(query);
-        let rows = self
-            .client
-            .query(&self.search, &[&vector, &(k as i64)])
-            .map_err(pg_err(&self.location, "search"))?;
+        let rows = self.read_retrying(|this| {
+            this.client
+                .query(&this.search, &[&vector, &(k as i64)])
+                .map_err(pg_err(&this.location, "search"))
+        })?;
         self.matches(&rows)
     }
 

@@ -9,7 +9,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use postgres::{Client, NoTls};
+use dreamsim::index::{ConnectError, IndexError, PgLocation};
+use postgres::Client;
 
 use super::store::VideoRecord;
 use crate::Error;
@@ -37,16 +38,29 @@ pub struct PgCorpus {
 impl PgCorpus {
     /// Connects to `location` and creates the tables when missing.
     pub fn connect(location: &str) -> Result<Self, Error> {
-        let mut config: postgres::Config = location
-            .parse()
-            .map_err(|e| pg_error(location, "parse the URI", e))?;
+        // The index's parser: the same TLS settings, the same redaction.
+        let mut server = PgLocation::parse(location).map_err(|e| match e {
+            IndexError::InvalidLocation { location, reason } => Error::Input {
+                input: location,
+                reason,
+            },
+            other => Error::Input {
+                input: dreamsim::index::redact(location),
+                reason: other.to_string(),
+            },
+        })?;
+        let config = server.config_mut();
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
         config.application_name("gst-dreamsim corpus");
-        let mut client = config
-            .connect(NoTls)
-            .map_err(|e| pg_error(location, "connect", e))?;
+        let mut client = server.connect().map_err(|e| match e {
+            ConnectError::Postgres(e) => pg_error(location, "connect", e),
+            ConnectError::Tls(reason) => Error::Input {
+                input: server.shown().to_owned(),
+                reason,
+            },
+        })?;
         // Two processes creating the tables at once: one waits for the other
         // (the statements run in one transaction; the lock lasts until its end).
         client
