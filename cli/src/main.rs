@@ -13,6 +13,7 @@ mod compare;
 mod corpus;
 mod dedup;
 mod distances;
+mod doctor;
 mod error;
 mod index;
 mod lost_errors;
@@ -63,6 +64,7 @@ enum Command {
     Bench(bench::Args),
     Index(index::Args),
     Corpus(corpus::Args),
+    Doctor(doctor::Args),
 }
 
 fn run(command: Command) -> Result<ExitCode, Error> {
@@ -76,6 +78,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
         Command::Bench(args) => bench::run(args),
         Command::Index(args) => index::run(args),
         Command::Corpus(args) => corpus::run(args),
+        Command::Doctor(args) => doctor::run(args),
     }
 }
 
