@@ -214,6 +214,15 @@ pub struct Preload {
     pub failed: Vec<(&'static str, String)>,
 }
 
+/// The dynamic linker's own message for a failed `dlopen`/`dlsym` (which
+/// names the missing library or symbol), not just "dlopen failed".
+pub fn dl_error(e: &libloading::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(source) => source.to_string(),
+        None => e.to_string(),
+    }
+}
+
 static KEPT: Mutex<Vec<libloading::os::unix::Library>> = Mutex::new(Vec::new());
 
 /// Opens, with `RTLD_NOW | RTLD_GLOBAL`, every library of [`GPU_LIBRARIES`]
@@ -240,7 +249,7 @@ pub fn preload(nvidia_dir: &Path) -> Preload {
                 kept.push(handle);
                 report.loaded.push((lib.soname, path));
             }
-            Err(e) => report.failed.push((lib.soname, e.to_string())),
+            Err(e) => report.failed.push((lib.soname, dl_error(&e))),
         }
     }
     report
@@ -285,7 +294,7 @@ pub fn find(lib: &GpuLibrary, nvidia_dir: Option<&Path>) -> FoundLibrary {
                 library: *lib,
                 path: local,
                 version: None,
-                error: Some(e.to_string()),
+                error: Some(dl_error(&e)),
             }
         }
     };
@@ -304,10 +313,7 @@ pub fn find(lib: &GpuLibrary, nvidia_dir: Option<&Path>) -> FoundLibrary {
 /// # Safety
 /// `handle` must be the library the [`VersionCall`] belongs to (the symbol's
 /// signature is taken from NVIDIA's headers).
-unsafe fn version_of(
-    handle: &libloading::os::unix::Library,
-    call: VersionCall,
-) -> Option<String> {
+unsafe fn version_of(handle: &libloading::os::unix::Library, call: VersionCall) -> Option<String> {
     use libloading::os::unix::Symbol;
     let mmp = |v: i64, major: i64| format!("{}.{}.{}", v / major, (v % major) / 100, v % 100);
     unsafe {
@@ -326,7 +332,8 @@ unsafe fn version_of(
                 (f(&mut v) == 0).then(|| mmp(v as i64, 1000))
             }
             VersionCall::Mmp10000Ret(name) => {
-                let f: Symbol<unsafe extern "C" fn() -> usize> = handle.get(name.as_bytes()).ok()?;
+                let f: Symbol<unsafe extern "C" fn() -> usize> =
+                    handle.get(name.as_bytes()).ok()?;
                 Some(mmp(f() as i64, 10000))
             }
             VersionCall::Mmp10000Ret32(name) => {
@@ -392,13 +399,13 @@ pub struct Device {
 pub fn driver() -> Driver {
     let flags = libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_GLOBAL;
     // SAFETY: the driver library runs no initialisation before cuInit.
-    let handle = match unsafe { libloading::os::unix::Library::open(Some(DRIVER_LIBRARY), flags) }
-    {
+    let handle = match unsafe { libloading::os::unix::Library::open(Some(DRIVER_LIBRARY), flags) } {
         Ok(h) => h,
         Err(e) => {
             return Driver {
                 error: Some(format!(
-                    "the NVIDIA driver's {DRIVER_LIBRARY} is not installed ({e})"
+                    "the NVIDIA driver's {DRIVER_LIBRARY} is not installed ({})",
+                    dl_error(&e)
                 )),
                 ..Driver::default()
             }

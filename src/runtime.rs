@@ -66,13 +66,22 @@ impl Runtime {
         ort::info()
     }
 
-    /// ONNX Runtime's version (`1.31.1`).
+    /// ONNX Runtime's version (`1.31.1`): from the file the library's name
+    /// resolves to (`libonnxruntime.so.1.31.1`), else from its build
+    /// string's release branch (`rel-1.31.1`).
     pub fn version(&self) -> String {
-        ort::info()
-            .split(['=', ','])
-            .skip_while(|part| !part.trim().ends_with("git-branch"))
-            .nth(1)
-            .map(|branch| branch.trim().trim_start_matches("rel-").to_owned())
+        let from_file = std::fs::canonicalize(&self.library).ok().and_then(|real| {
+            let name = real.file_name()?.to_str()?.to_owned();
+            let v = name.strip_prefix("libonnxruntime.so.")?;
+            (v.split('.').count() == 3).then(|| v.to_owned())
+        });
+        from_file
+            .or_else(|| {
+                ort::info()
+                    .split(',')
+                    .find_map(|part| part.trim().strip_prefix("git-branch=rel-"))
+                    .map(str::to_owned)
+            })
             .unwrap_or_else(|| "unknown".into())
     }
 

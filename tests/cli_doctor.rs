@@ -45,9 +45,12 @@ fn text(output: &Output) -> String {
 /// Whether this machine has an NVIDIA driver (then the "missing driver"
 /// assertions do not apply).
 fn has_driver() -> bool {
-    ["/usr/lib/x86_64-linux-gnu/libcuda.so.1", "/usr/lib64/libcuda.so.1"]
-        .iter()
-        .any(|p| Path::new(p).exists())
+    [
+        "/usr/lib/x86_64-linux-gnu/libcuda.so.1",
+        "/usr/lib64/libcuda.so.1",
+    ]
+    .iter()
+    .any(|p| Path::new(p).exists())
         || Path::new("/proc/driver/nvidia").exists()
 }
 
@@ -144,18 +147,29 @@ fn with_a_model_folder_it_lists_the_models_and_the_default_pipeline_runs() {
     let models = model_folder(true);
     let env = [("GST_DREAMSIM_MODEL_DIR", models.path())];
     let out = doctor(&["--json"], &env, &[]);
-    assert_eq!(out.status.code(), Some(0), "the default pipeline runs: exit 0");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the default pipeline runs: exit 0"
+    );
     let j = json(&out);
     assert_eq!(j["models"]["default_installed"], true);
     let listed = j["models"]["models"].as_array().unwrap();
-    assert_eq!(listed.len(), 1, "the int8 file is shown under its model: {j}");
+    assert_eq!(
+        listed.len(),
+        1,
+        "the int8 file is shown under its model: {j}"
+    );
     let model = &listed[0];
     assert_eq!(
         model["sha256"].as_str().unwrap(),
         sha256(&models.path().join("ensemble.onnx"))
     );
-    assert_eq!(model["kind"], "ensemble");
-    let spearman = model["int8"]["spearman"].as_f64().expect("recorded agreement");
+    // dreamsim.type of the fixture.
+    assert_eq!(model["kind"], "fixture_ensemble");
+    let spearman = model["int8"]["spearman"]
+        .as_f64()
+        .expect("recorded agreement");
     assert!(spearman > 0.0 && spearman <= 1.0, "{spearman}");
     // The engine's own decision: auto on a CPU without bf16 units runs the
     // int8 model beside the default one.
@@ -163,7 +177,14 @@ fn with_a_model_folder_it_lists_the_models_and_the_default_pipeline_runs() {
     assert_eq!(j["default_pipeline"]["runs"], true);
     assert!(run["error"].is_null(), "{run}");
     assert_eq!(run["frames"], 2);
-    if j["cpu"]["bf16_matrix_units"].is_null() && !has_driver() {
+    // Where nothing faster starts (no GPU, no bf16 units or no OpenVINO
+    // build), the fastest CPU path is that int8 model.
+    let openvino_starts = j["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["provider"] == "openvino" && p["starts"] == true);
+    if !has_driver() && !(openvino_starts && !j["cpu"]["bf16_matrix_units"].is_null()) {
         assert_eq!(run["provider"], "cpu");
         assert_eq!(run["precision"], "int8");
     }
@@ -194,7 +215,10 @@ fn without_onnx_runtime_it_names_the_missing_runtime_and_its_install_command() {
     let out = doctor(&[], &env, &[]);
     assert_eq!(out.status.code(), Some(3), "no runtime: exit 3");
     let t = text(&out);
-    assert!(t.contains("MISSING: ONNX Runtime could not be loaded"), "{t}");
+    assert!(
+        t.contains("MISSING: ONNX Runtime could not be loaded"),
+        "{t}"
+    );
     assert!(t.contains(&missing.display().to_string()), "{t}");
     assert!(t.contains("install: tools/get_onnxruntime.sh"), "{t}");
     assert!(t.contains("runs: no"), "{t}");
@@ -308,19 +332,58 @@ fn the_gpu_runtime_needs_nothing_but_the_driver() {
                 real.display()
             );
         }
-        let mut expected: BTreeSet<String> = ["libcuda.so.1".to_owned()].into();
+        // The driver's library and, without --tensorrt, TensorRT's own may
+        // be missing; nothing else.
+        let mut allowed: BTreeSet<String> = ["libcuda.so.1".to_owned()].into();
         if provider.contains("tensorrt") && !tensorrt {
-            expected.extend(tensorrt_libs.iter().cloned());
+            allowed.extend(tensorrt_libs.iter().cloned());
+            assert!(
+                tensorrt_libs.is_subset(&missing),
+                "{provider}: TensorRT was not installed, yet {missing:?}"
+            );
         }
-        assert_eq!(missing, expected, "{provider}: unresolved libraries");
+        assert!(
+            missing.is_subset(&allowed),
+            "{provider}: unresolved libraries {missing:?}, only {allowed:?} may be"
+        );
+        if provider.contains("cuda") {
+            assert!(missing.contains("libcuda.so.1"), "{missing:?}");
+        }
     }
-    // What the CUDA provider loads by name at run time must be there too.
+    // What the CUDA provider loads by name at run time must be there too,
+    // and every installed NVIDIA library (cuDNN's parts, which cuDNN opens
+    // itself) resolves inside the folder but for the driver.
     for soname in ["libcudnn.so.9", "libcufft.so.12", "libnvrtc.so.13"] {
         assert!(
             dreamsim_lib_installed(&nvidia, soname),
             "{soname} is not installed"
         );
     }
+    let mut checked = 0;
+    for dir in ["cu13/lib", "cudnn/lib", "tensorrt_libs"] {
+        for entry in std::fs::read_dir(nvidia.join(dir)).into_iter().flatten() {
+            let path = entry.unwrap().path();
+            let (resolved, missing) = ldd(&path, &nvidia);
+            for (name, found) in &resolved {
+                if SYSTEM_LIBRARIES.contains(&name.as_str()) {
+                    continue;
+                }
+                assert!(
+                    found.canonicalize().unwrap().starts_with(&inside),
+                    "{}: {name} resolved outside the data folder",
+                    path.display()
+                );
+            }
+            assert!(
+                missing.iter().all(|m| m == "libcuda.so.1"),
+                "{}: unresolved {missing:?}",
+                path.display()
+            );
+            checked += 1;
+        }
+    }
+    eprintln!("{checked} NVIDIA libraries checked");
+    assert!(checked >= 18, "only {checked} NVIDIA libraries installed");
 
     if has_driver() {
         return;
@@ -343,7 +406,10 @@ fn the_gpu_runtime_needs_nothing_but_the_driver() {
         .filter_map(|v| v.as_str())
         .collect();
     for soname in ["libcudart.so.13", "libcublas.so.13", "libcudnn.so.9"] {
-        assert!(preloaded.contains(&soname), "{soname} not preloaded: {preloaded:?}");
+        assert!(
+            preloaded.contains(&soname),
+            "{soname} not preloaded: {preloaded:?}"
+        );
     }
     let cuda = j["providers"]
         .as_array()
@@ -379,4 +445,31 @@ fn dreamsim_lib_installed(nvidia: &Path, soname: &str) -> bool {
     ["cu13/lib", "cudnn/lib", "tensorrt_libs"]
         .iter()
         .any(|d| nvidia.join(d).join(soname).is_file())
+}
+
+#[test]
+fn a_plugin_file_gstreamer_blacklists_is_reported_with_the_reason() {
+    // A libgstdreamsim.so that is no shared library, in a registry of its own.
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::write(plugins.path().join("libgstdreamsim.so"), b"not a library").unwrap();
+    let registry = plugins.path().join("registry.bin");
+    let models = tempfile::tempdir().unwrap();
+    let env = [
+        ("GST_PLUGIN_PATH", plugins.path()),
+        ("GST_REGISTRY_1_0", registry.as_path()),
+        ("GST_DREAMSIM_MODEL_DIR", models.path()),
+    ];
+    let out = doctor(&["--json"], &env, &[]);
+    let j = json(&out);
+    assert_eq!(j["plugin"]["registry"], registry.display().to_string());
+    let files = j["plugin"]["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{j}");
+    assert_eq!(files[0]["blacklisted"], true);
+    let reason = files[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("file too short"),
+        "the linker's reason: {reason}"
+    );
+    let out = doctor(&[], &env, &[]);
+    assert!(text(&out).contains("BLACKLISTED"));
 }

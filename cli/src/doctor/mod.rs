@@ -186,7 +186,11 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
 
     let mut bench = Vec::new();
     if args.bench && rt.is_some() {
-        let (model, note) = match models.default_model.clone().filter(|_| models.default_installed) {
+        let (model, note) = match models
+            .default_model
+            .clone()
+            .filter(|_| models.default_installed)
+        {
             Some(m) => (m, None),
             None => (
                 write("tiny_ensemble.onnx", BENCH_FIXTURE)?,
@@ -311,9 +315,17 @@ fn write_text(w: &mut dyn Write, r: &Report) -> std::io::Result<()> {
                 o.version.as_deref().unwrap_or("?"),
                 o.build.unwrap_or("?")
             )?;
-            writeln!(w, "  compiled-in providers: {}", o.compiled_providers.join(", "))?;
+            writeln!(
+                w,
+                "  compiled-in providers: {}",
+                o.compiled_providers.join(", ")
+            )?;
             if !o.preloaded.is_empty() {
-                writeln!(w, "  NVIDIA libraries preloaded: {}", o.preloaded.join(", "))?;
+                writeln!(
+                    w,
+                    "  NVIDIA libraries preloaded: {}",
+                    o.preloaded.join(", ")
+                )?;
             }
             for failure in &o.preload_failures {
                 writeln!(w, "  NVIDIA library not preloaded: {failure}")?;
@@ -321,11 +333,18 @@ fn write_text(w: &mut dyn Write, r: &Report) -> std::io::Result<()> {
         }
         None => {
             writeln!(w, "  MISSING: {}", o.error.as_deref().unwrap_or(""))?;
-            writeln!(w, "  install: {}", o.install.unwrap_or(runtime::INSTALL_RUNTIME))?;
+            writeln!(
+                w,
+                "  install: {}",
+                o.install.unwrap_or(runtime::INSTALL_RUNTIME)
+            )?;
         }
     }
 
-    writeln!(w, "\nExecution providers (started on a tiny model, failure an error)")?;
+    writeln!(
+        w,
+        "\nExecution providers (started on a tiny model, failure an error)"
+    )?;
     if r.providers.is_empty() {
         writeln!(w, "  none tried: no ONNX Runtime")?;
     }

@@ -83,16 +83,18 @@ pub fn inspect() -> ModelsReport {
 
 fn describe(path: PathBuf) -> InstalledModel {
     let int8_path = dreamsim::int8::sibling_path(&path);
-    let int8 = int8_path.is_file().then(|| match dreamsim::int8::find_sibling(&path) {
-        Ok(Some(m)) => Int8Sibling {
-            path: m.path,
-            spearman: m.spearman,
-            accepted_below_guard: m.accepted_below_guard,
-            unusable: None,
-        },
-        Ok(None) => unreachable_sibling(&int8_path, "it disappeared while being read".into()),
-        Err(why) => unreachable_sibling(&int8_path, why),
-    });
+    let int8 = int8_path
+        .is_file()
+        .then(|| match dreamsim::int8::find_sibling(&path) {
+            Ok(Some(m)) => Int8Sibling {
+                path: m.path,
+                spearman: m.spearman,
+                accepted_below_guard: m.accepted_below_guard,
+                unusable: None,
+            },
+            Ok(None) => unreachable_sibling(&int8_path, "it disappeared while being read".into()),
+            Err(why) => unreachable_sibling(&int8_path, why),
+        });
     InstalledModel {
         kind: metadata_value(&path, metadata_keys::TYPE),
         precision: metadata_value(&path, metadata_keys::PRECISION),

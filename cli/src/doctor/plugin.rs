@@ -87,7 +87,9 @@ pub fn inspect() -> PluginReport {
             builtin_version = plugin.version().to_string();
             continue;
         };
-        let blacklisted = plugin.plugin_flags().contains(gst::PluginFlags::BLACKLISTED);
+        let blacklisted = plugin
+            .plugin_flags()
+            .contains(gst::PluginFlags::BLACKLISTED);
         let elements = if blacklisted {
             Vec::new()
         } else {
@@ -133,7 +135,7 @@ fn load_failure(path: &Path) -> String {
     // SAFETY: the plugin has no load-time constructors; it is closed again
     // at once, and its plugin_init is never called.
     match unsafe { libloading::os::unix::Library::open(Some(path), flags) } {
-        Err(e) => e.to_string(),
+        Err(e) => dreamsim::gpu_libs::dl_error(&e),
         Ok(lib) => {
             // SAFETY: only the symbol's presence is checked.
             let has_desc = unsafe {

@@ -124,24 +124,35 @@ pub fn probe_providers(rt: &dreamsim::Runtime, fixture: &Path) -> Vec<ProviderCh
         .collect()
 }
 
-/// What makes `provider` start, as far as an install can.
+/// What makes `provider` start, as far as an install can: the GPU
+/// runtime (with TensorRT's libraries for `tensorrt`) where it is not
+/// installed, else the driver where that is missing.
 fn install_for(provider: ExecutionProvider, rt: &dreamsim::Runtime) -> Option<String> {
-    use dreamsim::gpu_libs::{INSTALL_COMMAND, INSTALL_TENSORRT_COMMAND};
-    use dreamsim::RuntimeBuild;
-    let driver_missing = dreamsim::gpu_libs::driver().error.is_some();
-    let driver = format!(
-        "the NVIDIA driver ({}, {} or newer)",
-        dreamsim::gpu_libs::DRIVER_LIBRARY,
-        dreamsim::gpu_libs::MINIMUM_DRIVER
-    );
-    match (provider, rt.build()) {
-        (ExecutionProvider::TensorRt, RuntimeBuild::Gpu) if driver_missing => Some(driver),
-        (ExecutionProvider::TensorRt, _) => Some(INSTALL_TENSORRT_COMMAND.into()),
-        (ExecutionProvider::Cuda, RuntimeBuild::Gpu) if driver_missing => Some(driver),
-        (ExecutionProvider::Cuda, _) => Some(INSTALL_COMMAND.into()),
-        (ExecutionProvider::OpenVino, _) => {
-            Some("tools/get_onnxruntime.sh --build openvino".into())
+    use dreamsim::gpu_libs::{self, INSTALL_COMMAND, INSTALL_TENSORRT_COMMAND};
+    let gpu_build = rt.build() == dreamsim::RuntimeBuild::Gpu;
+    let driver = || {
+        gpu_libs::driver().error.map(|_| {
+            format!(
+                "the NVIDIA driver ({}, {} or newer)",
+                gpu_libs::DRIVER_LIBRARY,
+                gpu_libs::MINIMUM_DRIVER
+            )
+        })
+    };
+    let tensorrt_found = || {
+        let nvidia = gpu_libs::nvidia_dir(rt.library());
+        gpu_libs::GPU_LIBRARIES
+            .iter()
+            .filter(|l| l.needed_by == gpu_libs::NeededBy::TensorRt)
+            .all(|l| gpu_libs::find(l, nvidia.as_deref()).found())
+    };
+    match provider {
+        ExecutionProvider::TensorRt if !gpu_build || !tensorrt_found() => {
+            Some(INSTALL_TENSORRT_COMMAND.into())
         }
+        ExecutionProvider::Cuda if !gpu_build => Some(INSTALL_COMMAND.into()),
+        ExecutionProvider::TensorRt | ExecutionProvider::Cuda => driver(),
+        ExecutionProvider::OpenVino => Some("tools/get_onnxruntime.sh --build openvino".into()),
         _ => None,
     }
 }
