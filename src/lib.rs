@@ -25,6 +25,7 @@ pub mod engine;
 pub mod error;
 pub mod external_data;
 pub mod frame;
+pub mod gpu_libs;
 pub mod image_file;
 pub mod index;
 pub mod int8;
@@ -49,7 +50,7 @@ pub use int8::RequestedPrecision;
 pub use model::{Model, ModelInfo, ModelOptions};
 pub use preprocess::Preprocessor;
 pub use provider::{ComputePrecision, ExecutionProvider};
-pub use runtime::{runtime, Runtime, RuntimeLogLevel};
+pub use runtime::{runtime, Runtime, RuntimeBuild, RuntimeLogLevel};
 
 /// Version of this crate and the commit it was built from (set by build.rs).
 pub const BUILD_VERSION: &str =

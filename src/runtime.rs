@@ -17,6 +17,42 @@ pub const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
 pub struct Runtime {
     pub(crate) environment: ort::environment::Environment,
     library: PathBuf,
+    gpu_preload: crate::gpu_libs::Preload,
+}
+
+/// Which build of ONNX Runtime a library is, told by the provider libraries
+/// installed beside it (each build ships its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeBuild {
+    /// onnxruntime-gpu: CUDA (and TensorRT) providers.
+    Gpu,
+    /// onnxruntime-openvino: the OpenVINO provider.
+    OpenVino,
+    /// The plain CPU build.
+    Cpu,
+}
+
+impl RuntimeBuild {
+    /// The build of the library at `library`.
+    pub fn of(library: &Path) -> Self {
+        let beside = |name: &str| library.parent().is_some_and(|d| d.join(name).is_file());
+        if beside("libonnxruntime_providers_cuda.so") {
+            Self::Gpu
+        } else if beside("libonnxruntime_providers_openvino.so") {
+            Self::OpenVino
+        } else {
+            Self::Cpu
+        }
+    }
+
+    /// The lower-case name, as `tools/get_onnxruntime.sh --build` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Gpu => "gpu",
+            Self::OpenVino => "openvino",
+            Self::Cpu => "cpu",
+        }
+    }
 }
 
 impl Runtime {
@@ -28,6 +64,68 @@ impl Runtime {
     /// ONNX Runtime's own build description (version, commit).
     pub fn build_info(&self) -> &'static str {
         ort::info()
+    }
+
+    /// ONNX Runtime's version (`1.31.1`): from the file the library's name
+    /// resolves to (`libonnxruntime.so.1.31.1`), else from its build
+    /// string's release branch (`rel-1.31.1`).
+    pub fn version(&self) -> String {
+        let from_file = std::fs::canonicalize(&self.library).ok().and_then(|real| {
+            let name = real.file_name()?.to_str()?.to_owned();
+            let v = name.strip_prefix("libonnxruntime.so.")?;
+            (v.split('.').count() == 3).then(|| v.to_owned())
+        });
+        from_file
+            .or_else(|| {
+                ort::info()
+                    .split(',')
+                    .find_map(|part| part.trim().strip_prefix("git-branch=rel-"))
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| "unknown".into())
+    }
+
+    /// Which build the loaded library is.
+    pub fn build(&self) -> RuntimeBuild {
+        RuntimeBuild::of(&self.library)
+    }
+
+    /// The providers compiled into the loaded library
+    /// (`CUDAExecutionProvider`, ...): what it could run, not what starts
+    /// on this machine (that needs the provider's libraries and hardware).
+    pub fn compiled_providers(&self) -> Vec<String> {
+        let api = ort::api();
+        let mut names: *mut *mut std::ffi::c_char = std::ptr::null_mut();
+        let mut count: std::ffi::c_int = 0;
+        // SAFETY: the C API fills `names` with `count` C strings, released below.
+        unsafe {
+            let status = (api.GetAvailableProviders)(&mut names, &mut count);
+            if !status.0.is_null() {
+                (api.ReleaseStatus)(status.0);
+                return Vec::new();
+            }
+            if names.is_null() {
+                return Vec::new();
+            }
+            let list = (0..count as isize)
+                .map(|i| {
+                    std::ffi::CStr::from_ptr(*names.offset(i))
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+            let status = (api.ReleaseAvailableProviders)(names, count);
+            if !status.0.is_null() {
+                (api.ReleaseStatus)(status.0);
+            }
+            list
+        }
+    }
+
+    /// The NVIDIA libraries preloaded from the `nvidia/` folder beside the
+    /// library (see [`crate::gpu_libs`]); empty for a CPU or OpenVINO build.
+    pub fn gpu_preload(&self) -> &crate::gpu_libs::Preload {
+        &self.gpu_preload
     }
 }
 
@@ -148,6 +246,12 @@ pub fn runtime(explicit: Option<&Path>) -> Result<&'static Runtime> {
             last_reason = format!("{} does not exist", candidate.display());
             continue;
         }
+        // The GPU build's NVIDIA libraries, installed beside it, go first:
+        // the providers find them loaded, with no LD_LIBRARY_PATH.
+        let gpu_preload = match crate::gpu_libs::nvidia_dir(candidate) {
+            Some(dir) if candidate.is_absolute() => crate::gpu_libs::preload(&dir),
+            _ => crate::gpu_libs::Preload::default(),
+        };
         match ort::init_from(candidate) {
             Ok(builder) => {
                 let mut builder = builder.with_name("gst-dreamsim");
@@ -171,6 +275,7 @@ pub fn runtime(explicit: Option<&Path>) -> Result<&'static Runtime> {
                 let rt = RUNTIME.get_or_init(|| Runtime {
                     environment,
                     library: candidate.clone(),
+                    gpu_preload,
                 });
                 return Ok(rt);
             }

@@ -15,6 +15,7 @@ mod corpus;
 mod dedup;
 mod distances;
 mod embed_cache;
+mod doctor;
 mod error;
 mod index;
 mod index_evaluate;
@@ -70,6 +71,7 @@ enum Command {
     Index(index::Args),
     Corpus(corpus::Args),
     Calibrate(calibrate::Args),
+    Doctor(doctor::Args),
 }
 
 fn run(command: Command) -> Result<ExitCode, Error> {
@@ -84,6 +86,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
         Command::Index(args) => index::run(args),
         Command::Corpus(args) => corpus::run(args),
         Command::Calibrate(args) => calibrate::run(args),
+        Command::Doctor(args) => doctor::run(args),
     }
 }
 
