@@ -4,11 +4,19 @@
 
 use std::time::Instant;
 
-use dreamsim::index::{EmbeddedIndex, EmbeddingIndex, IndexOptions, ModelIdentity, NewEntry, Source};
+use dreamsim::index::{
+    EmbeddedIndex, EmbeddingIndex, IndexOptions, ModelIdentity, NewEntry, Source,
+};
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().unwrap()).collect();
-    let (n, dim) = (args.first().copied().unwrap_or(100_000), args.get(1).copied().unwrap_or(32));
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().unwrap())
+        .collect();
+    let (n, dim) = (
+        args.first().copied().unwrap_or(100_000),
+        args.get(1).copied().unwrap_or(32),
+    );
     let identity = ModelIdentity {
         kind: "bench".into(),
         dim,
@@ -25,12 +33,17 @@ fn main() {
             .enumerate()
             .map(|(i, v)| NewEntry {
                 label: i.to_string(),
-                source: Source::Other { description: String::new() },
+                source: Source::Other {
+                    description: String::new(),
+                },
                 content_hash: i.to_string(),
                 embedding: v,
             })
             .collect();
-        let create = IndexOptions { create: true, ..IndexOptions::default() };
+        let create = IndexOptions {
+            create: true,
+            ..IndexOptions::default()
+        };
         let mut set = EmbeddedIndex::open(&path, Some(&identity), &create).unwrap();
         set.add(&entries).unwrap();
     }

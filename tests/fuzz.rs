@@ -231,7 +231,10 @@ fn fuzz_index_files() {
     let dir = work_dir("index");
     let seeds = index_seeds(&dir);
     let input_path = dir.join("input.dsindex");
-    eprintln!("fuzz index: each input is written to {} before it is read", input_path.display());
+    eprintln!(
+        "fuzz index: each input is written to {} before it is read",
+        input_path.display()
+    );
     let mut m = Mutator::new(seed());
     let mut pool = Pool { inputs: Vec::new() };
     let mut tally = Tally::default();
@@ -276,7 +279,11 @@ fn onnx_seeds() -> Vec<Vec<u8>> {
         .collect();
     names.sort();
     let seeds: Vec<Vec<u8>> = names.iter().map(|p| std::fs::read(p).unwrap()).collect();
-    assert!(seeds.len() >= 5, "ONNX fixtures missing in {}", fixtures.display());
+    assert!(
+        seeds.len() >= 5,
+        "ONNX fixtures missing in {}",
+        fixtures.display()
+    );
     seeds
 }
 
@@ -295,7 +302,10 @@ fn fuzz_onnx_scanner() {
     let dir = work_dir("onnx");
     let seeds = onnx_seeds();
     let input_path = dir.join("input.onnx");
-    eprintln!("fuzz onnx: each input is written to {} before it is read", input_path.display());
+    eprintln!(
+        "fuzz onnx: each input is written to {} before it is read",
+        input_path.display()
+    );
     let mut m = Mutator::new(seed());
     let mut pool = Pool { inputs: Vec::new() };
     let mut tally = Tally::default();

@@ -691,9 +691,7 @@ fn embedded_two_writers_do_not_lose_each_others_entries() {
     first.add(&new_entries(&unit_vectors(1, 30), 50)).unwrap();
     // The second writer opened the file before the first one's add: it
     // adds to the file as the first one left it, under the lock.
-    let added = second
-        .add(&new_entries(&unit_vectors(2, 31), 60))
-        .unwrap();
+    let added = second.add(&new_entries(&unit_vectors(2, 31), 60)).unwrap();
     assert_eq!(added, vec![Added::New(7), Added::New(8)]);
     assert_eq!(second.len().unwrap(), 8);
     // Content the first one added is recognised, not added twice.
@@ -748,7 +746,10 @@ fn concurrent_writer_child() {
             })
             .collect();
         let added = set.add(&entries).unwrap();
-        assert!(added.iter().all(|a| matches!(a, Added::New(_))), "{added:?}");
+        assert!(
+            added.iter().all(|a| matches!(a, Added::New(_))),
+            "{added:?}"
+        );
     }
 }
 
@@ -782,7 +783,10 @@ fn embedded_writers_in_two_processes_lose_nothing() {
         let ready = |tag: &str| std::path::Path::new(&format!("{go}.{tag}{trial}.ready")).exists();
         let start = std::time::Instant::now();
         while !(ready("a") && ready("b")) {
-            assert!(start.elapsed().as_secs() < 60, "the writers never got ready");
+            assert!(
+                start.elapsed().as_secs() < 60,
+                "the writers never got ready"
+            );
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         std::fs::write(&go, b"").unwrap();
@@ -797,14 +801,25 @@ fn embedded_writers_in_two_processes_lose_nothing() {
         let found = open_file(&path).unwrap().len().unwrap();
         let expected = 3 + 2 * WRITER_BATCHES * WRITER_BATCH;
         if found != expected {
-            lost.push(format!("trial {trial}: {found} entries, {expected} expected"));
+            lost.push(format!(
+                "trial {trial}: {found} entries, {expected} expected"
+            ));
         }
-        for f in [go.clone(), format!("{go}.a{trial}.ready"), format!("{go}.b{trial}.ready")] {
+        for f in [
+            go.clone(),
+            format!("{go}.a{trial}.ready"),
+            format!("{go}.b{trial}.ready"),
+        ] {
             let _ = std::fs::remove_file(f);
         }
         let _ = std::fs::remove_file(&path);
     }
-    assert!(lost.is_empty(), "entries lost in {} of {TRIALS} trials:\n{}", lost.len(), lost.join("\n"));
+    assert!(
+        lost.is_empty(),
+        "entries lost in {} of {TRIALS} trials:\n{}",
+        lost.len(),
+        lost.join("\n")
+    );
 }
 
 #[test]
@@ -837,7 +852,10 @@ fn embedded_symlinked_index_is_written_through_to_its_target() {
     // regular file and left the target behind.
     let (set, real, vectors) = embedded_with("link-target", 4);
     drop(set);
-    let links = real.parent().unwrap().join(format!("links-{}", std::process::id()));
+    let links = real
+        .parent()
+        .unwrap()
+        .join(format!("links-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&links);
     std::fs::create_dir_all(&links).unwrap();
     let link = links.join("set.dsindex");
@@ -850,7 +868,14 @@ fn embedded_symlinked_index_is_written_through_to_its_target() {
     through.add(&new_entries(&unit_vectors(2, 50), 40)).unwrap();
     through.remove(&[1]).unwrap();
     for l in [&link, &link2] {
-        assert!(std::fs::symlink_metadata(l).unwrap().file_type().is_symlink(), "{}", l.display());
+        assert!(
+            std::fs::symlink_metadata(l)
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "{}",
+            l.display()
+        );
     }
     let mut target = open_file(&real).unwrap();
     assert_eq!(target.len().unwrap(), 5);
@@ -873,7 +898,10 @@ fn embedded_symlinked_index_is_written_through_to_its_target() {
     };
     let mut set = EmbeddedIndex::open(&dangling, Some(&identity()), &create).unwrap();
     set.add(&new_entries(&unit_vectors(1, 51), 0)).unwrap();
-    assert!(std::fs::symlink_metadata(&dangling).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(&dangling)
+        .unwrap()
+        .file_type()
+        .is_symlink());
     assert_eq!(open_file(&new_target).unwrap().len().unwrap(), 1);
     let _ = std::fs::remove_dir_all(&links);
 }
@@ -922,7 +950,10 @@ fn embedded_locations_that_are_not_files_are_refused_at_once() {
                 "{}: {text}",
                 path.display()
             );
-            assert!(text.contains(kind) && text.contains("not an index file"), "{text}");
+            assert!(
+                text.contains(kind) && text.contains("not an index file"),
+                "{text}"
+            );
         }
     }
 

@@ -138,7 +138,12 @@ fn crafted_graphs_are_errors_never_crashes() {
     let mut from = 0;
     while from < files.len() {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "crafted_file_child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crafted_file_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(LIST_VAR, &list)
             .env("DREAMSIM_CRAFTED_FROM", from.to_string())
             .stdout(Stdio::piped())
@@ -155,7 +160,9 @@ fn crafted_graphs_are_errors_never_crashes() {
             };
             let mut words = line[at..].splitn(3, ' ');
             match (words.next(), words.next(), words.next()) {
-                (Some("CRAFTED-BEGIN"), Some(i), _) => last_begun = Some(i.parse::<usize>().unwrap()),
+                (Some("CRAFTED-BEGIN"), Some(i), _) => {
+                    last_begun = Some(i.parse::<usize>().unwrap())
+                }
                 (Some("CRAFTED-ACCEPTED"), _, _) => accepted += 1,
                 (Some("CRAFTED-REFUSED"), _, _) => refused += 1,
                 _ => {}
@@ -213,7 +220,11 @@ fn crafted_file_child() {
         writeln!(stdout.lock(), "CRAFTED-BEGIN {i}").unwrap();
         stdout.lock().flush().unwrap();
         let outcome = search_everything(file, &queries, &extra);
-        let word = if outcome.is_ok() { "ACCEPTED" } else { "REFUSED" };
+        let word = if outcome.is_ok() {
+            "ACCEPTED"
+        } else {
+            "REFUSED"
+        };
         writeln!(stdout.lock(), "CRAFTED-{word} {i} {outcome:?}").unwrap();
     }
 }

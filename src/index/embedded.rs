@@ -298,14 +298,14 @@ impl EmbeddedIndex {
             .custom_flags(libc::O_NONBLOCK)
             .open(path)
             .map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                IndexError::NotFound {
-                    location: super::redact(&path.display().to_string()),
+                if source.kind() == std::io::ErrorKind::NotFound {
+                    IndexError::NotFound {
+                        location: super::redact(&path.display().to_string()),
+                    }
+                } else {
+                    io_err(source)
                 }
-            } else {
-                io_err(source)
-            }
-        })?;
+            })?;
         // The stamp of the file actually opened, not of whatever the path
         // names a moment later.
         let meta = file.metadata().map_err(io_err)?;

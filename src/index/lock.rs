@@ -47,9 +47,7 @@ pub(super) fn write_target(path: &Path) -> Result<PathBuf> {
     }
     Err(IndexError::Io {
         path: path.to_owned(),
-        source: std::io::Error::other(format!(
-            "more than {MAX_LINKS} symbolic links to follow"
-        )),
+        source: std::io::Error::other(format!("more than {MAX_LINKS} symbolic links to follow")),
     })
 }
 

@@ -300,7 +300,9 @@ pub(super) fn check_graph(blob: &[u8], expected: &Expected<'_>) -> Result<(), St
         if key == FREE_KEY {
             removed += 1;
         } else if !expected.entries.contains_key(&key) {
-            return Err(format!("graph: node {i} holds id {key}, which has no entry"));
+            return Err(format!(
+                "graph: node {i} holds id {key}, which has no entry"
+            ));
         } else if !keys.insert(key) {
             return Err(format!("graph: id {key} has two nodes"));
         }

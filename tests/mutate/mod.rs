@@ -43,7 +43,13 @@ impl Mutator {
     /// One to `max_ops` mutations of `data`, each at a place inside
     /// `region` (clamped to the data as it changes); `donor` is another
     /// real input that chunks are spliced from.
-    pub fn mutate(&mut self, data: &mut Vec<u8>, region: Range<usize>, donor: &[u8], max_ops: usize) {
+    pub fn mutate(
+        &mut self,
+        data: &mut Vec<u8>,
+        region: Range<usize>,
+        donor: &[u8],
+        max_ops: usize,
+    ) {
         let ops = 1 + self.rng.usize(..max_ops.max(1));
         for _ in 0..ops {
             let end = region.end.min(data.len());
@@ -65,7 +71,11 @@ impl Mutator {
                         let mut old = [0u8; 8];
                         let n = width.min(data.len() - at);
                         old[..n].copy_from_slice(&data[at..at + n]);
-                        value = u64::from_le_bytes(old).wrapping_add(if self.rng.bool() { 1 } else { u64::MAX });
+                        value = u64::from_le_bytes(old).wrapping_add(if self.rng.bool() {
+                            1
+                        } else {
+                            u64::MAX
+                        });
                     }
                     let n = width.min(data.len() - at);
                     data[at..at + n].copy_from_slice(&value.to_le_bytes()[..n]);
@@ -83,7 +93,9 @@ impl Mutator {
                 6 | 7 if !donor.is_empty() => {
                     // Overwrite with a chunk of the donor.
                     let from = self.rng.usize(..donor.len());
-                    let n = (1 + self.rng.usize(..256)).min(donor.len() - from).min(data.len() - at);
+                    let n = (1 + self.rng.usize(..256))
+                        .min(donor.len() - from)
+                        .min(data.len() - at);
                     data[at..at + n].copy_from_slice(&donor[from..from + n]);
                 }
                 8 if !donor.is_empty() => {
