@@ -259,6 +259,47 @@ fn a_missing_index_fails_at_start_and_says_how_to_build_one() {
 }
 
 #[test]
+fn an_index_location_that_is_a_pipe_or_a_folder_fails_at_start_at_once() {
+    // Issue 20, items 13 and 16: a FIFO hung the pipeline forever (opened
+    // for reading, waiting for a writer); a folder said "No such device".
+    init();
+    let dir = scratch("not-files");
+    let fifo = dir.join("pipe.dsindex");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let folder = dir.join("folder.dsindex");
+    std::fs::create_dir(&folder).unwrap();
+    for (location, kind) in [(&fifo, "a named pipe (FIFO)"), (&folder, "a folder")] {
+        let pipeline = gst::parse::launch(&format!(
+            "videotestsrc num-buffers=1 ! dreamsimmatch index-location={} ! fakesink",
+            location.display()
+        ))
+        .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let starting = pipeline.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(starting.set_state(gst::State::Playing).is_err());
+        });
+        let failed = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("starting on {} hung", location.display()));
+        assert!(failed, "{} was accepted", location.display());
+        let error = first_error(&pipeline.bus().unwrap()).expect("an error message");
+        assert!(
+            error.contains(&location.display().to_string())
+                && error.contains(kind)
+                && error.contains("not an index file"),
+            "{error}"
+        );
+        pipeline.set_state(gst::State::Null).unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_replaced_index_file_is_picked_up_while_playing() {
     let dir = scratch("replace");
     let location = dir.join("set.dsindex");

@@ -20,18 +20,28 @@
 //! The file is never written in place: every change writes a temporary file
 //! in the same folder, fsyncs it, renames it over the old one and fsyncs the
 //! folder. A reader that has the old file mapped keeps it until it reopens.
+//! Writers take turns on the file's lock (`super::lock`), held from before
+//! the file is read until after the rename; a path that is a symbolic link
+//! is written through to its target.
+//!
+//! A file is checked before it is used, whoever wrote it: the header's
+//! lengths against the file's, both checksums, the metadata's ids, and the
+//! graph's structure (`super::validate`), so that a file changed on purpose
+//! with its checksums recomputed is an error, never a read out of bounds.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Display;
 use std::fs::File;
 use std::io::Write;
 use std::ops::{Bound, Range};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 
+use super::lock::WriteLock;
+use super::validate::{self, check_graph};
 use super::{
     now_unix_us, Added, EmbeddingIndex, Entry, EntryId, IndexError, IndexInfo, IndexOptions, Match,
     ModelIdentity, NewEntry, Quantization, Result, StoredEntry,
@@ -41,6 +51,37 @@ const MAGIC: &[u8; 8] = b"DREAMIDX";
 const FORMAT_VERSION: u32 = 1;
 const HEADER_LEN: usize = 64;
 const ALIGN: usize = 64;
+/// Widest embedding a file may declare (DreamSim's ensemble is 1792): a
+/// larger width is a damaged or crafted header, not a model.
+const MAX_DIM: usize = 65_536;
+
+/// What a location that is not a regular file is, for
+/// [`IndexError::NotAFile`]; `None` for a regular file.
+fn not_a_file(file_type: std::fs::FileType) -> Option<&'static str> {
+    if file_type.is_file() {
+        None
+    } else if file_type.is_dir() {
+        Some("a folder")
+    } else if file_type.is_fifo() {
+        Some("a named pipe (FIFO)")
+    } else if file_type.is_socket() {
+        Some("a socket")
+    } else if file_type.is_block_device() || file_type.is_char_device() {
+        Some("a device")
+    } else {
+        Some("not a regular file")
+    }
+}
+
+fn check_regular(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    match not_a_file(meta.file_type()) {
+        None => Ok(()),
+        Some(kind) => Err(IndexError::NotAFile {
+            path: path.to_owned(),
+            kind,
+        }),
+    }
+}
 
 /// What identifies one version of the file: a rename gives a new inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +216,12 @@ impl EmbeddedIndex {
                 let identity = identity.ok_or_else(|| IndexError::NeedsIdentity {
                     location: path.display().to_string(),
                 })?;
+                let lock = WriteLock::acquire(path)?;
+                // Another writer may have created it while this one waited.
+                if std::fs::metadata(path).is_ok() {
+                    drop(lock);
+                    return Self::open(path, Some(identity), options);
+                }
                 let mut index = Self {
                     path: path.to_owned(),
                     location: path.display().to_string(),
@@ -192,14 +239,15 @@ impl EmbeddedIndex {
                     connectivity: options.connectivity,
                     expansion_add: options.expansion_add,
                 };
-                index.commit(None, Vec::new(), 1)?;
+                index.commit(&lock, None, Vec::new(), 1)?;
                 Ok(index)
             }
             Err(source) => Err(IndexError::Io {
                 path: path.to_owned(),
                 source,
             }),
-            Ok(_) => {
+            Ok(meta) => {
+                check_regular(path, &meta)?;
                 let index = Self::read(path, options)?;
                 if let Some(identity) = identity {
                     index.check_identity(identity)?;
@@ -243,18 +291,25 @@ impl EmbeddedIndex {
             path: path.to_owned(),
             what,
         };
-        let file = File::open(path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                IndexError::NotFound {
-                    location: super::redact(&path.display().to_string()),
+        // O_NONBLOCK: opening a named pipe put there since the caller
+        // looked would otherwise wait for a writer; regular files ignore it.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|source| {
+                if source.kind() == std::io::ErrorKind::NotFound {
+                    IndexError::NotFound {
+                        location: super::redact(&path.display().to_string()),
+                    }
+                } else {
+                    io_err(source)
                 }
-            } else {
-                io_err(source)
-            }
-        })?;
+            })?;
         // The stamp of the file actually opened, not of whatever the path
         // names a moment later.
         let meta = file.metadata().map_err(io_err)?;
+        check_regular(path, &meta)?;
         let stamp = FileStamp::of(&meta);
         let len = meta.len();
         if len == 0 {
@@ -327,6 +382,12 @@ impl EmbeddedIndex {
         }
         let metadata: MetadataIn = serde_json::from_slice(meta_bytes)
             .map_err(|e| corrupt(format!("metadata unreadable: {e}")))?;
+        if !(1..=MAX_DIM).contains(&metadata.identity.dim) {
+            return Err(corrupt(format!(
+                "model width {} outside 1 to {MAX_DIM}",
+                metadata.identity.dim
+            )));
+        }
 
         let mut entries = BTreeMap::new();
         let mut by_hash = HashMap::with_capacity(metadata.entries.len());
@@ -379,21 +440,17 @@ impl EmbeddedIndex {
             }
         } else {
             let blob = &map[graph_range];
-            let head = usearch::Index::metadata_from_buffer(blob)
-                .map_err(|e| corrupt(format!("graph header unreadable: {e}")))?;
-            if head.dimensions as usize != index.identity.dim {
-                return Err(corrupt(format!(
-                    "graph of {}-d vectors for a {}-d model",
-                    head.dimensions, index.identity.dim
-                )));
-            }
-            if head.count_present as usize != index.entries.len() {
-                return Err(corrupt(format!(
-                    "graph holds {} vectors for {} entries",
-                    head.count_present,
-                    index.entries.len()
-                )));
-            }
+            // usearch trusts the graph it is given: check every offset,
+            // level and neighbour first (`validate`).
+            check_graph(
+                blob,
+                &validate::Expected {
+                    dim: index.identity.dim,
+                    quantization: index.quantization,
+                    entries: &index.entries,
+                },
+            )
+            .map_err(corrupt)?;
             let graph = usearch::Index::new(&index.usearch_options())
                 .map_err(usearch_err(&index.location, "create the graph"))?;
             // SAFETY: `map` is stored next to `graph`, outlives it (field
@@ -483,12 +540,23 @@ impl EmbeddedIndex {
     /// Writes a new file with `graph` and `entries` atomically, then reopens it.
     fn commit(
         &mut self,
+        lock: &WriteLock,
         graph: Option<&usearch::Index>,
         entries: Vec<&Entry>,
         next_id: EntryId,
     ) -> Result<()> {
-        self.write_file(graph, entries, next_id)?;
+        self.write_file(lock, graph, entries, next_id)?;
         self.reopen()
+    }
+
+    /// Waits for the file's write lock, then reads the file again if another
+    /// writer replaced it meanwhile: what this writer does next applies to
+    /// the file as it is now, and nobody else writes it until the lock is
+    /// dropped.
+    fn lock_for_write(&mut self) -> Result<WriteLock> {
+        let lock = WriteLock::acquire(&self.path)?;
+        self.reload_if_changed()?;
+        Ok(lock)
     }
 
     fn reopen(&mut self) -> Result<()> {
@@ -552,14 +620,19 @@ impl EmbeddedIndex {
 
     /// Writes the index with `pending`'s entries (their vectors are in
     /// `graph`) and takes the new file as this index.
-    fn commit_pending(&mut self, graph: &usearch::Index, pending: &mut Pending) -> Result<()> {
+    fn commit_pending(
+        &mut self,
+        lock: &WriteLock,
+        graph: &usearch::Index,
+        pending: &mut Pending,
+    ) -> Result<()> {
         let next_id = self.next_id.max(pending.next_id);
         let all = self
             .entries
             .values()
             .chain(pending.entries.iter())
             .collect();
-        self.write_file(Some(graph), all, next_id)?;
+        self.write_file(lock, Some(graph), all, next_id)?;
         self.reopen()?;
         *pending = Pending::default();
         Ok(())
@@ -567,6 +640,7 @@ impl EmbeddedIndex {
 
     fn write_file(
         &self,
+        lock: &WriteLock,
         graph: Option<&usearch::Index>,
         entries: Vec<&Entry>,
         next_id: EntryId,
@@ -599,12 +673,13 @@ impl EmbeddedIndex {
         let padding =
             (HEADER_LEN + metadata.len()).next_multiple_of(ALIGN) - (HEADER_LEN + metadata.len());
 
-        let dir = match self.path.parent() {
+        // Through a symbolic link to its target: the link stays a link.
+        let target = lock.target();
+        let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
         };
-        let name = self
-            .path
+        let name = target
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
@@ -621,16 +696,16 @@ impl EmbeddedIndex {
             file.write_all(&blob).map_err(io_err)?;
             // Readable as a normal file would be (tempfile creates it 0600).
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&self.path)
+            let mode = std::fs::metadata(target)
                 .map(|m| m.permissions().mode())
                 .unwrap_or(0o644);
             file.set_permissions(std::fs::Permissions::from_mode(mode))
                 .map_err(io_err)?;
             file.sync_all().map_err(io_err)?;
         }
-        // One writer at a time: refuse to overwrite a version this index did
-        // not read.
-        let current = match std::fs::metadata(&self.path) {
+        // Under the lock the file is the one this index read, unless a
+        // program that takes no lock replaced it: refuse to overwrite that.
+        let current = match std::fs::metadata(target) {
             Ok(m) => Some(FileStamp::of(&m)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(io_err(e)),
@@ -640,7 +715,7 @@ impl EmbeddedIndex {
                 path: self.path.clone(),
             });
         }
-        tmp.persist(&self.path).map_err(|e| io_err(e.error))?;
+        tmp.persist(target).map_err(|e| io_err(e.error))?;
         File::open(&dir).and_then(|d| d.sync_all()).map_err(io_err)
     }
 
@@ -700,6 +775,8 @@ impl EmbeddingIndex for EmbeddedIndex {
         for entry in entries {
             self.check_dim(entry.embedding)?;
         }
+        // Ids and duplicates are decided against the file as it is under the lock.
+        let lock = self.lock_for_write()?;
         let now = now_unix_us();
         let mut next_id = self.next_id;
         let mut batch_hashes: HashMap<&str, EntryId> = HashMap::new();
@@ -740,11 +817,12 @@ impl EmbeddingIndex for EmbeddedIndex {
             next_id,
             ..Pending::default()
         };
-        self.commit_pending(&graph, &mut pending)?;
+        self.commit_pending(&lock, &graph, &mut pending)?;
         Ok(outcomes)
     }
 
     fn insert(&mut self, entries: &[StoredEntry]) -> Result<Vec<Added>> {
+        let lock = self.lock_for_write()?;
         let mut pending = Pending::default();
         let outcomes = self.sort_insert(entries, &mut pending)?;
         if pending.entries.is_empty() {
@@ -752,7 +830,7 @@ impl EmbeddingIndex for EmbeddedIndex {
         }
         let graph = self.writable_graph(pending.entries.len())?;
         self.add_vectors(&graph, &new_vectors(entries, &outcomes))?;
-        self.commit_pending(&graph, &mut pending)?;
+        self.commit_pending(&lock, &graph, &mut pending)?;
         Ok(outcomes)
     }
 
@@ -760,12 +838,15 @@ impl EmbeddingIndex for EmbeddedIndex {
     /// [`INSERT_CHECKPOINT`] new entries and at the end (not per page). A
     /// page that breaks the rules of [`insert`](Self::insert), or a source
     /// that fails, stops the copy: the pages before it are written first,
-    /// so the file holds everything taken so far, whole.
+    /// so the file holds everything taken so far, whole. The write lock is
+    /// held for the whole copy (the in-memory graph is built on the file as
+    /// it was when the copy began): other writers wait for its end.
     fn insert_all(
         &mut self,
         next: &mut dyn FnMut() -> Result<Vec<StoredEntry>>,
         progress: &mut dyn FnMut(usize),
     ) -> Result<usize> {
+        let lock = self.lock_for_write()?;
         let mut pending = Pending::default();
         let mut graph: Option<usearch::Index> = None;
         let mut copied = 0;
@@ -802,19 +883,20 @@ impl EmbeddingIndex for EmbeddedIndex {
             }
             copied += fresh;
             if pending.entries.len() >= INSERT_CHECKPOINT {
-                if let Err(e) = self.commit_pending(target, &mut pending) {
+                if let Err(e) = self.commit_pending(&lock, target, &mut pending) {
                     break Err(e);
                 }
             }
             progress(copied);
         };
         if let (Some(graph), false) = (&graph, pending.entries.is_empty()) {
-            self.commit_pending(graph, &mut pending)?;
+            self.commit_pending(&lock, graph, &mut pending)?;
         }
         result
     }
 
     fn remove(&mut self, ids: &[EntryId]) -> Result<usize> {
+        let lock = self.lock_for_write()?;
         let doomed: HashSet<EntryId> = ids
             .iter()
             .copied()
@@ -838,7 +920,7 @@ impl EmbeddingIndex for EmbeddedIndex {
         let next_id = self.next_id;
         // Tombstones of removed vectors stay in usearch's serialized graph
         // until it is rebuilt; the entries' count is what `len` reports.
-        self.write_file(graph, kept, next_id)?;
+        self.write_file(&lock, graph, kept, next_id)?;
         self.reopen()?;
         Ok(doomed.len())
     }

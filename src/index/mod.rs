@@ -42,8 +42,10 @@
 
 mod embedded;
 mod identity;
+mod lock;
 mod pg_location;
 mod postgres;
+mod validate;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -340,6 +342,16 @@ pub enum IndexError {
     NotAnIndex {
         /// The file.
         path: PathBuf,
+    },
+    /// The location is a folder, a named pipe, a socket or a device: not a
+    /// file that could hold an index (a pipe is never opened, which would
+    /// wait for a writer forever).
+    #[error("index location {path} is {kind}, not an index file; give the path of an index file")]
+    NotAFile {
+        /// The location.
+        path: PathBuf,
+        /// What it is instead (`a folder`, `a named pipe (FIFO)`, ...).
+        kind: &'static str,
     },
     /// The file is shorter than its header says.
     #[error(
