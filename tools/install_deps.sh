@@ -15,6 +15,7 @@ packages=(
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav
     g++
     libssl-dev
+    postgresql-15
     python3-gi gir1.2-gstreamer-1.0
     chromium
 )
@@ -40,4 +41,10 @@ sudo=""
 echo "install_deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
+# postgresql-15 (tools/pg_tls_server.sh, TLS tests) must not create and start
+# a cluster of its own: the tests start and stop theirs.
+if [[ " ${missing[*]} " == *" postgresql-15 "* ]] && [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    $sudo mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
+fi
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
