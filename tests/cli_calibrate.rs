@@ -10,7 +10,7 @@
 //! cache makes a rerun embed nothing; `--for` lines are accepted verbatim
 //! by the element (gst::parse::launch) or subcommand (`corpus match`) they
 //! name; the HTML page renders in headless Chromium; bad options exit 2,
-//! bad inputs 1, and no output is written over an input.
+//! bad inputs 1, and no output is written over an input (exit 2).
 
 mod cli_common;
 
@@ -676,8 +676,8 @@ fn bad_options_and_inputs_are_refused_clearly() {
     let input = groups.join("g00/v0.png");
     let before = std::fs::read(&input).unwrap();
     let o = calibrate(&["--groups", g, "--target-fpr", "0", "--html", s(&input)]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("is an input"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("refusing to write over an input"));
     assert_eq!(std::fs::read(&input).unwrap(), before);
     let pairs = dir.join("pairs.csv");
     std::fs::write(
@@ -693,7 +693,7 @@ fn bad_options_and_inputs_are_refused_clearly() {
         "--csv",
         s(&pairs),
     ]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(std::fs::read_to_string(&pairs)
         .unwrap()
         .starts_with("groups/g00"));
@@ -796,7 +796,7 @@ fn corpus_evaluate_scores_a_result_against_the_truth() {
         "-o",
         s(&truth),
     ]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     std::fs::write(&truth, "q1,r1,0,10,0,10\n").unwrap();
     let o = run(&["corpus", "evaluate", "--truth", s(&truth), s(&path)]);
     assert_eq!(o.status.code(), Some(1));
@@ -890,7 +890,7 @@ fn index_evaluate_scores_a_hand_computed_result() {
     }
     // Output over an input; a truth without a row for a query: refused.
     let o = evaluate(&result, &["--max-distance", "0.1", "-o", s(&truth)]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     std::fs::write(&truth, "query,label\na,A\nb,B\nc,C\nd,\n").unwrap();
     let o = evaluate(&result, &["--max-distance", "0.1"]);
     assert_eq!(o.status.code(), Some(1));

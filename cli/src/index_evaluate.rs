@@ -389,13 +389,10 @@ fn join<'a>(
 }
 
 pub fn run(args: EvaluateArgs) -> Result<ExitCode, Error> {
-    for out in args.output.iter() {
-        for input in [&args.result, &args.truth] {
-            if crate::calibrate::same_file(out, input) {
-                return Err(bad(out, "that file is an input: choose another output"));
-            }
-        }
-    }
+    crate::overwrite::refuse_overwrite(
+        [&args.result, &args.truth].map(|p| p.display().to_string()),
+        &[("--output", args.output.as_deref())],
+    )?;
     let truth = read_truth(&args.truth)?;
     let (k, queries) = read_result(&args.result)?;
     let joined = join(&truth, &queries, &args)?;

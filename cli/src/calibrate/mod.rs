@@ -13,7 +13,7 @@ mod html;
 mod input;
 mod output;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -269,60 +269,27 @@ fn pair_bootstrap(
     })
 }
 
-/// Refuses an output path that names an input (or another output).
+/// Refuses an output path that names an input (or another output): the
+/// tool's one check ([`crate::overwrite::refuse_overwrite`]).
 fn check_outputs(args: &Args, inputs: &[PathBuf]) -> Result<(), Error> {
-    let outputs: Vec<(&str, &Path)> = [
-        ("--output", args.output.as_deref()),
-        ("--csv", args.csv.as_deref()),
-        ("--curve-csv", args.curve_csv.as_deref()),
-        ("--html", args.html.as_deref()),
-    ]
-    .into_iter()
-    .filter_map(|(o, p)| Some((o, p?)))
-    .collect();
-    let mut reads: Vec<PathBuf> = inputs.to_vec();
+    let mut reads: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
     if let Some(c) = &args.cache {
         if !dreamsim::index::is_postgres_location(c) {
-            reads.push(PathBuf::from(c));
+            reads.push(c.clone());
         }
     }
     if let Some(m) = &args.common.model {
-        reads.push(m.clone());
+        reads.push(m.display().to_string());
     }
-    for (i, (option, out)) in outputs.iter().enumerate() {
-        let same = |other: &Path| same_file(out, other);
-        if reads.iter().any(|r| same(r)) {
-            return Err(Error::Input {
-                input: format!("{option} {}", out.display()),
-                reason: "that file is an input: choose another output".into(),
-            });
-        }
-        if outputs[..i].iter().any(|(_, o)| same(o)) {
-            return Err(Error::Input {
-                input: format!("{option} {}", out.display()),
-                reason: "another output is written there".into(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Whether `a` and `b` name one file (the output may not exist yet: its
-/// folder compared, then its name).
-pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
-    let canon = |p: &Path| {
-        std::fs::canonicalize(p).ok().or_else(|| {
-            let parent = match p.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d,
-                _ => Path::new("."),
-            };
-            Some(std::fs::canonicalize(parent).ok()?.join(p.file_name()?))
-        })
-    };
-    match (canon(a), canon(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
-    }
+    crate::overwrite::refuse_overwrite(
+        reads,
+        &[
+            ("--output", args.output.as_deref()),
+            ("--csv", args.csv.as_deref()),
+            ("--curve-csv", args.curve_csv.as_deref()),
+            ("--html", args.html.as_deref()),
+        ],
+    )
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Error> {

@@ -396,13 +396,10 @@ fn score(truth: &Keyed, result: &ResultDocument, path: &Path) -> Result<Scores, 
 }
 
 pub fn run(args: EvaluateArgs) -> Result<ExitCode, Error> {
-    for out in args.output.iter() {
-        for input in [&args.result, &args.truth] {
-            if crate::calibrate::same_file(out, input) {
-                return Err(bad(out, "that file is an input: choose another output"));
-            }
-        }
-    }
+    crate::overwrite::refuse_overwrite(
+        [&args.result, &args.truth].map(|p| p.display().to_string()),
+        &[("--output", args.output.as_deref())],
+    )?;
     let truth = read_truth(&args.truth)?;
     let text = read_capped(&args.result)?;
     let result: ResultDocument = serde_json::from_str(&text).map_err(|e| {
