@@ -405,10 +405,16 @@ fn a_server_that_goes_away_and_comes_back_follows_the_policy() {
     build_set(&location, "test");
     let mut h = matcher(
         &location,
-        &[("on-error", "pass"), ("retry-interval", "200")],
+        &[
+            ("on-error", "pass"),
+            ("retry-interval", "200"),
+            ("timeout", "300"),
+        ],
     );
     h.h.push(frame(0, "test", axis(0, 0.0))).unwrap();
-    // The server drops every other connection: the element's among them.
+    // The server drops every other connection, the element's among them,
+    // but is up: the element reconnects at once and the frame is still
+    // checked (none passes unchecked while the server answers).
     let mut admin = postgres::Client::connect(&pg(), postgres::NoTls).unwrap();
     admin
         .execute(
@@ -417,21 +423,29 @@ fn a_server_that_goes_away_and_comes_back_follows_the_policy() {
             &[],
         )
         .unwrap();
-    // Frames pass unmatched, with a warning, while it is "down"...
+    h.h.push(frame(1, "test", axis(0, 0.0))).unwrap();
+    // A server that does not answer within the element's timeout (its table
+    // locked): the frame passes unmatched, with a warning...
+    let mut outage = admin.transaction().unwrap();
+    outage
+        .batch_execute("LOCK TABLE dreamsim_entries IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
     assert_eq!(
-        h.h.push(frame(1, "test", axis(0, 0.0))),
+        h.h.push(frame(2, "test", axis(0, 0.0))),
         Ok(gst::FlowSuccess::Ok)
     );
+    outage.rollback().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    // ... and match again once it answers.
-    h.h.push(frame(2, "test", axis(0, 0.0))).unwrap();
+    // ... and frames match again once it answers.
+    h.h.push(frame(3, "test", axis(0, 0.0))).unwrap();
     let out = pulled(&mut h);
     assert_eq!(
         out,
         [
             (0, vec!["a".to_string()]),
-            (1, vec![]),
-            (2, vec!["a".to_string()]),
+            (1, vec!["a".to_string()]),
+            (2, vec![]),
+            (3, vec!["a".to_string()]),
         ]
     );
     let warned = std::iter::from_fn(|| h.bus.pop())
