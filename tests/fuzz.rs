@@ -25,6 +25,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod common;
 use dreamsim::index::{
     EmbeddedIndex, EmbeddingIndex, IndexOptions, ModelIdentity, NewEntry, Quantization, Source,
 };
@@ -140,14 +141,7 @@ fn identity() -> ModelIdentity {
 }
 
 fn unit_vectors(n: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    (0..n)
-        .map(|_| {
-            let v: Vec<f32> = (0..DIM).map(|_| rng.f32() * 2.0 - 1.0).collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.into_iter().map(|x| x / norm).collect()
-        })
-        .collect()
+    common::unit_vectors(n, DIM, seed)
 }
 
 fn entries(vectors: &[Vec<f32>], first: usize) -> Vec<NewEntry<'_>> {

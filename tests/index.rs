@@ -14,6 +14,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+mod common;
 use dreamsim::index::{
     self, copy_entries, Added, EmbeddedIndex, EmbeddingIndex, IndexError, IndexOptions, Match,
     ModelIdentity, NewEntry, Source, StoredEntry,
@@ -38,14 +39,7 @@ fn other_model() -> ModelIdentity {
 
 /// `n` random unit vectors, the same for a given seed.
 fn unit_vectors(n: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    (0..n)
-        .map(|_| {
-            let v: Vec<f32> = (0..DIM).map(|_| rng.f32() * 2.0 - 1.0).collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.into_iter().map(|x| x / norm).collect()
-        })
-        .collect()
+    common::unit_vectors(n, DIM, seed)
 }
 
 fn new_entries(vectors: &[Vec<f32>], first: usize) -> Vec<NewEntry<'_>> {
