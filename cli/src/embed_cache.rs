@@ -52,6 +52,9 @@ pub struct ItemEmbeddings {
     pub frames: Vec<Vec<f32>>,
     /// Whether the item is a video.
     pub video: bool,
+    /// A video's sampled frames' presentation times, ns, one per frame;
+    /// empty for an image (and for frames cached before times were kept).
+    pub times_ns: Vec<u64>,
 }
 
 /// How many items the model ran on and how many came from the cache.
@@ -74,9 +77,14 @@ fn frame_key(file_hash: &str, sampling: &VideoSampling, ordinal: usize) -> Strin
 
 /// The stored vector of entry `id`.
 fn stored_vector(set: &mut dyn EmbeddingIndex, id: u64) -> Result<Vec<f32>, Error> {
+    Ok(stored(set, id)?.embedding)
+}
+
+/// The stored entry `id` with its vector.
+fn stored(set: &mut dyn EmbeddingIndex, id: u64) -> Result<index::StoredEntry, Error> {
     let page = set.entries_after(id.checked_sub(1), 1)?;
     match page.into_iter().next() {
-        Some(e) if e.entry.id == id => Ok(e.embedding),
+        Some(e) if e.entry.id == id => Ok(e),
         _ => Err(Error::Pipeline(format!(
             "the cache lists entry {id} but holds no vector for it"
         ))),
@@ -84,7 +92,7 @@ fn stored_vector(set: &mut dyn EmbeddingIndex, id: u64) -> Result<Vec<f32>, Erro
 }
 
 /// The cached embeddings of the file with sha256 `hash`, if all are there.
-fn cached(
+pub(crate) fn cached(
     set: &mut dyn EmbeddingIndex,
     hash: &str,
     kind: Kind,
@@ -95,17 +103,28 @@ fn cached(
             Some(id) => Ok(Some(ItemEmbeddings {
                 frames: vec![stored_vector(set, id)?],
                 video: false,
+                times_ns: Vec::new(),
             })),
             None => Ok(None),
         },
         Kind::Video => {
             let mut frames = Vec::new();
+            let mut times_ns = Vec::new();
             while let Some(id) = set.id_of_content(&frame_key(hash, sampling, frames.len()))? {
-                frames.push(stored_vector(set, id)?);
+                let e = stored(set, id)?;
+                if let Source::VideoFrame { timestamp_ns, .. } = e.entry.source {
+                    times_ns.push(timestamp_ns);
+                }
+                frames.push(e.embedding);
+            }
+            // All or none: a partial list of times would misplace frames.
+            if times_ns.len() != frames.len() {
+                times_ns.clear();
             }
             Ok((!frames.is_empty()).then_some(ItemEmbeddings {
                 frames,
                 video: true,
+                times_ns,
             }))
         }
     }
@@ -170,7 +189,7 @@ pub fn embed_all(
     Ok((out, tally))
 }
 
-fn embed_image(engine: &mut Engine, path: &Path) -> Result<ItemEmbeddings, Error> {
+pub(crate) fn embed_image(engine: &mut Engine, path: &Path) -> Result<ItemEmbeddings, Error> {
     let input = || path.display().to_string();
     let img = dreamsim::image_file::read_rgb(path).map_err(|e| Error::Input {
         input: input(),
@@ -187,10 +206,11 @@ fn embed_image(engine: &mut Engine, path: &Path) -> Result<ItemEmbeddings, Error
     Ok(ItemEmbeddings {
         frames: vec![embedding.as_slice().to_vec()],
         video: false,
+        times_ns: Vec::new(),
     })
 }
 
-fn embed_video(
+pub(crate) fn embed_video(
     path: &Path,
     common: &CommonArgs,
     sampling: &VideoSampling,
@@ -208,13 +228,14 @@ fn embed_video(
         || {},
     )?;
     Ok(ItemEmbeddings {
+        times_ns: fp.frames.iter().map(|f| f.timestamp_ns).collect(),
         frames: fp.frames.into_iter().map(|f| f.embedding).collect(),
         video: true,
     })
 }
 
 /// Adds an item's embeddings to the cache in one all-or-nothing `add`.
-fn store(
+pub(crate) fn store(
     set: &mut dyn EmbeddingIndex,
     path: &Path,
     hash: &str,
@@ -232,8 +253,16 @@ fn store(
             .enumerate()
             .map(|(i, f)| NewEntry {
                 label: format!("{label}#{i}"),
-                source: Source::Other {
-                    description: format!("{shown}, sampled frame {i}"),
+                // The frame's time kept with it: evaluate says where a
+                // video's largest jump is from the cache alone.
+                source: match item.times_ns.get(i) {
+                    Some(&timestamp_ns) => Source::VideoFrame {
+                        path: shown.clone(),
+                        timestamp_ns,
+                    },
+                    None => Source::Other {
+                        description: format!("{shown}, sampled frame {i}"),
+                    },
                 },
                 content_hash: frame_key(hash, sampling, i),
                 embedding: f,

@@ -94,10 +94,12 @@ mod tests {
         let a = ItemEmbeddings {
             frames: vec![v(&[1.0, 0.0]), v(&[0.0, 1.0])],
             video: true,
+            times_ns: Vec::new(),
         };
         let b = ItemEmbeddings {
             frames: vec![v(&[0.6, 0.8])],
             video: false,
+            times_ns: Vec::new(),
         };
         let p = profile(&a, &b).unwrap();
         assert!(
