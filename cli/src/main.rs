@@ -17,6 +17,7 @@ mod distances;
 mod doctor;
 mod embed_cache;
 mod error;
+mod evaluate;
 mod index;
 mod index_evaluate;
 mod lost_errors;
@@ -71,6 +72,7 @@ enum Command {
     Index(index::Args),
     Corpus(corpus::Args),
     Calibrate(calibrate::Args),
+    Evaluate(evaluate::Args),
     Doctor(doctor::Args),
 }
 
@@ -86,6 +88,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
         Command::Index(args) => index::run(args),
         Command::Corpus(args) => corpus::run(args),
         Command::Calibrate(args) => calibrate::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
         Command::Doctor(args) => doctor::run(args),
     }
 }

@@ -14,7 +14,7 @@ pub(crate) mod evaluate;
 pub(crate) mod fingerprint;
 mod pairing;
 mod pgjobs;
-mod report;
+pub(crate) mod report;
 mod store;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

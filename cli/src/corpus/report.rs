@@ -26,13 +26,13 @@ const THUMB_WIDTH: i32 = 240;
 const MAX_THUMBS: usize = 6;
 
 /// Grabs JPEG frames of one video at given times.
-struct Thumbnailer {
+pub(crate) struct Thumbnailer {
     pipeline: gst::Pipeline,
     sink: gst_app::AppSink,
 }
 
 impl Thumbnailer {
-    fn open(path: &str) -> Result<Self, Error> {
+    pub(crate) fn open(path: &str) -> Result<Self, Error> {
         let uri = pipeline::to_uri(path)?;
         let pipe = gst::Pipeline::new();
         let decode = pipeline::make("uridecodebin")?;
@@ -76,7 +76,7 @@ impl Thumbnailer {
     }
 
     /// The JPEG frame at `seconds`.
-    fn grab(&self, seconds: f64) -> Result<Vec<u8>, Error> {
+    pub(crate) fn grab(&self, seconds: f64) -> Result<Vec<u8>, Error> {
         let t = gst::ClockTime::from_nseconds((seconds.max(0.0) * 1e9) as u64);
         self.pipeline
             .seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE, t)
