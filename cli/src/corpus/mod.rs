@@ -14,7 +14,8 @@ pub(crate) mod evaluate;
 pub(crate) mod fingerprint;
 mod pairing;
 mod pgjobs;
-pub(crate) mod report;
+mod report;
+pub(crate) use report::Thumbnailer;
 mod store;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -16,7 +16,7 @@ use base64::Engine as _;
 
 use super::output::{Evaluation, GroupResult};
 use crate::common::CommonArgs;
-use crate::corpus::report::Thumbnailer;
+use crate::corpus::Thumbnailer;
 use crate::index::{kind_of_file, Kind};
 use crate::Error;
 

@@ -161,7 +161,9 @@ fn inputs_read(args: &Args, items: &[input::Item]) -> Vec<String> {
             reads.push(r.display().to_string());
         }
     }
-    for location in [&args.cache, &args.against].into_iter().flatten() {
+    // The cache is written (checked as an output below), the index of
+    // known items only read.
+    if let Some(location) = &args.against {
         if !index::is_postgres_location(location) {
             reads.push(location.clone());
         }
@@ -170,10 +172,18 @@ fn inputs_read(args: &Args, items: &[input::Item]) -> Vec<String> {
     reads
 }
 
+/// Refuses an output over an input or over another output (the cache
+/// file is one: it is written as files are embedded).
 fn check_outputs(args: &Args, items: &[input::Item]) -> Result<(), Error> {
+    let cache = args
+        .cache
+        .as_deref()
+        .filter(|c| !index::is_postgres_location(c))
+        .map(std::path::Path::new);
     crate::overwrite::refuse_overwrite(
         inputs_read(args, items),
         &[
+            ("--cache", cache),
             ("--json", args.json.as_deref()),
             ("--csv", args.csv.as_deref()),
             ("--html", args.html.as_deref()),
@@ -201,7 +211,6 @@ fn nearest(
                     distance: m.distance.max(0.0),
                     copy: m.distance <= copy_threshold,
                     known_path,
-                    frame: i,
                     time_ns: times_ns.get(i).copied(),
                 });
             }
@@ -265,7 +274,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         None => None,
     };
     let mut results = Vec::with_capacity(items.len());
-    for (item, &(own, reference)) in items.iter().zip(&slots) {
+    for &(own, reference) in &slots {
         let e = &embedded.files[own];
         let nearest = match known.as_deref_mut() {
             Some(set) => nearest(set, &e.frames, &e.times_ns, args.copy_threshold)?,

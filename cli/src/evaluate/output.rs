@@ -36,9 +36,6 @@ pub struct Nearest {
     /// The file it was added from, when the index says.
     #[serde(skip)]
     pub known_path: Option<String>,
-    /// The item's sampled frame that is closest (0 for an image).
-    #[serde(skip)]
-    pub frame: usize,
     /// That frame's time, ns, when known.
     #[serde(skip)]
     pub time_ns: Option<u64>,
