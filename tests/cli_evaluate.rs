@@ -49,7 +49,9 @@ fn s(p: &Path) -> &str {
 
 /// A 4x4 grid of coloured blocks, 64x64 px, its colours from `seed`.
 fn blocks(seed: u64) -> image::RgbImage {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = || {
         state = state
             .wrapping_mul(6364136223846793005)
@@ -57,7 +59,9 @@ fn blocks(seed: u64) -> image::RgbImage {
         (state >> 33) as u8
     };
     let cells: Vec<[u8; 3]> = (0..16).map(|_| [next(), next(), next()]).collect();
-    image::RgbImage::from_fn(64, 64, |x, y| image::Rgb(cells[(y / 16 * 4 + x / 16) as usize]))
+    image::RgbImage::from_fn(64, 64, |x, y| {
+        image::Rgb(cells[(y / 16 * 4 + x / 16) as usize])
+    })
 }
 
 /// `evaluate ARGS --model ... --quiet`.
@@ -70,7 +74,12 @@ fn evaluate(args: &[&str]) -> std::process::Output {
 }
 
 fn json(o: &std::process::Output) -> serde_json::Value {
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
@@ -167,11 +176,20 @@ fn identical_images_have_no_diversity_and_distinct_ones_raise_it() {
     }
     let manifest = dir.join("set.csv");
     std::fs::write(&manifest, rows.join("\n")).unwrap();
-    let doc = json(&evaluate(&["--manifest", s(&manifest), "--resamples", "200"]));
+    let doc = json(&evaluate(&[
+        "--manifest",
+        s(&manifest),
+        "--resamples",
+        "200",
+    ]));
     assert_eq!(doc["schema"], "gst-dreamsim-evaluate/1");
     let m = |g: &str, k: &str| f(&group(&doc, g)["metrics"][k]["value"]);
     assert!(m("same", "diversity") < 1e-6, "{}", m("same", "diversity"));
-    assert!((m("same", "vendi") - 1.0).abs() < 1e-4, "{}", m("same", "vendi"));
+    assert!(
+        (m("same", "vendi") - 1.0).abs() < 1e-4,
+        "{}",
+        m("same", "vendi")
+    );
     assert_eq!(m("same", "near_duplicate_share"), 1.0);
     assert!(m("k2", "diversity") > 1e-3);
     assert!(m("k4", "diversity") > m("k2", "diversity"));
@@ -180,11 +198,18 @@ fn identical_images_have_no_diversity_and_distinct_ones_raise_it() {
     // Images have no temporal figures; no reference, no index: absent.
     let one = item(&doc, "same0.png");
     assert_eq!(one["kind"], "image");
-    for absent in ["temporal_prev", "reference_distance", "nearest_distance", "copy"] {
+    for absent in [
+        "temporal_prev",
+        "reference_distance",
+        "nearest_distance",
+        "copy",
+    ] {
         assert!(one["metrics"].get(absent).is_none(), "{absent} in {one}");
     }
     assert!(one["max_jump_at"].is_null());
-    assert!(group(&doc, "same")["metrics"].get("temporal_prev").is_none());
+    assert!(group(&doc, "same")["metrics"]
+        .get("temporal_prev")
+        .is_none());
     // Intervals: an interval around the value, over the items of the group.
     let d = &group(&doc, "k4")["metrics"]["diversity"];
     assert_eq!(d["n"], 4);
@@ -198,7 +223,14 @@ fn identical_images_have_no_diversity_and_distinct_ones_raise_it() {
 fn a_still_video_is_consistent_and_a_flickering_one_is_not() {
     let dir = scratch("temporal");
     let (still, flicker) = still_and_flicker(&dir);
-    let doc = json(&evaluate(&[s(&still), s(&flicker), "--rate", "10", "--resamples", "50"]));
+    let doc = json(&evaluate(&[
+        s(&still),
+        s(&flicker),
+        "--rate",
+        "10",
+        "--resamples",
+        "50",
+    ]));
     let still = item(&doc, s(&still));
     let flicker = item(&doc, s(&flicker));
     assert_eq!(still["kind"], "video");
@@ -206,7 +238,10 @@ fn a_still_video_is_consistent_and_a_flickering_one_is_not() {
     for k in ["temporal_prev", "temporal_first", "max_jump"] {
         assert!(f(&still["metrics"][k]) < 1e-5, "still {k}: {still}");
     }
-    let (p, q) = (f(&flicker["metrics"]["temporal_prev"]), f(&flicker["metrics"]["max_jump"]));
+    let (p, q) = (
+        f(&flicker["metrics"]["temporal_prev"]),
+        f(&flicker["metrics"]["max_jump"]),
+    );
     assert!(p > 0.01, "{flicker}");
     // Every step is a jump between the two pictures: the mean is the jump.
     assert!((p - q).abs() < 1e-3, "{flicker}");
@@ -225,7 +260,9 @@ fn a_reencoded_copy_of_an_indexed_image_is_flagged_and_named() {
     let known = dir.join("known");
     std::fs::create_dir_all(&known).unwrap();
     for (name, seed) in [("dog", 31), ("cat", 32), ("owl", 33)] {
-        blocks(seed).save(known.join(format!("{name}.png"))).unwrap();
+        blocks(seed)
+            .save(known.join(format!("{name}.png")))
+            .unwrap();
     }
     let index = dir.join("known.dsindex");
     let mut add = vec!["index", "add", s(&index), s(&known)];
@@ -297,7 +334,10 @@ fn json_and_csv_agree_and_the_cache_runs_no_model_the_second_time() {
     let items = first["items"].as_array().unwrap();
     assert_eq!(rows.len(), items.len());
     for (row, it) in rows.iter().zip(items) {
-        let cell = |name: &str| row.get(header.iter().position(|h| h == name).unwrap()).unwrap();
+        let cell = |name: &str| {
+            row.get(header.iter().position(|h| h == name).unwrap())
+                .unwrap()
+        };
         assert_eq!(cell("id"), it["id"].as_str().unwrap());
         assert_eq!(cell("kind"), it["kind"].as_str().unwrap());
         assert_eq!(cell("frames"), it["frames"].to_string());
@@ -319,7 +359,9 @@ fn json_and_csv_agree_and_the_cache_runs_no_model_the_second_time() {
     let still = item(&first, "clip-still");
     assert!(f(&still["metrics"]["reference_distance"]) > 0.0);
     assert!(f(&item(&first, "p0.png")["metrics"]["reference_distance"]) > 0.0);
-    assert!(item(&first, "p1.png")["metrics"].get("reference_distance").is_none());
+    assert!(item(&first, "p1.png")["metrics"]
+        .get("reference_distance")
+        .is_none());
     // A rerun with other figures: no model run, the same embeddings.
     let mut other = args.to_vec();
     other.extend(["--near-duplicate", "0.5", "--workers", "2"]);
@@ -362,9 +404,17 @@ fn bad_manifest_lines_and_options_exit_2() {
         ("columns.csv", "path,group\na.png,g,extra\n", "line 2"),
         ("header.csv", "file,group\na.png,g\n", "line 1"),
         ("twice.csv", "path,id\na.png,x\na.png,x\n", "line 3"),
-        ("json.jsonl", "{\"path\":\"a.png\"}\n{\"path\":\"a.png\",\n", "line 2"),
+        (
+            "json.jsonl",
+            "{\"path\":\"a.png\"}\n{\"path\":\"a.png\",\n",
+            "line 2",
+        ),
         ("type.jsonl", "{\"path\":\"a.png\",\"group\":3}\n", "line 1"),
-        ("uri.jsonl", "{\"path\":\"http://example.com/a.png\"}\n", "line 1"),
+        (
+            "uri.jsonl",
+            "{\"path\":\"http://example.com/a.png\"}\n",
+            "line 1",
+        ),
     ] {
         let list = dir.join(name);
         std::fs::write(&list, body).unwrap();
@@ -389,7 +439,11 @@ fn bad_manifest_lines_and_options_exit_2() {
     }
     // A FIFO as the manifest: refused, not read.
     let fifo = dir.join("fifo.csv");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let o = evaluate(&["--manifest", s(&fifo)]);
     assert_eq!(o.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(dir);
@@ -457,10 +511,18 @@ fn the_html_page_renders_with_every_picture_in_chromium() {
     ]);
     assert_eq!(o.status.code(), Some(0));
     let page = std::fs::read_to_string(&html).unwrap();
-    for section in ["distributions", "least-consistent", "copies", "least-diverse"] {
+    for section in [
+        "distributions",
+        "least-consistent",
+        "copies",
+        "least-diverse",
+    ] {
         assert!(page.contains(&format!("id=\"{section}\"")), "{section}");
     }
-    assert!(!page.contains("class=\"missing"), "a picture could not be made");
+    assert!(
+        !page.contains("class=\"missing"),
+        "a picture could not be made"
+    );
     // Two videos x 2 frames of the jump; 5 closest items with their known
     // item; the least diverse group (2 items).
     assert_eq!(page.matches("class=\"pair jump\"").count(), 2);
@@ -495,7 +557,11 @@ fn the_html_page_renders_with_every_picture_in_chromium() {
         .output()
         .unwrap();
     let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(dom.contains("data-loaded=\"16/16\""), "{}", &dom[..dom.len().min(600)]);
+    assert!(
+        dom.contains("data-loaded=\"16/16\""),
+        "{}",
+        &dom[..dom.len().min(600)]
+    );
     assert!(dom.matches("class=\"hist\"").count() >= 3);
     let _ = std::fs::remove_dir_all(dir);
 }

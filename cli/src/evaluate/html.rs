@@ -43,9 +43,8 @@ fn image_uri(path: &Path) -> Result<String, String> {
     let img = dreamsim::image_file::read_rgb(path).map_err(|e| e.to_string())?;
     let picture = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.data)
         .ok_or("a picture smaller than its size")?;
-    let height = ((img.height as f64 * THUMB_WIDTH as f64 / img.width.max(1) as f64).round()
-        as u32)
-        .max(1);
+    let height =
+        ((img.height as f64 * THUMB_WIDTH as f64 / img.width.max(1) as f64).round() as u32).max(1);
     let small = image::imageops::resize(
         &picture,
         THUMB_WIDTH,
@@ -195,7 +194,14 @@ pub fn write(path: &Path, e: &Evaluation, _common: &CommonArgs) -> Result<(), Er
             .filter_map(|i| e.item_metrics(i).get(name).copied())
             .collect()
     };
-    for name in ["temporal_prev", "temporal_first", "max_jump", "reference_distance", "nearest_distance", "group_mean_distance"] {
+    for name in [
+        "temporal_prev",
+        "temporal_first",
+        "max_jump",
+        "reference_distance",
+        "nearest_distance",
+        "group_mean_distance",
+    ] {
         let values = per_item(name);
         if !values.is_empty() {
             histogram(&mut out, name, &values);
@@ -239,7 +245,11 @@ pub fn write(path: &Path, e: &Evaluation, _common: &CommonArgs) -> Result<(), Er
             match times.get(f) {
                 Some(&ns) => {
                     let s = ns as f64 / 1e9;
-                    figure(&mut out, frame_uri(&video, s), &format!("frame {f} at {s:.3} s"));
+                    figure(
+                        &mut out,
+                        frame_uri(&video, s),
+                        &format!("frame {f} at {s:.3} s"),
+                    );
                 }
                 None => figure(
                     &mut out,
@@ -277,10 +287,7 @@ pub fn write(path: &Path, e: &Evaluation, _common: &CommonArgs) -> Result<(), Er
         );
         let own = match item.kind {
             Kind::Image => image_uri(&item.path),
-            Kind::Video => frame_uri(
-                &open_video(&item.path),
-                n.time_ns.unwrap_or(0) as f64 / 1e9,
-            ),
+            Kind::Video => frame_uri(&open_video(&item.path), n.time_ns.unwrap_or(0) as f64 / 1e9),
         };
         figure(&mut out, own, &item.shown);
         let known = [n.known_path.as_deref(), Some(n.label.as_str())]

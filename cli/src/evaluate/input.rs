@@ -215,7 +215,10 @@ pub fn from_manifest(list: &Path) -> Result<Vec<Item>, Error> {
         .map_err(|e| Error::Usage(format!("{}: {e}", list.display())))?;
     let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count();
+        let line = 1 + bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
         usage(list, line as u64, "not UTF-8 text")
     })?;
     let rows = if is_json_lines(list, bytes) {
@@ -235,7 +238,11 @@ pub fn from_manifest(list: &Path) -> Result<Vec<Item>, Error> {
                 return Err(usage(list, line, format!("a {what} with a NUL byte")));
             }
             if p.contains("://") {
-                return Err(usage(list, line, format!("{what} {p:?}: a URI; give a local file")));
+                return Err(usage(
+                    list,
+                    line,
+                    format!("{what} {p:?}: a URI; give a local file"),
+                ));
             }
             let resolved = folder.join(p);
             check_item(&resolved).map_err(|e| usage(list, line, e))?;
@@ -289,7 +296,10 @@ fn finish(items: Vec<Item>, manifest: Option<(&Path, &[u64])>) -> Result<Vec<Ite
                 Some((list, lines)) => usage(
                     list,
                     lines[i],
-                    format!("id {:?} again (ids pair items with a baseline's: each once)", item.id),
+                    format!(
+                        "id {:?} again (ids pair items with a baseline's: each once)",
+                        item.id
+                    ),
                 ),
                 None => Error::Usage(format!("{} given twice", item.id)),
             });
@@ -331,13 +341,25 @@ mod tests {
         let items = from_manifest(&list).unwrap();
         assert_eq!((items[0].id.as_str(), items[1].id.as_str()), ("x", "b.png"));
         for (name, body, line) in [
-            ("e1.jsonl", "{\"path\":\"a.png\"}\n{\"path\":\"c.png\"}\n", "line 2"),
+            (
+                "e1.jsonl",
+                "{\"path\":\"a.png\"}\n{\"path\":\"c.png\"}\n",
+                "line 2",
+            ),
             ("e2.jsonl", "{\"path\":\"a.png\"}\n{\"path\":1}\n", "line 2"),
-            ("e3.jsonl", "{\"path\":\"a.png\",\"colour\":\"x\"}\n", "line 1"),
+            (
+                "e3.jsonl",
+                "{\"path\":\"a.png\",\"colour\":\"x\"}\n",
+                "line 1",
+            ),
             ("e4.csv", "path,id\na.png,x\nb.png,x\n", "line 3"),
             ("e5.csv", "path\na.png\nb.png,extra\n", "line 3"),
             ("e6.csv", "file\na.png\n", "line 1"),
-            ("e7.jsonl", "{\"path\":\"a.png\"}\n{\"path\":\"\"}\n", "line 2"),
+            (
+                "e7.jsonl",
+                "{\"path\":\"a.png\"}\n{\"path\":\"\"}\n",
+                "line 2",
+            ),
         ] {
             let (_, list) = manifest(name, body);
             let e = line_of(from_manifest(&list).unwrap_err());

@@ -83,7 +83,11 @@ pub const EXIT_FAILED: u8 = crate::compare::EXIT_FAILED;
     an option out of range, an output that is an input). See docs/evaluate.md.")]
 pub struct Args {
     /// Images, videos and folders of them
-    #[arg(value_name = "INPUT", required_unless_present = "manifest", conflicts_with = "manifest")]
+    #[arg(
+        value_name = "INPUT",
+        required_unless_present = "manifest",
+        conflicts_with = "manifest"
+    )]
     pub inputs: Vec<PathBuf>,
 
     /// CSV (header: path[,reference][,group][,id]) or JSON Lines of the items
@@ -168,7 +172,12 @@ fn inputs_read(args: &Args, items: &[input::Item]) -> Vec<String> {
             reads.push(location.clone());
         }
     }
-    reads.extend(args.baseline.baseline.iter().map(|b| b.display().to_string()));
+    reads.extend(
+        args.baseline
+            .baseline
+            .iter()
+            .map(|b| b.display().to_string()),
+    );
     reads
 }
 
@@ -281,9 +290,12 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             None => None,
         };
         results.push(ItemResult {
-            temporal: if e.video { items::temporal(&e.frames) } else { None },
-            reference_distance: reference
-                .map(|r| items::reference_distance(e, &embedded.files[r])),
+            temporal: if e.video {
+                items::temporal(&e.frames)
+            } else {
+                None
+            },
+            reference_distance: reference.map(|r| items::reference_distance(e, &embedded.files[r])),
             vector: items::item_vector(e),
             nearest,
             group_mean_distance: None,
@@ -294,8 +306,8 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
 
     let evaluation = Evaluation::new(&args, items, results, &embedded);
     let mut document = evaluation.document();
-    let verdict = baseline::judge(&args.baseline, &document)
-        .map_err(|e| Error::Usage(e.to_string()))?;
+    let verdict =
+        baseline::judge(&args.baseline, &document).map_err(|e| Error::Usage(e.to_string()))?;
     if let Some(comparison) = &verdict.comparison {
         document["comparison"] = comparison.clone();
     }
@@ -307,7 +319,11 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         html::write(page, &evaluation, &args.common)?;
     }
     if !args.common.quiet {
-        let videos = evaluation.items.iter().filter(|i| i.kind == crate::index::Kind::Video).count();
+        let videos = evaluation
+            .items
+            .iter()
+            .filter(|i| i.kind == crate::index::Kind::Video)
+            .count();
         eprintln!(
             "{PROGRAM}: evaluate: {} items ({videos} videos), {} groups; files embedded by the model: {}, from the cache: {}",
             evaluation.items.len(),

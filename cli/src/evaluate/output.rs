@@ -110,7 +110,10 @@ fn figures(
     let mut m = BTreeMap::new();
     let mut per_item = Vec::new();
     if members.len() >= 2 {
-        let vectors: Vec<&[f32]> = members.iter().map(|&i| results[i].vector.as_slice()).collect();
+        let vectors: Vec<&[f32]> = members
+            .iter()
+            .map(|&i| results[i].vector.as_slice())
+            .collect();
         let d = stats::diversity(&vectors, settings.near_duplicate, resamples, seed);
         m.insert("diversity", d.mean_distance);
         m.insert("vendi", d.vendi);
@@ -123,8 +126,12 @@ fn figures(
             m.insert(name, stats::mean_estimate(&values, resamples, seed));
         }
     };
-    mean_of("temporal_prev", &|r: &ItemResult| r.temporal.map(|t| t.prev));
-    mean_of("temporal_first", &|r: &ItemResult| r.temporal.map(|t| t.first));
+    mean_of("temporal_prev", &|r: &ItemResult| {
+        r.temporal.map(|t| t.prev)
+    });
+    mean_of("temporal_first", &|r: &ItemResult| {
+        r.temporal.map(|t| t.first)
+    });
     mean_of("max_jump", &|r: &ItemResult| r.temporal.map(|t| t.max_jump));
     mean_of("reference_distance", &|r: &ItemResult| r.reference_distance);
     mean_of("copy_share", &|r: &ItemResult| {
@@ -135,7 +142,12 @@ fn figures(
 
 impl Evaluation {
     /// Groups (named ones, in order of first appearance) and the overall figures.
-    pub fn new(args: &Args, items: Vec<Item>, mut results: Vec<ItemResult>, embedded: &Embedded) -> Self {
+    pub fn new(
+        args: &Args,
+        items: Vec<Item>,
+        mut results: Vec<ItemResult>,
+        embedded: &Embedded,
+    ) -> Self {
         let settings = Settings {
             rate: args.rate,
             scene_starts: !args.no_scene_starts,
@@ -215,7 +227,13 @@ impl Evaluation {
     /// Where item `i`'s largest jump ends: (sampled frame, time in s when known).
     pub fn jump_at(&self, i: usize) -> Option<(usize, Option<f64>)> {
         let t = self.results[i].temporal?;
-        Some((t.at, self.results[i].times_ns.get(t.at).map(|&ns| ns as f64 / 1e9)))
+        Some((
+            t.at,
+            self.results[i]
+                .times_ns
+                .get(t.at)
+                .map(|&ns| ns as f64 / 1e9),
+        ))
     }
 
     /// The JSON document.
@@ -259,7 +277,9 @@ impl Evaluation {
                 kind: kind_name(item.kind),
                 frames: self.results[i].frames,
                 metrics: self.item_metrics(i),
-                max_jump_at: self.jump_at(i).map(|(frame, time_s)| JumpAt { frame, time_s }),
+                max_jump_at: self
+                    .jump_at(i)
+                    .map(|(frame, time_s)| JumpAt { frame, time_s }),
                 reference: item.reference.as_ref().map(|(r, _)| r.as_str()),
                 nearest: self.results[i].nearest.as_ref(),
             })

@@ -114,7 +114,12 @@ fn pairwise(d: &[f64], n_all: usize, idx: &[usize], near: f64) -> (f64, f64) {
 
 /// `embeddings`: one unit vector per item (a video: its normalised mean frame embedding).
 /// near_duplicate: the distance below which a pair counts as a near duplicate.
-pub fn diversity(embeddings: &[&[f32]], near_duplicate: f64, resamples: usize, seed: u64) -> Diversity {
+pub fn diversity(
+    embeddings: &[&[f32]],
+    near_duplicate: f64,
+    resamples: usize,
+    seed: u64,
+) -> Diversity {
     let n = embeddings.len();
     let mut d = vec![0.0; n * n];
     for i in 0..n {
