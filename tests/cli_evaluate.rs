@@ -396,6 +396,65 @@ fn an_interrupted_run_resumes_from_the_cache() {
 }
 
 #[test]
+fn a_killed_run_resumes_from_the_cache() {
+    let dir = scratch("killed");
+    let set = dir.join("set");
+    std::fs::create_dir_all(&set).unwrap();
+    for i in 0..40u64 {
+        blocks(100 + i)
+            .save(set.join(format!("{i:02}.png")))
+            .unwrap();
+    }
+    let cache = dir.join("cache.dsindex");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gst-dreamsim"))
+        .args([
+            "evaluate",
+            s(&set),
+            "--cache",
+            s(&cache),
+            "--quiet",
+            "--resamples",
+            "0",
+        ])
+        .args(MODEL_ARGS)
+        .current_dir(repo_root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed (no clean exit) once the cache has grown past its first
+    // written size (an empty index's), that is once it holds an entry.
+    let started = std::time::Instant::now();
+    let size = || std::fs::metadata(&cache).map_or(0, |m| m.len());
+    let mut first = 0;
+    while started.elapsed() < std::time::Duration::from_secs(60)
+        && child.try_wait().unwrap().is_none()
+    {
+        match (first, size()) {
+            (0, n) => first = n,
+            (f, n) if n != f => break,
+            _ => {}
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let doc = json(&evaluate(&[
+        s(&set),
+        "--cache",
+        s(&cache),
+        "--resamples",
+        "0",
+    ]));
+    eprintln!("after the kill: {}", doc["embedding"]);
+    let cached = doc["embedding"]["cached"].as_u64().unwrap();
+    let embedded = doc["embedding"]["embedded"].as_u64().unwrap();
+    assert!(cached >= 1, "{}", doc["embedding"]);
+    assert_eq!(cached + embedded, 40);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn bad_manifest_lines_and_options_exit_2() {
     let dir = scratch("bad");
     blocks(1).save(dir.join("a.png")).unwrap();
