@@ -16,6 +16,7 @@ mod dedup;
 mod distances;
 mod doctor;
 mod embed_cache;
+mod evaluate;
 mod error;
 mod index;
 mod index_evaluate;
