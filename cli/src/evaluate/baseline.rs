@@ -367,8 +367,12 @@ const RANGE_SLACK: f64 = 1e-6;
 fn item_range(name: &str) -> Option<(f64, f64)> {
     match name {
         "copy" => Some((0.0, 1.0)),
-        "temporal_prev" | "temporal_first" | "max_jump" | "reference_distance"
-        | "nearest_distance" | "group_mean_distance" => Some((0.0, DISTANCE.max)),
+        "temporal_prev"
+        | "temporal_first"
+        | "max_jump"
+        | "reference_distance"
+        | "nearest_distance"
+        | "group_mean_distance" => Some((0.0, DISTANCE.max)),
         _ => None,
     }
 }
@@ -463,7 +467,10 @@ fn read_baseline(path: &Path) -> Result<Report, BaselineError> {
 fn read_current(current: &serde_json::Value) -> Result<Report, BaselineError> {
     let report = Report::deserialize(current).map_err(|e| BaselineError::Current(e.to_string()))?;
     if report.schema != SCHEMA {
-        return Err(BaselineError::Current(format!("schema {:?}", report.schema)));
+        return Err(BaselineError::Current(format!(
+            "schema {:?}",
+            report.schema
+        )));
     }
     check(&report).map_err(BaselineError::Current)?;
     Ok(report)
@@ -873,10 +880,7 @@ fn compare(
         .count();
 
     let significant = changes.iter().filter(|c| c.significant).count();
-    let worse = changes
-        .iter()
-        .filter(|c| c.significant && c.worse)
-        .count();
+    let worse = changes.iter().filter(|c| c.significant && c.worse).count();
     let shown = path.display();
     verdict.lines.push(format!(
         "compared with {shown}: {paired} item(s) paired by id, {} metric(s) compared, {significant} significant change(s) at alpha {} ({worse} for the worse)",
@@ -916,9 +920,9 @@ fn compare(
                 "--fail-on-significant-change: {worse} significant change(s) for the worse: failed"
             ));
         } else {
-            verdict
-                .lines
-                .push("--fail-on-significant-change: no significant change for the worse: passed".into());
+            verdict.lines.push(
+                "--fail-on-significant-change: no significant change for the worse: passed".into(),
+            );
         }
     }
     verdict.comparison = Some(serde_json::json!({
@@ -954,8 +958,12 @@ fn apply_gate(
         None => ("this run".to_owned(), &cur.overall.metrics),
         Some(g) => {
             let group = cur.groups.iter().find(|x| &x.id == g).ok_or_else(|| {
-                let mut known: Vec<String> =
-                    cur.groups.iter().take(10).map(|x| format!("{:?}", x.id)).collect();
+                let mut known: Vec<String> = cur
+                    .groups
+                    .iter()
+                    .take(10)
+                    .map(|x| format!("{:?}", x.id))
+                    .collect();
                 if cur.groups.len() > 10 {
                     known.push(format!("and {} more", cur.groups.len() - 10));
                 }
@@ -990,7 +998,11 @@ fn apply_gate(
     } else {
         value >= gate.value
     };
-    let (relation, bound) = if above { ("above", ">") } else { ("below", "<") };
+    let (relation, bound) = if above {
+        ("above", ">")
+    } else {
+        ("below", "<")
+    };
     if passed {
         verdict.lines.push(format!(
             "{option} {gate}: {} of {scope} is {value:.4}, not {relation} {}: passed",
@@ -1099,8 +1111,7 @@ mod tests {
     }
 
     fn args(line: &[&str]) -> Result<BaselineArgs, clap::Error> {
-        Cli::try_parse_from(std::iter::once("evaluate").chain(line.iter().copied()))
-            .map(|c| c.args)
+        Cli::try_parse_from(std::iter::once("evaluate").chain(line.iter().copied())).map(|c| c.args)
     }
 
     fn diverse() -> Value {
@@ -1129,7 +1140,10 @@ mod tests {
         assert_eq!(comparison["paired_items"], 20);
         let metrics = comparison["metrics"].as_array().unwrap();
         assert!(!metrics.is_empty());
-        assert!(metrics.iter().all(|m| m["significant"] == false), "{metrics:#?}");
+        assert!(
+            metrics.iter().all(|m| m["significant"] == false),
+            "{metrics:#?}"
+        );
         // The groups' diversity is tested on the paired items.
         let g1 = metrics
             .iter()
@@ -1138,7 +1152,11 @@ mod tests {
         assert_eq!(g1["test"], "wilcoxon signed-rank (exact)");
         assert_eq!(g1["p"], 1.0);
         assert_eq!(g1["difference"], 0.0);
-        assert!(v.lines.iter().any(|l| l.contains("passed")), "{:#?}", v.lines);
+        assert!(
+            v.lines.iter().any(|l| l.contains("passed")),
+            "{:#?}",
+            v.lines
+        );
     }
 
     #[test]
@@ -1257,8 +1275,11 @@ mod tests {
         let e = judge(&args(&["--fail-above", "g9:diversity=1"]).unwrap(), &good).unwrap_err();
         assert!(matches!(e, BaselineError::UnknownGroup { .. }), "{e}");
         assert!(e.to_string().contains("\"g1\", \"g2\""), "{e}");
-        let e = judge(&args(&["--fail-above", "temporal_prev=0.1"]).unwrap(), &good)
-            .unwrap_err();
+        let e = judge(
+            &args(&["--fail-above", "temporal_prev=0.1"]).unwrap(),
+            &good,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("videos only"), "{e}");
         // A NaN level that got past the parser is refused, not used.
         let mut a = args(&["--fail-above", "diversity=1"]).unwrap();
@@ -1346,20 +1367,32 @@ mod tests {
             ),
             (
                 "nan-literal",
-                text.replacen("\"group_mean_distance\":", "\"group_mean_distance\":NaN,\"x\":", 1)
-                    .into_bytes(),
+                text.replacen(
+                    "\"group_mean_distance\":",
+                    "\"group_mean_distance\":NaN,\"x\":",
+                    1,
+                )
+                .into_bytes(),
                 "not an evaluate report",
             ),
             (
                 "huge-number",
-                text.replacen("\"group_mean_distance\":", "\"group_mean_distance\":1e999,\"x\":", 1)
-                    .into_bytes(),
+                text.replacen(
+                    "\"group_mean_distance\":",
+                    "\"group_mean_distance\":1e999,\"x\":",
+                    1,
+                )
+                .into_bytes(),
                 "not an evaluate report",
             ),
             (
                 "out-of-range",
-                text.replacen("\"group_mean_distance\":", "\"group_mean_distance\":7,\"x\":", 1)
-                    .into_bytes(),
+                text.replacen(
+                    "\"group_mean_distance\":",
+                    "\"group_mean_distance\":7,\"x\":",
+                    1,
+                )
+                .into_bytes(),
                 "outside 0 to 2",
             ),
             (
@@ -1379,22 +1412,32 @@ mod tests {
             ),
             (
                 "items-not-array",
-                text.replacen("\"items\":[", "\"items\":{\"a\":[", 1).into_bytes(),
+                text.replacen("\"items\":[", "\"items\":{\"a\":[", 1)
+                    .into_bytes(),
                 "not an evaluate report",
             ),
             (
                 "deep",
-                format!("{{\"schema\":{}1{}}}", "[".repeat(100_000), "]".repeat(100_000))
-                    .into_bytes(),
+                format!(
+                    "{{\"schema\":{}1{}}}",
+                    "[".repeat(100_000),
+                    "]".repeat(100_000)
+                )
+                .into_bytes(),
                 "not an evaluate report",
             ),
         ];
         for (name, bytes, want) in cases {
             let path = file(name, &bytes);
-            let e = judge_file(&path).err().unwrap_or_else(|| panic!("{name} accepted"));
+            let e = judge_file(&path)
+                .err()
+                .unwrap_or_else(|| panic!("{name} accepted"));
             let message = e.to_string();
             assert!(message.contains(want), "{name}: {message}");
-            assert!(message.contains(name), "{name}: the file is named: {message}");
+            assert!(
+                message.contains(name),
+                "{name}: the file is named: {message}"
+            );
         }
         // Over the size cap (a sparse file: nothing is written).
         let huge = dir.path().join("huge.json");

@@ -87,13 +87,23 @@ pub fn diversity(
             if n < 2 {
                 return 0.0;
             }
-            (0..n).filter(|&j| j != i).map(|j| distance(i, j)).sum::<f64>() / (n - 1) as f64
+            (0..n)
+                .filter(|&j| j != i)
+                .map(|j| distance(i, j))
+                .sum::<f64>()
+                / (n - 1) as f64
         })
         .collect();
 
     let all = vec![1u32; n];
     let (mean, near) = pair_means(&kernel, &all, near_duplicate).unwrap_or((0.0, 0.0));
-    let (vendi, vendi_se) = vendi_and_error(&kernel);
+    // The eigenvectors (three times the work) only for the delta method.
+    let delta_method = n > VENDI_BOOTSTRAP_MAX_ITEMS && resamples > 0;
+    let (vendi, vendi_se) = if delta_method {
+        vendi_and_error(&kernel)
+    } else {
+        (vendi_weighted(&kernel, &all), None)
+    };
 
     let (mut mean_ci, mut near_ci, mut vendi_ci) = (None, None, None);
     if n >= 2 && resamples > 0 {
@@ -304,17 +314,16 @@ fn vendi_weighted(kernel: &DMatrix<f64>, counts: &[u32]) -> f64 {
         .map(|&i| (f64::from(counts[i]) / total).sqrt())
         .collect();
     let u = drawn.len();
-    let m = DMatrix::from_fn(u, u, |a, b| root[a] * root[b] * kernel[(drawn[a], drawn[b])]);
+    let m = DMatrix::from_fn(u, u, |a, b| {
+        root[a] * root[b] * kernel[(drawn[a], drawn[b])]
+    });
     vendi_of_spectrum(m.symmetric_eigenvalues().iter().copied())
 }
 
 /// `exp(entropy)` of eigenvalues that sum to 1; the tiny negative ones
 /// rounding leaves (the matrix is PSD) count as 0, as `0 ln 0 = 0`.
 fn vendi_of_spectrum(eigenvalues: impl Iterator<Item = f64>) -> f64 {
-    let entropy: f64 = eigenvalues
-        .filter(|&l| l > 0.0)
-        .map(|l| -l * l.ln())
-        .sum();
+    let entropy: f64 = eigenvalues.filter(|&l| l > 0.0).map(|l| -l * l.ln()).sum();
     entropy.exp()
 }
 
@@ -544,7 +553,10 @@ mod tests {
         let (lo, hi) = d.mean_distance.ci95.unwrap();
         assert!(lo.abs() < 1e-9 && hi.abs() < 1e-9);
         let (lo, hi) = d.vendi.ci95.unwrap();
-        assert!((lo - 1.0).abs() < 1e-9 && (hi - 1.0).abs() < 1e-9, "{lo} {hi}");
+        assert!(
+            (lo - 1.0).abs() < 1e-9 && (hi - 1.0).abs() < 1e-9,
+            "{lo} {hi}"
+        );
         assert!(d.per_item_mean_distance.iter().all(|x| x.abs() < 1e-9));
         assert_eq!(d.mean_distance.n, 12);
     }
@@ -561,7 +573,11 @@ mod tests {
                 .collect();
             let d = diversity(&refs(&set), 0.05, 100, 7);
             assert!((d.mean_distance.value - 1.0).abs() < 1e-12);
-            assert!((d.vendi.value - k as f64).abs() < 1e-9, "{k}: {:?}", d.vendi);
+            assert!(
+                (d.vendi.value - k as f64).abs() < 1e-9,
+                "{k}: {:?}",
+                d.vendi
+            );
             assert_eq!(d.near_duplicate_share.value, 0.0);
             assert!(d.per_item_mean_distance.iter().all(|&x| x == 1.0));
             // Every resample's pairs of distinct items are at distance 1.
@@ -591,7 +607,12 @@ mod tests {
             diversity(&refs(&fewer), 0.05, 0, 1),
         );
         assert!(a.mean_distance.value > b.mean_distance.value);
-        assert!(a.vendi.value > b.vendi.value + 3.0, "{} {}", a.vendi.value, b.vendi.value);
+        assert!(
+            a.vendi.value > b.vendi.value + 3.0,
+            "{} {}",
+            a.vendi.value,
+            b.vendi.value
+        );
     }
 
     /// The delta-method error of ln(Vendi) against the spread of the
@@ -636,11 +657,25 @@ mod tests {
     fn small_and_empty_sets_have_no_interval() {
         let set = random_units(1, 8, 1);
         let d = diversity(&refs(&set), 0.05, 100, 1);
-        assert_eq!(d.mean_distance, Estimate { value: 0.0, ci95: None, n: 1 });
+        assert_eq!(
+            d.mean_distance,
+            Estimate {
+                value: 0.0,
+                ci95: None,
+                n: 1
+            }
+        );
         assert_eq!(d.vendi.value, 1.0);
         assert_eq!(d.per_item_mean_distance, vec![0.0]);
         let d = diversity(&[], 0.05, 100, 1);
-        assert_eq!(d.vendi, Estimate { value: 0.0, ci95: None, n: 0 });
+        assert_eq!(
+            d.vendi,
+            Estimate {
+                value: 0.0,
+                ci95: None,
+                n: 0
+            }
+        );
         assert_eq!(mean_estimate(&[], 100, 1).n, 0);
         assert_eq!(mean_estimate(&[0.3], 100, 1).ci95, None);
     }
@@ -739,7 +774,10 @@ mod tests {
             (-1.0, 1.8427007929497148),
         ] {
             let got = erfc(x);
-            assert!(close(got, want, 1e-12), "erfc({x}) = {got}, expected {want}");
+            assert!(
+                close(got, want, 1e-12),
+                "erfc({x}) = {got}, expected {want}"
+            );
         }
     }
 
