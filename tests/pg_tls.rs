@@ -246,7 +246,11 @@ fn sslmode_is_honoured_as_libpq_does() {
     ]
     .map(|(location, expected)| {
         let got = uses_tls(&location);
-        (location, expected, got)
+        // What an index (and so dreamsimmatch) makes of the same location.
+        let opened = index::open(&location, None, &IndexOptions::default())
+            .err()
+            .map(|e| (e.is_transient(), e.to_string()));
+        (location, expected, got, opened)
     });
     // Back to plain before any assertion can stop the test.
     set("ALTER SYSTEM RESET ssl", &mut db);
@@ -254,7 +258,7 @@ fn sslmode_is_honoured_as_libpq_does() {
     set("ALTER SYSTEM RESET ssl_key_file", &mut db);
     set("SELECT pg_reload_conf()", &mut db);
     assert!(on, "the server did not turn TLS on");
-    for (location, expected, got) in &results {
+    for (location, expected, got, opened) in &results {
         match (expected, got) {
             (Some(tls), Ok(used)) => assert_eq!(used, tls, "{location}"),
             (None, Err(e)) => {
@@ -265,6 +269,24 @@ fn sslmode_is_honoured_as_libpq_does() {
                 );
             }
             _ => panic!("{location}: expected {expected:?}, got {got:?}"),
+        }
+        // A refused certificate is permanent (trying again cannot help: a
+        // matcher with on-error=pass would retry it forever) and says what
+        // to do.
+        if expected.is_none() && location.contains("sslrootcert") {
+            let (transient, message) = opened.as_ref().expect("refused");
+            assert!(
+                !transient,
+                "{location}: a refused certificate is not transient: {message}"
+            );
+            assert!(
+                message.contains("certificate is refused") && message.contains("sslrootcert=FILE"),
+                "{location}: {message}"
+            );
+            assert!(
+                !message.contains("s3cret"),
+                "the password leaked: {message}"
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&certs.dir);

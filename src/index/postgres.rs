@@ -295,7 +295,21 @@ fn to_unix_us(t: SystemTime) -> i64 {
 fn connect(server: &PgLocation, statement_timeout: Duration) -> Result<Client> {
     let shown = server.shown();
     let mut client = server.connect().map_err(|e| match e {
-        ConnectError::Postgres(source) => pg_err(shown, "connect")(source),
+        // A refused certificate stays refused however often it is tried:
+        // an error of the location's TLS settings, not a transient one (a
+        // pipeline with on-error=pass would otherwise retry it forever).
+        ConnectError::Postgres(source) => match certificate_refused(&source) {
+            Some(why) => IndexError::InvalidLocation {
+                location: shown.to_owned(),
+                reason: format!(
+                    "the server's TLS certificate is refused ({why}): give the CA that signed \
+                     it with sslrootcert=FILE (PEM), connect by the name the certificate \
+                     carries (verify-full), or ask the server's administrator for a valid \
+                     certificate"
+                ),
+            },
+            None => pg_err(shown, "connect")(source),
+        },
         ConnectError::Tls(reason) => IndexError::InvalidLocation {
             location: shown.to_owned(),
             reason,
@@ -308,6 +322,27 @@ fn connect(server: &PgLocation, statement_timeout: Duration) -> Result<Client> {
         ))
         .map_err(pg_err(shown, "set the statement timeout"))?;
     Ok(client)
+}
+
+/// Why the TLS handshake refused the server, when `e` is that: OpenSSL's
+/// verdict (`certificate verify failed`, with the reason postgres-openssl
+/// adds), as opposed to the connection breaking during the handshake (an
+/// I/O error, which may pass).
+fn certificate_refused(e: &postgres::Error) -> Option<String> {
+    let mut source = std::error::Error::source(e);
+    let mut outer = None;
+    while let Some(s) = source {
+        if let Some(ssl) = s.downcast_ref::<openssl::ssl::Error>() {
+            if ssl.code() == openssl::ssl::ErrorCode::SSL {
+                // postgres-openssl's wrapper adds the verification result.
+                return Some(outer.unwrap_or_else(|| ssl.to_string()));
+            }
+            return None;
+        }
+        outer = Some(s.to_string());
+        source = s.source();
+    }
+    None
 }
 
 /// True when `e` means the session is gone: the connection closed, or the

@@ -52,6 +52,8 @@ struct Settings {
     retry_interval_ms: u32,
     post_messages: bool,
     ef_search: u32,
+    /// PostgreSQL table prefix (`<prefix>_model`, `<prefix>_entries`).
+    table_prefix: String,
 }
 
 impl Default for Settings {
@@ -66,6 +68,7 @@ impl Default for Settings {
             retry_interval_ms: DEFAULT_RETRY_INTERVAL_MS,
             post_messages: DEFAULT_POST_MESSAGES,
             ef_search: DEFAULT_EF_SEARCH,
+            table_prefix: dreamsim::index::DEFAULT_PG_TABLE.to_owned(),
         }
     }
 }
@@ -134,6 +137,9 @@ impl DreamSimMatch {
             pg_connect_timeout: timeout,
             pg_statement_timeout: timeout,
             ef_search: settings.ef_search as usize,
+            // Checked by the index client, which refuses (and the element
+            // fails to start with) a prefix that is not a plain lowercase name.
+            pg_table: settings.table_prefix.clone(),
             ..IndexOptions::default()
         };
         let retry = Duration::from_millis(u64::from(settings.retry_interval_ms));
@@ -355,6 +361,16 @@ impl ObjectImpl for DreamSimMatch {
                     )
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("table-prefix")
+                    .nick("Table prefix")
+                    .blurb(
+                        "PostgreSQL index only: the set's tables are PREFIX_model and \
+                         PREFIX_entries (gst-dreamsim index --pg-table); lowercase letters, \
+                         digits and _, at most 48, else the element fails to start",
+                    )
+                    .default_value(Some(dreamsim::index::DEFAULT_PG_TABLE))
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("top-k")
                     .nick("Top k")
                     .blurb("Nearest known items looked at per frame")
@@ -448,6 +464,12 @@ impl ObjectImpl for DreamSimMatch {
                     .expect("type checked")
                     .filter(|l| !l.is_empty())
             }
+            "table-prefix" => {
+                s.table_prefix = value
+                    .get::<Option<String>>()
+                    .expect("type checked")
+                    .unwrap_or_else(|| dreamsim::index::DEFAULT_PG_TABLE.to_owned())
+            }
             "top-k" => s.top_k = value.get().expect("type checked"),
             "threshold" => s.threshold = value.get().expect("type checked"),
             "action" => s.action = value.get().expect("type checked"),
@@ -475,6 +497,7 @@ impl ObjectImpl for DreamSimMatch {
         let s = lock(&self.settings);
         match pspec.name() {
             "index-location" => s.index_location.as_deref().map(redact).to_value(),
+            "table-prefix" => s.table_prefix.to_value(),
             "top-k" => s.top_k.to_value(),
             "threshold" => s.threshold.to_value(),
             "action" => s.action.to_value(),
