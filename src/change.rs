@@ -16,6 +16,9 @@
 
 use crate::frame::{Frame, PixelFormat, YuvRange};
 
+#[doc(hidden)]
+pub mod reference;
+
 /// The threshold the jobs use and the docs recommend for
 /// [`ChangeMeasure::DEFAULT`], chosen by `examples/change_test_study.rs`
 /// (docs/throughput.md): it reuses static and nearly static frames and
@@ -67,6 +70,13 @@ impl ChangeMeasure {
     /// The measure the `dreamsim` element uses (chosen by
     /// `examples/change_test_study.rs`, docs/throughput.md).
     pub const DEFAULT: ChangeMeasure = Self::LumaBlockMax;
+
+    /// Whether the measure reads the chroma planes (else only luma: a
+    /// test with such a measure skips reading chroma, a third or two
+    /// thirds of a YUV frame's samples).
+    pub fn uses_chroma(self) -> bool {
+        matches!(self, Self::ColourMad)
+    }
 
     /// A short name for tables.
     pub fn name(self) -> &'static str {
@@ -124,114 +134,189 @@ impl ChangeMeasure {
     }
 }
 
-/// The sample positions along one axis of `len` pixels: for each of the
-/// [`THUMBNAIL_SIDE`] cells, up to [`SAMPLES_PER_CELL`] evenly spread pixels.
-fn axis_samples(len: usize) -> Vec<Vec<usize>> {
-    (0..THUMBNAIL_SIDE)
-        .map(|c| {
+/// The pixels sampled along one axis: for each of the [`THUMBNAIL_SIDE`]
+/// cells, up to [`SAMPLES_PER_CELL`] evenly spread positions. On the stack:
+/// computing it costs a few hundred divisions, nothing to cache.
+#[derive(Debug, Clone, Copy)]
+struct Axis {
+    at: [[usize; SAMPLES_PER_CELL]; THUMBNAIL_SIDE],
+    count: [usize; THUMBNAIL_SIDE],
+}
+
+impl Axis {
+    /// The samples of an axis of `len` (> 0) pixels; the same positions as
+    /// [`reference::axis_samples`].
+    fn of(len: usize) -> Self {
+        let mut axis = Self {
+            at: [[0; SAMPLES_PER_CELL]; THUMBNAIL_SIDE],
+            count: [0; THUMBNAIL_SIDE],
+        };
+        for c in 0..THUMBNAIL_SIDE {
             let start = c * len / THUMBNAIL_SIDE;
             let end = ((c + 1) * len / THUMBNAIL_SIDE).max(start + 1).min(len);
             let n = (end - start).min(SAMPLES_PER_CELL);
-            (0..n).map(|k| start + k * (end - start) / n).collect()
-        })
-        .collect()
+            for k in 0..n {
+                axis.at[c][k] = start + k * (end - start) / n;
+            }
+            axis.count[c] = n;
+        }
+        axis
+    }
+
+    /// The positions sampled in cell `c`.
+    fn cell(&self, c: usize) -> &[usize] {
+        &self.at[c][..self.count[c]]
+    }
 }
 
-impl Thumbnail {
-    /// The thumbnail of `frame`.
-    pub fn of(frame: &Frame) -> Self {
-        let (w, h) = (frame.width(), frame.height());
-        let cols = axis_samples(w);
-        let rows = axis_samples(h);
+/// Integer sums of one row of cells: up to 4 channels per cell (the bytes
+/// of a packed pixel, or Y, Cb, Cr). 8 x 8 samples of 255 fit a u32 easily.
+type RowSums = [[u32; 4]; THUMBNAIL_SIDE];
+
+/// Adds the bytes of each sampled pixel of a packed row, channel by byte
+/// position (which byte is R, G or B is sorted out once per cell, after).
+fn add_packed<const BPP: usize>(row: &[u8], cols: &Axis, sums: &mut RowSums) {
+    for (c, sum) in sums.iter_mut().enumerate() {
+        for &x in cols.cell(c) {
+            let px = &row[x * BPP..x * BPP + BPP];
+            for i in 0..BPP {
+                sum[i] += u32::from(px[i]);
+            }
+        }
+    }
+}
+
+/// Adds luma and the two chroma samples of a YUV row (`cb`, `cr`: the
+/// chroma rows with their byte offset and step).
+fn add_yuv(
+    luma: &[u8],
+    (cb, cb_off, cb_step): (&[u8], usize, usize),
+    (cr, cr_off, cr_step): (&[u8], usize, usize),
+    cols: &Axis,
+    sums: &mut RowSums,
+) {
+    for (c, sum) in sums.iter_mut().enumerate() {
+        for &x in cols.cell(c) {
+            sum[0] += u32::from(luma[x]);
+            sum[1] += u32::from(cb[(x / 2) * cb_step + cb_off]);
+            sum[2] += u32::from(cr[(x / 2) * cr_step + cr_off]);
+        }
+    }
+}
+
+impl Default for Thumbnail {
+    fn default() -> Self {
         let cells = THUMBNAIL_SIDE * THUMBNAIL_SIDE;
-        let mut t = Self {
+        Self {
             luma: vec![0.0; cells],
             cb: vec![0.0; cells],
             cr: vec![0.0; cells],
-        };
+        }
+    }
+}
+
+impl Thumbnail {
+    /// The thumbnail of `frame` (allocates; [`Thumbnail::compute`] reuses
+    /// a thumbnail's buffers).
+    pub fn of(frame: &Frame) -> Self {
+        let mut t = Self::default();
+        t.compute(frame);
+        t
+    }
+
+    /// Makes this the thumbnail of `frame`, in place: one pass over the
+    /// sampled pixels of the mapped frame (rows read where they lie, by
+    /// stride), integer sums, no allocation once the buffers exist.
+    pub fn compute(&mut self, frame: &Frame) {
+        self.compute_planes(frame, true);
+    }
+
+    /// Like [`Thumbnail::compute`], for measures that do not [use
+    /// chroma](ChangeMeasure::uses_chroma): a YUV frame's chroma planes are
+    /// not read and `cb`, `cr` are 0 (packed RGB needs all three channels
+    /// for luma, so it gets chroma too). Luma is the same as
+    /// [`Thumbnail::compute`]'s.
+    pub fn compute_luma(&mut self, frame: &Frame) {
+        self.compute_planes(frame, false);
+    }
+
+    fn compute_planes(&mut self, frame: &Frame, with_chroma: bool) {
+        let cells = THUMBNAIL_SIDE * THUMBNAIL_SIDE;
+        for plane in [&mut self.luma, &mut self.cb, &mut self.cr] {
+            plane.resize(cells, 0.0);
+        }
         let format = frame.format();
+        let cols = Axis::of(frame.width());
+        let rows = Axis::of(frame.height());
         // Limited-range YUV: Y in 16..235 and chroma in 16..240, stretched
         // to the full-range scale that RGB frames give.
         let (y_scale, c_scale, y_off) = match (format.is_yuv(), frame.colorimetry().range) {
             (true, YuvRange::Limited) => (255.0 / 219.0, 255.0 / 224.0, 16.0),
             _ => (1.0, 1.0, 0.0),
         };
-        let n_cells = cols.len();
-        let (mut sy, mut sb, mut sr) = (
-            vec![0.0f32; n_cells],
-            vec![0.0f32; n_cells],
-            vec![0.0f32; n_cells],
-        );
-        for (cy, ys) in rows.iter().enumerate() {
-            sy.fill(0.0);
-            sb.fill(0.0);
-            sr.fill(0.0);
-            for &y in ys {
-                accumulate_row(frame, format, y, &cols, &mut sy, &mut sb, &mut sr);
+        // (plane, byte offset, bytes per chroma sample) of Cb and Cr.
+        let chroma = match format {
+            _ if !with_chroma => None,
+            PixelFormat::I420 => Some(((1, 0, 1), (2, 0, 1))),
+            PixelFormat::Yv12 => Some(((2, 0, 1), (1, 0, 1))),
+            PixelFormat::Nv12 => Some(((1, 0, 2), (1, 1, 2))),
+            PixelFormat::Nv21 => Some(((1, 1, 2), (1, 0, 2))),
+            _ => None,
+        };
+        let p0 = frame.plane(0);
+        let packed = format.packed_rgb_layout();
+        for cy in 0..THUMBNAIL_SIDE {
+            let mut sums: RowSums = [[0; 4]; THUMBNAIL_SIDE];
+            for &y in rows.cell(cy) {
+                let row = &p0.data[y * p0.stride..];
+                match (packed, chroma) {
+                    (Some((3, _)), _) => add_packed::<3>(row, &cols, &mut sums),
+                    (Some((4, _)), _) => add_packed::<4>(row, &cols, &mut sums),
+                    (_, Some(((bp, b_off, b_step), (rp, r_off, r_step)))) => {
+                        let chroma_row = |plane: usize| {
+                            let p = frame.plane(plane);
+                            &p.data[(y / 2) * p.stride..]
+                        };
+                        add_yuv(
+                            row,
+                            (chroma_row(bp), b_off, b_step),
+                            (chroma_row(rp), r_off, r_step),
+                            &cols,
+                            &mut sums,
+                        );
+                    }
+                    // Gray8, or YUV read for its luma only.
+                    _ => {
+                        for (c, sum) in sums.iter_mut().enumerate() {
+                            sum[0] += cols.cell(c).iter().map(|&x| u32::from(row[x])).sum::<u32>();
+                        }
+                    }
+                }
             }
-            for (cx, xs) in cols.iter().enumerate() {
-                let n = (ys.len() * xs.len()) as f32;
+            for (cx, sum) in sums.iter().enumerate() {
+                let n = (rows.count[cy] * cols.count[cx]) as f32;
+                let mean = |i: usize| sum[i] as f32 / n;
                 let i = cy * THUMBNAIL_SIDE + cx;
-                t.luma[i] = ((sy[cx] / n - y_off) * y_scale).clamp(0.0, 255.0);
-                t.cb[i] = sb[cx] / n * c_scale;
-                t.cr[i] = sr[cx] / n * c_scale;
+                let (luma, cb, cr) = match (packed, chroma) {
+                    (Some((_, [ro, go, bo])), _) => {
+                        let (r, g, b) = (mean(ro), mean(go), mean(bo));
+                        // BT.601 luma, and Cb, Cr scaled as in full-range
+                        // YCbCr (linear, so the mean of the samples' values).
+                        let l = 0.299 * r + 0.587 * g + 0.114 * b;
+                        (l, (b - l) * 0.564, (r - l) * 0.713)
+                    }
+                    (_, Some(_)) => (
+                        (mean(0) - y_off) * y_scale,
+                        (mean(1) - 128.0) * c_scale,
+                        (mean(2) - 128.0) * c_scale,
+                    ),
+                    // Grey, or YUV read for its luma only.
+                    _ => ((mean(0) - y_off) * y_scale, 0.0, 0.0),
+                };
+                self.luma[i] = luma.clamp(0.0, 255.0);
+                self.cb[i] = cb;
+                self.cr[i] = cr;
             }
-        }
-        t
-    }
-}
-
-/// Adds the luma and chroma (centred on 0, before range scaling) of row
-/// `y`'s samples to each cell's sums (`cols`: the sampled x of each cell).
-fn accumulate_row(
-    frame: &Frame,
-    format: PixelFormat,
-    y: usize,
-    cols: &[Vec<usize>],
-    sy: &mut [f32],
-    sb: &mut [f32],
-    sr: &mut [f32],
-) {
-    let p0 = frame.plane(0);
-    let row = &p0.data[y * p0.stride..];
-    if let Some((bpp, [ro, go, bo])) = format.packed_rgb_layout() {
-        for (c, xs) in cols.iter().enumerate() {
-            for &x in xs {
-                let px = &row[x * bpp..x * bpp + bpp];
-                let (r, g, b) = (f32::from(px[ro]), f32::from(px[go]), f32::from(px[bo]));
-                let l = 0.299 * r + 0.587 * g + 0.114 * b;
-                sy[c] += l;
-                // BT.601 Cb, Cr scaled as in full-range YCbCr.
-                sb[c] += (b - l) * 0.564;
-                sr[c] += (r - l) * 0.713;
-            }
-        }
-        return;
-    }
-    // (plane, byte offset, bytes per chroma sample) of Cb and Cr.
-    let (cb, cr) = match format {
-        PixelFormat::I420 => ((1, 0, 1), (2, 0, 1)),
-        PixelFormat::Yv12 => ((2, 0, 1), (1, 0, 1)),
-        PixelFormat::Nv12 => ((1, 0, 2), (1, 1, 2)),
-        PixelFormat::Nv21 => ((1, 1, 2), (1, 0, 2)),
-        // Gray8 (and nothing else reaches here): no chroma.
-        _ => {
-            for (c, xs) in cols.iter().enumerate() {
-                sy[c] += xs.iter().map(|&x| f32::from(row[x])).sum::<f32>();
-            }
-            return;
-        }
-    };
-    let chroma_row = |(plane, offset, step): (usize, usize, usize)| {
-        let p = frame.plane(plane);
-        (&p.data[(y / 2) * p.stride + offset..], step)
-    };
-    let ((b_row, b_step), (r_row, r_step)) = (chroma_row(cb), chroma_row(cr));
-    for (c, xs) in cols.iter().enumerate() {
-        for &x in xs {
-            sy[c] += f32::from(row[x]);
-            sb[c] += f32::from(b_row[(x / 2) * b_step]) - 128.0;
-            sr[c] += f32::from(r_row[(x / 2) * r_step]) - 128.0;
         }
     }
 }
@@ -243,7 +328,12 @@ pub struct ChangeTest {
     measure: ChangeMeasure,
     threshold: f64,
     max_reuse: u32,
-    last_analysed: Option<Thumbnail>,
+    /// The last analysed frame's thumbnail, when `has_last`.
+    last_analysed: Thumbnail,
+    has_last: bool,
+    /// The frame being decided; swapped with `last_analysed` when it is
+    /// analysed, so the two buffers serve every frame.
+    current: Thumbnail,
     reused_in_a_row: u32,
 }
 
@@ -272,7 +362,9 @@ impl ChangeTest {
             measure,
             threshold,
             max_reuse,
-            last_analysed: None,
+            last_analysed: Thumbnail::default(),
+            has_last: false,
+            current: Thumbnail::default(),
             reused_in_a_row: 0,
         }
     }
@@ -292,16 +384,31 @@ impl ChangeTest {
     /// Forgets the last analysed frame (a flush, a caps change): the next
     /// frame is analysed.
     pub fn reset(&mut self) {
-        self.last_analysed = None;
+        self.has_last = false;
         self.reused_in_a_row = 0;
     }
 
     /// Decides for the next frame, given its thumbnail, and records it.
     pub fn decide(&mut self, thumbnail: Thumbnail) -> Decision {
+        self.current = thumbnail;
+        self.decide_current()
+    }
+
+    /// Decides for the next frame, computing its thumbnail in the test's
+    /// own buffers (no allocation per frame), and records it.
+    pub fn decide_frame(&mut self, frame: &Frame) -> Decision {
+        if self.measure.uses_chroma() {
+            self.current.compute(frame);
+        } else {
+            self.current.compute_luma(frame);
+        }
+        self.decide_current()
+    }
+
+    fn decide_current(&mut self) -> Decision {
         let change = self
-            .last_analysed
-            .as_ref()
-            .map(|last| self.measure.between(last, &thumbnail));
+            .has_last
+            .then(|| self.measure.between(&self.last_analysed, &self.current));
         let bound_reached = self.max_reuse > 0 && self.reused_in_a_row >= self.max_reuse;
         match change {
             Some(c) if self.enabled() && c < self.threshold && !bound_reached => {
@@ -309,7 +416,8 @@ impl ChangeTest {
                 Decision::Reuse { change: c }
             }
             _ => {
-                self.last_analysed = Some(thumbnail);
+                std::mem::swap(&mut self.last_analysed, &mut self.current);
+                self.has_last = true;
                 self.reused_in_a_row = 0;
                 Decision::Analyse { change }
             }
@@ -331,7 +439,12 @@ pub struct CutDetector {
     ratio: f64,
     window: usize,
     min_scene: u64,
-    previous: Option<Thumbnail>,
+    /// The frame before, when `has_previous`.
+    previous: Thumbnail,
+    has_previous: bool,
+    /// The frame being pushed; swapped with `previous` after, so the two
+    /// buffers serve every frame.
+    current: Thumbnail,
     recent: std::collections::VecDeque<f64>,
     since_start: u64,
 }
@@ -359,7 +472,9 @@ impl CutDetector {
             ratio,
             window: window.max(1),
             min_scene,
-            previous: None,
+            previous: Thumbnail::default(),
+            has_previous: false,
+            current: Thumbnail::default(),
             recent: std::collections::VecDeque::new(),
             since_start: 0,
         }
@@ -368,20 +483,36 @@ impl CutDetector {
     /// Forgets the frames seen (a new stream, a seek): the next frame starts
     /// a scene.
     pub fn reset(&mut self) {
-        self.previous = None;
+        self.has_previous = false;
         self.recent.clear();
         self.since_start = 0;
     }
 
     /// Takes the next frame's thumbnail; true when it starts a scene.
     pub fn push(&mut self, thumbnail: Thumbnail) -> bool {
-        let Some(previous) = self.previous.replace(thumbnail) else {
+        self.current = thumbnail;
+        self.push_current()
+    }
+
+    /// Takes the next frame, computing its thumbnail in the detector's own
+    /// buffers (no allocation per frame); true when it starts a scene.
+    pub fn push_frame(&mut self, frame: &Frame) -> bool {
+        if self.measure.uses_chroma() {
+            self.current.compute(frame);
+        } else {
+            self.current.compute_luma(frame);
+        }
+        self.push_current()
+    }
+
+    fn push_current(&mut self) -> bool {
+        std::mem::swap(&mut self.previous, &mut self.current);
+        // `previous` now holds the new frame, `current` the one before.
+        if !std::mem::replace(&mut self.has_previous, true) {
             self.since_start = 1;
             return true;
-        };
-        let change = self
-            .measure
-            .between(&previous, self.previous.as_ref().expect("just set"));
+        }
+        let change = self.measure.between(&self.current, &self.previous);
         let mean = if self.recent.is_empty() {
             0.0
         } else {
@@ -525,13 +656,133 @@ mod tests {
 
     #[test]
     fn large_frames_are_sampled_not_read_whole() {
-        assert!(axis_samples(7680)
-            .iter()
-            .all(|s| s.len() == SAMPLES_PER_CELL));
-        let small = axis_samples(20);
-        assert!(small
-            .iter()
-            .all(|s| !s.is_empty() && s.iter().all(|&x| x < 20)));
+        let big = Axis::of(7680);
+        assert!(big.count.iter().all(|&n| n == SAMPLES_PER_CELL));
+        let small = Axis::of(20);
+        assert!((0..THUMBNAIL_SIDE).all(|c| {
+            let cell = small.cell(c);
+            !cell.is_empty() && cell.iter().all(|&x| x < 20)
+        }));
+        for len in [1, 7, 20, 33, 272, 1080, 1920, 7680] {
+            let (fast, first) = (Axis::of(len), reference::axis_samples(len));
+            for (c, positions) in first.iter().enumerate() {
+                assert_eq!(fast.cell(c), positions.as_slice(), "{len}, cell {c}");
+            }
+        }
+    }
+
+    /// Pseudo-random bytes (a fixed LCG), so every channel and cell differ.
+    fn noise(n: usize, seed: u32) -> Vec<u8> {
+        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (s >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// A frame of every format, at sizes that are odd, smaller than the
+    /// grid and large, with rows padded past their width.
+    #[test]
+    fn the_fast_thumbnail_is_the_reference_one_in_every_format() {
+        use crate::frame::YuvRange;
+        let formats = [
+            PixelFormat::Rgb,
+            PixelFormat::Bgr,
+            PixelFormat::Rgba,
+            PixelFormat::Bgra,
+            PixelFormat::Argb,
+            PixelFormat::Abgr,
+            PixelFormat::Rgbx,
+            PixelFormat::Bgrx,
+            PixelFormat::Xrgb,
+            PixelFormat::Xbgr,
+            PixelFormat::Gray8,
+            PixelFormat::I420,
+            PixelFormat::Yv12,
+            PixelFormat::Nv12,
+            PixelFormat::Nv21,
+        ];
+        let mut reused = Thumbnail::default();
+        for (k, format) in formats.into_iter().enumerate() {
+            for (w, h) in [(5, 3), (31, 17), (161, 121), (640, 272)] {
+                for range in [YuvRange::Limited, YuvRange::Full] {
+                    let seed = (k * 1000 + w) as u32;
+                    let n = format.n_planes();
+                    let extents: Vec<(usize, usize)> =
+                        (0..n).map(|i| format.plane_extent(i, w, h)).collect();
+                    let data: Vec<Vec<u8>> = extents
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (row, rows))| noise((row + 7) * rows, seed + i as u32))
+                        .collect();
+                    let planes: Vec<Plane> = data
+                        .iter()
+                        .zip(&extents)
+                        .map(|(d, (row, _))| Plane {
+                            data: d,
+                            stride: row + 7,
+                        })
+                        .collect();
+                    let colorimetry = Colorimetry {
+                        range,
+                        ..Colorimetry::default()
+                    };
+                    let frame = Frame::new(format, w, h, &planes, colorimetry).unwrap();
+                    let first = reference::thumbnail(&frame);
+                    reused.compute(&frame);
+                    assert_eq!(reused, Thumbnail::of(&frame));
+                    let mut luma_only = Thumbnail::default();
+                    luma_only.compute_luma(&frame);
+                    assert_eq!(luma_only.luma, reused.luma, "{format:?} {w}x{h}");
+                    if format.is_yuv() {
+                        assert!(luma_only.cb.iter().chain(&luma_only.cr).all(|&v| v == 0.0));
+                    }
+                    for (plane, (a, b)) in [
+                        (&first.luma, &reused.luma),
+                        (&first.cb, &reused.cb),
+                        (&first.cr, &reused.cr),
+                    ]
+                    .into_iter()
+                    .enumerate()
+                    {
+                        let worst = a
+                            .iter()
+                            .zip(b.iter())
+                            .map(|(x, y)| (x - y).abs())
+                            .fold(0.0f32, f32::max);
+                        // f32 sums of up to 64 fractional lumas in the
+                        // reference; exact integer sums here.
+                        assert!(worst < 2e-3, "{format:?} {w}x{h} plane {plane}: {worst}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn deciding_on_frames_is_deciding_on_their_thumbnails() {
+        let frames: Vec<Vec<u8>> = (0..40)
+            .map(|i| rgb(48, 40, move |x, _| [((x + i / 4) * 5) as u8, 60, 90]))
+            .collect();
+        fn frame(f: &[u8]) -> Frame<'_> {
+            Frame::rgb(f, 48, 40, 48 * 3).unwrap()
+        }
+        let mut by_thumbnail = ChangeTest::new(ChangeMeasure::LumaBlockMax, 0.01, 4);
+        let mut by_frame = by_thumbnail.clone();
+        let mut cuts_by_thumbnail = CutDetector::new(ChangeMeasure::LumaMad, 0.01, 2.0, 4, 2);
+        let mut cuts_by_frame = cuts_by_thumbnail.clone();
+        for f in &frames {
+            assert_eq!(
+                by_thumbnail.decide(thumb(f, 48, 40)),
+                by_frame.decide_frame(&frame(f))
+            );
+            assert_eq!(
+                cuts_by_thumbnail.push(thumb(f, 48, 40)),
+                cuts_by_frame.push_frame(&frame(f))
+            );
+        }
     }
 
     #[test]

@@ -1057,3 +1057,67 @@ fn scene_starts_are_found_without_running_the_model_on_every_frame() {
     assert_eq!(instants, want);
     assert_eq!(with_scenes, want.len() as u64);
 }
+
+/// The check on the tests' whole corpus (bikes.mp4 and the
+/// library's copies, clips, shared scenes and unrelated patterns): `corpus
+/// add` with its defaults (a sample a second and the scene starts the
+/// change test's cut detector finds) runs the model on at most twice the
+/// frames `--no-scene-starts` does, and `corpus match` finds the same pairs
+/// from either index.
+#[test]
+fn the_default_costs_at_most_twice_the_samples_and_finds_the_same_pairs() {
+    let dir = scratch("default_against_samples");
+    let videos = library_videos();
+    let default = dir.join("default.dsindex").to_string_lossy().into_owned();
+    let out = corpus_add(&default, &videos);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let with_scenes = model_runs(&out);
+    let sampled = dir.join("sampled.dsindex").to_string_lossy().into_owned();
+    let mut a = vec!["corpus", "add", "--no-scene-starts", "--index", &sampled];
+    a.extend(model_args());
+    a.extend(videos.iter().map(String::as_str));
+    let out = run(&a);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let without = model_runs(&out);
+    eprintln!(
+        "model runs on the tests' corpus: {with_scenes} by default, {without} without scene starts"
+    );
+    assert!(without > 0);
+    assert!(
+        with_scenes <= 2 * without,
+        "{with_scenes} model runs against {without}"
+    );
+
+    // A pair as its two videos, either way round: which one is the query
+    // follows from the shares, which the samples move a little.
+    let names = |pairs: Vec<serde_json::Value>| {
+        let mut v: Vec<(String, String)> = pairs
+            .iter()
+            .map(|p| {
+                let (q, c) = (name(&p["query"]), name(&p["candidate"]));
+                if q < c {
+                    (q, c)
+                } else {
+                    (c, q)
+                }
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    // Every pair with a shared segment, and the matches at the defaults.
+    for extra in [&["--all", "--query-share", "0"][..], &[][..]] {
+        let by_default = names(corpus_match(&default, &[], extra));
+        let by_samples = names(corpus_match(&sampled, &[], extra));
+        assert!(!by_default.is_empty(), "{extra:?}: no pair");
+        assert_eq!(by_default, by_samples, "{extra:?}");
+    }
+}

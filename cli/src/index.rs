@@ -560,7 +560,8 @@ fn sample_video(
                 }
                 let start = match (info.buffer(), video.as_ref()) {
                     (Some(b), Some(v)) => {
-                        gstdreamsim::dreamsim::thumbnail(b, v).is_some_and(|t| cuts.push(t))
+                        gstdreamsim::dreamsim::with_engine_frame(b, v, |f| cuts.push_frame(f))
+                            .unwrap_or(false)
                     }
                     _ => return gst::PadProbeReturn::Ok,
                 };

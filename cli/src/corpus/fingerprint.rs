@@ -229,8 +229,10 @@ fn pick_before_dreamsim(
         // consecutive frames is what it reads.
         let start = info
             .as_ref()
-            .and_then(|i| gstdreamsim::dreamsim::thumbnail(buffer, i))
-            .is_some_and(|t| cuts.push(t));
+            .and_then(|i| {
+                gstdreamsim::dreamsim::with_engine_frame(buffer, i, |f| cuts.push_frame(f))
+            })
+            .unwrap_or(false);
         let keep = {
             let mut c = collected.lock().unwrap_or_else(|e| e.into_inner());
             match c.count_frame(pad, buffer) {

@@ -114,6 +114,9 @@ struct Shared {
     waiting_for_room: bool,
     /// The most bytes held at once since start (`stats`).
     peak_bytes: u64,
+    /// The inference thread took an event or a batch and has not finished
+    /// pushing it: the streaming thread must not push past it.
+    task_busy: bool,
 }
 
 impl Shared {
@@ -132,6 +135,7 @@ impl Default for Shared {
             in_flight_bytes: 0,
             waiting_for_room: false,
             peak_bytes: 0,
+            task_busy: false,
         }
     }
 }
@@ -326,6 +330,14 @@ impl DreamSim {
             };
             (info, frame, role)
         };
+        let buffer = if role == Role::Analyse {
+            buffer
+        } else {
+            match self.push_without_the_model(buffer, frame, role) {
+                Ok(flow) => return flow,
+                Err(buffer) => buffer,
+            }
+        };
 
         let bytes = buffer.size() as u64;
         let mut shared = lock(&self.shared);
@@ -386,6 +398,79 @@ impl DreamSim {
         Ok(gst::FlowSuccess::Ok)
     }
 
+    /// A frame the model does not run on (skipped by `interval`, or reused
+    /// by the change test) goes downstream from the streaming thread itself
+    /// when nothing is queued or being pushed by the inference thread, so
+    /// it costs no hand-over between the two threads (two thread wake-ups
+    /// per frame, which cost more than the frame on a busy machine). Order
+    /// is kept: only this thread queues, and with nothing queued or in
+    /// flight the inference thread pushes nothing. Gives the buffer back
+    /// when it must go through the queue: something is queued or in flight,
+    /// or a reused frame has no embedding to reuse yet, or the reference
+    /// changed (the inference thread embeds the new one first).
+    fn push_without_the_model(
+        &self,
+        mut buffer: gst::Buffer,
+        frame: u64,
+        role: Role,
+    ) -> Result<Result<gst::FlowSuccess, gst::FlowError>, gst::Buffer> {
+        {
+            let shared = lock(&self.shared);
+            if shared.flushing
+                || shared.flow.is_err()
+                || !shared.queue.is_empty()
+                || shared.task_busy
+            {
+                return Err(buffer);
+            }
+        }
+        let meta = if role == Role::Reuse {
+            let (reference_location, post_messages) = {
+                let s = lock(&self.settings);
+                (s.reference_location.clone(), s.post_messages)
+            };
+            let meta = {
+                let guard = lock(&self.inference);
+                match guard.as_ref() {
+                    Some(state)
+                        if state.previous.is_some()
+                            && state.reference_location == reference_location =>
+                    {
+                        reused_meta(state, frame)
+                    }
+                    _ => return Err(buffer),
+                }
+            };
+            let meta = match meta {
+                Ok(meta) => meta,
+                Err(msg) => {
+                    self.post_error_message(msg);
+                    return Ok(Err(gst::FlowError::Error));
+                }
+            };
+            if let Err(e) = meta.add_to(buffer.make_mut()) {
+                gst::element_imp_error!(self, gst::CoreError::Failed, ("{}", e));
+                return Ok(Err(gst::FlowError::Error));
+            }
+            lock(&self.change_stats).reused += 1;
+            post_messages.then_some(meta)
+        } else {
+            None
+        };
+        if let Some(meta) = meta {
+            self.post_distance(&buffer, &meta);
+        }
+        let flow = self.srcpad.push(buffer);
+        if let Err(err) = flow {
+            let mut shared = lock(&self.shared);
+            if !shared.flushing {
+                shared.flow = Err(err);
+            }
+            self.cond.notify_all();
+        }
+        Ok(flow)
+    }
+
     /// Runs the change test on a frame `interval` selected: analyse it, or
     /// reuse the last analysed frame's embedding.
     fn change_test(
@@ -403,11 +488,13 @@ impl DreamSim {
             test.reset();
             return Role::Analyse;
         }
-        let Some(thumbnail) = video::thumbnail(buffer.as_ref(), info) else {
+        let Some(decision) =
+            video::with_engine_frame(buffer.as_ref(), info, |frame| test.decide_frame(frame))
+        else {
             // The inference thread reports the unreadable buffer.
             return Role::Analyse;
         };
-        match test.decide(thumbnail) {
+        match decision {
             Decision::Analyse { change } => {
                 gst::trace!(CAT, imp = self, "Change {change:?}: analysed");
                 Role::Analyse
@@ -623,9 +710,13 @@ impl DreamSim {
                     }
                     Next::Batch(items) => {
                         shared.in_flight_bytes += items.iter().map(|(q, _)| q.bytes).sum::<u64>();
+                        shared.task_busy = true;
                         break Next::Batch(items);
                     }
-                    next => break next,
+                    next => {
+                        shared.task_busy = true;
+                        break next;
+                    }
                 }
             }
         };
@@ -654,6 +745,7 @@ impl DreamSim {
             }
             Next::Idle | Next::WaitUntil(_) => unreachable!("handled above"),
         };
+        lock(&self.shared).task_busy = false;
 
         if let Err(err) = flow {
             let mut shared = lock(&self.shared);
@@ -813,22 +905,8 @@ impl DreamSim {
                 counts.analysed += 1;
                 meta
             } else {
-                // A reused frame carries the last analysed frame's embedding,
-                // and the distances follow from it: 0 to the previous frame
-                // (whose embedding is the same one), the analysed frame's
-                // distance to the reference.
-                let (embedding, from) = state.previous.as_ref().expect("checked above");
                 counts.reused += 1;
-                DreamSimMeta {
-                    frame: queued.frame,
-                    distance: Some(0.0),
-                    reference_distance: distance_to(state.reference.as_ref(), embedding)?,
-                    embedding: embedding.as_slice().to_vec(),
-                    model: state.model_kind.clone(),
-                    reused_from: Some(*from),
-                    scene: None,
-                    matches: Vec::new(),
-                }
+                reused_meta(state, queued.frame)?
             };
             metas.push(meta);
         }
@@ -853,6 +931,29 @@ impl DreamSim {
         gst::trace!(CAT, imp = self, "{msg:?}");
         let _ = self.obj().post_message(msg.to_message(&*self.obj()));
     }
+}
+
+/// The meta of frame `frame`, which reuses the last analysed frame's
+/// embedding: the distances follow from it, 0 to the previous frame (whose
+/// embedding is the same one) and the analysed frame's distance to the
+/// reference. `state.previous` must be set.
+fn reused_meta(state: &Inference, frame: u64) -> Result<DreamSimMeta, gst::ErrorMessage> {
+    let (embedding, from) = state.previous.as_ref().expect("an analysed frame before");
+    Ok(DreamSimMeta {
+        frame,
+        distance: Some(0.0),
+        reference_distance: state
+            .reference
+            .as_ref()
+            .map(|r| r.distance(embedding))
+            .transpose()
+            .map_err(|e| error_message(&e))?,
+        embedding: embedding.as_slice().to_vec(),
+        model: state.model_kind.clone(),
+        reused_from: Some(*from),
+        scene: None,
+        matches: Vec::new(),
+    })
 }
 
 #[glib::object_subclass]

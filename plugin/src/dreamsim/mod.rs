@@ -22,7 +22,7 @@ mod queue;
 pub(crate) mod video;
 
 pub use message::DreamSimMessage;
-pub use video::thumbnail;
+pub use video::{thumbnail, with_engine_frame};
 
 /// The execution provider property's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, glib::Enum)]

@@ -88,6 +88,11 @@ impl<B, E> ItemQueue<B, E> {
         self.bytes
     }
 
+    /// Whether nothing (buffer or event) is queued.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
     /// Drops everything (a flush).
     pub fn clear(&mut self) {
         self.items.clear();

@@ -108,16 +108,30 @@ pub fn engine_frame<'a>(
     .map_err(|e| gst::error_msg!(gst::StreamError::Format, ("{}", e)))
 }
 
+/// Runs `f` on `buffer` seen as an engine frame laid out as `info` says
+/// (mapped read-only, no copy); `None` when it does not hold such a frame
+/// (or the format is not one the engine reads). The change test and the
+/// corpus jobs' cut detector read frames this way, into their own buffers.
+pub fn with_engine_frame<R>(
+    buffer: &gst::BufferRef,
+    info: &gst_video::VideoInfo,
+    f: impl FnOnce(&Frame) -> R,
+) -> Option<R> {
+    let mapped = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).ok()?;
+    let frame = engine_frame(&mapped).ok()?;
+    Some(f(&frame))
+}
+
 /// The change test's thumbnail of `buffer`, a frame laid out as `info`
 /// says; `None` when it does not hold such a frame (or the format is not
-/// one the engine reads).
+/// one the engine reads). Allocates a thumbnail: per-frame loops use
+/// [`with_engine_frame`] with `ChangeTest::decide_frame` or
+/// `CutDetector::push_frame`.
 pub fn thumbnail(
     buffer: &gst::BufferRef,
     info: &gst_video::VideoInfo,
 ) -> Option<dreamsim::change::Thumbnail> {
-    let mapped = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).ok()?;
-    let frame = engine_frame(&mapped).ok()?;
-    Some(dreamsim::change::Thumbnail::of(&frame))
+    with_engine_frame(buffer, info, dreamsim::change::Thumbnail::of)
 }
 
 /// For caps that no supported format can satisfy, the message that says
