@@ -333,14 +333,13 @@ pub fn read_checked(path: &Path) -> Result<ModelHeader> {
             source,
         })?
         .len();
-    let header =
-        walk(BufReader::with_capacity(8192, file), len).map_err(|e| Error::ModelLoad {
-            path: path.to_path_buf(),
-            message: format!(
-                "it is not an ONNX model: the protobuf is malformed at byte {} of {len} ({})",
-                e.offset, e.problem
-            ),
-        })?;
+    let header = walk(BufReader::with_capacity(8192, file), len).map_err(|e| Error::ModelLoad {
+        path: path.to_path_buf(),
+        message: format!(
+            "it is not an ONNX model: the protobuf is malformed at byte {} of {len} ({})",
+            e.offset, e.problem
+        ),
+    })?;
     let folder = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

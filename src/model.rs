@@ -148,8 +148,7 @@ fn choose_int8(
 ) -> Result<Option<Int8Model>> {
     let given_is_int8 = crate::int8::is_int8(&header.metadata);
     let kind = header.metadata_value(metadata_keys::TYPE);
-    let describe_given =
-        || crate::int8::describe_metadata(path, &header.metadata, None);
+    let describe_given = || crate::int8::describe_metadata(path, &header.metadata, None);
     if given_is_int8 && options.wants_fp32() {
         return Err(Error::InvalidSetting(format!(
             "{} is an int8 model, and full precision (fp32) is asked for: give the fp32 model \

@@ -236,7 +236,8 @@ fn the_html_report_renders_with_every_thumbnail_in_chromium() {
     let (reference, copy) = clips(&dir);
     // A long file name with no place to break a line (no space, hyphen or
     // slash in it): the pooled table must still fit a 1280-pixel window.
-    let long = dir.join("copy_of_the_reference_encoded_as_motion_jpeg_at_quality_10_for_the_report.avi");
+    let long =
+        dir.join("copy_of_the_reference_encoded_as_motion_jpeg_at_quality_10_for_the_report.avi");
     std::fs::copy(&copy, &long).unwrap();
     let copy = long;
     let html = dir.join("report.html");
@@ -262,7 +263,10 @@ fn the_html_report_renders_with_every_thumbnail_in_chromium() {
     // distance (the first worst frame's), whatever the threshold (0.2), and
     // the threshold's line drawn only when it falls inside.
     let number_after = |key: &str| -> f64 {
-        let at = page.find(key).unwrap_or_else(|| panic!("no {key} in the page")) + key.len();
+        let at = page
+            .find(key)
+            .unwrap_or_else(|| panic!("no {key} in the page"))
+            + key.len();
         let rest = &page[at..];
         let end = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == 'e' || c == '-'))
@@ -317,7 +321,10 @@ fn the_html_report_renders_with_every_thumbnail_in_chromium() {
         .and_then(|(_, rest)| rest.split('"').next())
         .and_then(|w| w.parse().ok())
         .unwrap_or_else(|| panic!("no width: {}", &dom[..dom.len().min(400)]));
-    assert!(width <= 1280, "the page is {width} px wide in a 1280-px window");
+    assert!(
+        width <= 1280,
+        "the page is {width} px wide in a 1280-px window"
+    );
     // A screenshot, for a person to look at (not blank: a PNG of some size).
     let png = dir.join("report.png");
     let out = Command::new(browser)

@@ -285,9 +285,13 @@ fn index_add_loads_the_model_once_for_pictures_and_a_video() {
         .unwrap();
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{err}");
-    assert!(err.contains("3 added, 0 already present, 0 failed"), "{err}");
+    assert!(
+        err.contains("3 added, 0 already present, 0 failed"),
+        "{err}"
+    );
     assert_eq!(
-        err.matches("loaded earlier in this process (model pool)").count(),
+        err.matches("loaded earlier in this process (model pool)")
+            .count(),
         1,
         "the clip's element runs the model the tool loaded: {err}"
     );

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use gst::prelude::*;
-use gstdreamsim::meta::DreamSimMeta;
 use gstdreamsim::dedup::property as dedup_property;
 use gstdreamsim::dedup::{DEFAULT_MAX_CONSECUTIVE_DROPS, DEFAULT_THRESHOLD};
+use gstdreamsim::meta::DreamSimMeta;
 use gstdreamsim::DedupMessage;
 use serde::Serialize;
 

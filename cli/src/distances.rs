@@ -156,7 +156,10 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     let dreamsim = pipeline::dreamsim(&args.common)?;
     dreamsim.set_property(gstdreamsim::dreamsim::property::INTERVAL, args.interval);
     if let Some(r) = &args.reference {
-        dreamsim.set_property(gstdreamsim::dreamsim::property::REFERENCE_LOCATION, r.to_string_lossy().as_ref());
+        dreamsim.set_property(
+            gstdreamsim::dreamsim::property::REFERENCE_LOCATION,
+            r.to_string_lossy().as_ref(),
+        );
     }
     let pipeline = pipeline::decoding_pipeline(&uri, &[dreamsim.clone(), pipeline::fakesink()?])?;
 

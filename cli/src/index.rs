@@ -20,9 +20,9 @@ use dreamsim::index::{
     self, Added, EmbeddingIndex, IndexOptions, Match, ModelIdentity, NewEntry, Quantization, Source,
 };
 use dreamsim::{Engine, Frame, Model, ModelOptions};
-use gstdreamsim::ModelSettings;
 use gst::prelude::*;
 use gstdreamsim::meta::DreamSimMeta;
+use gstdreamsim::ModelSettings;
 use serde::Serialize;
 
 use crate::args::{GraphArgs, SearchArgs};
@@ -341,7 +341,9 @@ impl SharedModel {
 
     /// The engine, for images.
     pub(crate) fn engine(&mut self) -> &mut Engine {
-        self.engine.as_mut().expect("the model is back after each lend")
+        self.engine
+            .as_mut()
+            .expect("the model is back after each lend")
     }
 
     /// Runs `video` (which builds its `dreamsim` element with the options it
@@ -812,11 +814,23 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
                     }
                 }
                 if images.len() >= batch {
-                    embed_images(model.engine(), &mut images, &mut pending, &mut tally, &counter)?;
+                    embed_images(
+                        model.engine(),
+                        &mut images,
+                        &mut pending,
+                        &mut tally,
+                        &counter,
+                    )?;
                 }
             }
             Kind::Video => {
-                embed_images(model.engine(), &mut images, &mut pending, &mut tally, &counter)?;
+                embed_images(
+                    model.engine(),
+                    &mut images,
+                    &mut pending,
+                    &mut tally,
+                    &counter,
+                )?;
                 let sampled = index::file_sha256(path)
                     .map_err(Error::from)
                     .and_then(|hash| {
@@ -862,7 +876,13 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
             flush(set.as_mut(), &mut pending, &mut tally)?;
         }
     }
-    embed_images(model.engine(), &mut images, &mut pending, &mut tally, &counter)?;
+    embed_images(
+        model.engine(),
+        &mut images,
+        &mut pending,
+        &mut tally,
+        &counter,
+    )?;
     flush(set.as_mut(), &mut pending, &mut tally)?;
     counter.finish();
 
@@ -1064,10 +1084,14 @@ fn query(args: QueryArgs) -> Result<ExitCode, Error> {
         }
         match kind_of_file(input) {
             Kind::Image => {
-                let embedding = model.engine().embed_image_file(input).map_err(|e| Error::Input {
-                    input: name.clone(),
-                    reason: image_reason(e),
-                })?;
+                let embedding =
+                    model
+                        .engine()
+                        .embed_image_file(input)
+                        .map_err(|e| Error::Input {
+                            input: name.clone(),
+                            reason: image_reason(e),
+                        })?;
                 queries.push((name, None, set.search(embedding.as_slice(), k)?));
             }
             Kind::Video => {

@@ -139,17 +139,29 @@ fn analyse(args: &Args, started: Instant) -> Result<Analysis, Error> {
     dreamsim.set_property(gstdreamsim::dreamsim::property::POST_MESSAGES, false);
     match args.threshold {
         Some(t) => {
-            scene.set_property(dreamsimscene::property::MODE, dreamsimscene::SceneMode::Fixed);
+            scene.set_property(
+                dreamsimscene::property::MODE,
+                dreamsimscene::SceneMode::Fixed,
+            );
             scene.set_property(dreamsimscene::property::THRESHOLD, t);
         }
         None => {
-            scene.set_property(dreamsimscene::property::MODE, dreamsimscene::SceneMode::Adaptive);
-            scene.set_property(dreamsimscene::property::ADAPTIVE_THRESHOLD, args.adaptive_threshold);
+            scene.set_property(
+                dreamsimscene::property::MODE,
+                dreamsimscene::SceneMode::Adaptive,
+            );
+            scene.set_property(
+                dreamsimscene::property::ADAPTIVE_THRESHOLD,
+                args.adaptive_threshold,
+            );
             scene.set_property(dreamsimscene::property::MIN_DISTANCE, args.min_distance);
             scene.set_property(dreamsimscene::property::WINDOW, args.window);
         }
     }
-    scene.set_property(dreamsimscene::property::MIN_SCENE_LENGTH, args.min_scene_len);
+    scene.set_property(
+        dreamsimscene::property::MIN_SCENE_LENGTH,
+        args.min_scene_len,
+    );
     let pipeline = pipeline::decoding_pipeline(&uri, &[dreamsim, scene.clone(), sink.clone()])?;
 
     // Frames and the end of the last one, counted where they leave.

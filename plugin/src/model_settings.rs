@@ -14,7 +14,6 @@ use dreamsim::{Model, ModelOptions};
 use gst::glib;
 use gst::prelude::*;
 
-
 /// The `execution-provider` property's values (every element that runs the
 /// model has it), and the tool's `--provider`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, glib::Enum)]
@@ -405,7 +404,9 @@ impl ModelSettings {
         match name {
             property::MODEL_LOCATION => self.model_location = path_from(value),
             property::ONNXRUNTIME_LOCATION => self.onnxruntime_location = path_from(value),
-            property::EXECUTION_PROVIDER => self.execution_provider = value.get().expect("type checked"),
+            property::EXECUTION_PROVIDER => {
+                self.execution_provider = value.get().expect("type checked")
+            }
             property::DEVICE_ID => self.device_id = value.get().expect("type checked"),
             property::FP16 => self.fp16 = value.get().expect("type checked"),
             property::FULL_PRECISION => self.full_precision = value.get().expect("type checked"),

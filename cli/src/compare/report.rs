@@ -169,8 +169,9 @@ pub fn svg_plot(log: &CompareLog) -> String {
             svg,
             "<text class=\"threshold-note\" x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#555\">\
              threshold {} (above the plot)</text>",
-            MARGIN_LEFT + plot_w - 6.0,
-            MARGIN_TOP + 14.0,
+            // In the top margin, clear of the streams' names inside the plot.
+            MARGIN_LEFT + plot_w,
+            MARGIN_TOP - 6.0,
             log.threshold,
         );
     }
@@ -374,7 +375,10 @@ mod tests {
         assert!(!svg.contains("class=\"threshold\""), "{svg}");
         assert!(svg.contains("threshold 0.2 (above the plot)"), "{svg}");
         // Labels with enough decimals to differ: 0.00275 steps.
-        assert!(svg.contains(">0.00275<") && svg.contains(">0.01100<"), "{svg}");
+        assert!(
+            svg.contains(">0.00275<") && svg.contains(">0.01100<"),
+            "{svg}"
+        );
         // No frame at all: the axis goes to the threshold, its line inside.
         log.streams[0].frames.clear();
         let svg = svg_plot(&log);

@@ -84,7 +84,7 @@ pub mod property {
 
 /// Defaults of the properties the command-line tool exposes as options (its
 /// help shows these values).
-pub use imp::{DEFAULT_THRESHOLD};
+pub use imp::DEFAULT_THRESHOLD;
 
 glib::wrapper! {
     /// The `dreamsimcompare` element.

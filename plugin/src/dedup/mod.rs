@@ -48,7 +48,7 @@ pub mod property {
 
 /// Defaults of the properties the command-line tool exposes as options (its
 /// help shows these values).
-pub use imp::{DEFAULT_THRESHOLD, DEFAULT_MAX_CONSECUTIVE_DROPS};
+pub use imp::{DEFAULT_MAX_CONSECUTIVE_DROPS, DEFAULT_THRESHOLD};
 
 glib::wrapper! {
     /// The `dreamsimdedup` element.

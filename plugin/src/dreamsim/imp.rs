@@ -1069,7 +1069,9 @@ impl ObjectImpl for DreamSim {
         match pspec.name() {
             name if s.model.set(name, value) => {}
             property::REFERENCE_LOCATION => s.reference_location = path_from(value),
-            property::REFERENCE_MAX_PIXELS => s.reference_max_pixels = value.get().expect("type checked"),
+            property::REFERENCE_MAX_PIXELS => {
+                s.reference_max_pixels = value.get().expect("type checked")
+            }
             property::INTERVAL => s.interval = value.get().expect("type checked"),
             property::POST_MESSAGES => s.post_messages = value.get().expect("type checked"),
             property::BATCH_SIZE => s.batch_size = value.get().expect("type checked"),

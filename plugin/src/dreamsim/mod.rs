@@ -58,7 +58,7 @@ pub mod property {
 
 /// Defaults of the properties the command-line tool exposes as options (its
 /// help shows these values).
-pub use imp::{DEFAULT_INTERVAL, DEFAULT_BATCH_SIZE};
+pub use imp::{DEFAULT_BATCH_SIZE, DEFAULT_INTERVAL};
 
 glib::wrapper! {
     /// The `dreamsim` element.

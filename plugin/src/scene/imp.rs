@@ -549,7 +549,9 @@ impl ObjectImpl for DreamSimScene {
         match pspec.name() {
             property::MODE => s.mode = value.get().expect("type checked"),
             property::THRESHOLD => s.threshold = value.get().expect("type checked"),
-            property::ADAPTIVE_THRESHOLD => s.adaptive_threshold = value.get().expect("type checked"),
+            property::ADAPTIVE_THRESHOLD => {
+                s.adaptive_threshold = value.get().expect("type checked")
+            }
             property::MIN_DISTANCE => s.min_distance = value.get().expect("type checked"),
             property::WINDOW => s.window = value.get().expect("type checked"),
             property::MIN_SCENE_LENGTH => s.min_scene_length = value.get().expect("type checked"),

@@ -78,7 +78,10 @@ pub mod property {
 
 /// Defaults of the properties the command-line tool exposes as options (its
 /// help shows these values).
-pub use imp::{DEFAULT_THRESHOLD, DEFAULT_ADAPTIVE_THRESHOLD, DEFAULT_MIN_DISTANCE, DEFAULT_WINDOW, DEFAULT_MIN_SCENE_LENGTH};
+pub use imp::{
+    DEFAULT_ADAPTIVE_THRESHOLD, DEFAULT_MIN_DISTANCE, DEFAULT_MIN_SCENE_LENGTH, DEFAULT_THRESHOLD,
+    DEFAULT_WINDOW,
+};
 
 glib::wrapper! {
     /// The `dreamsimscene` element.
