@@ -25,7 +25,10 @@ use std::io::{BufReader, Read, Seek};
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::onnx_file::{entry, Reader, Scan, Value, MAX_STRING};
+use crate::onnx_file::{
+    entry, value_info_batch, ModelHeader, Reader, Scan, Value, GRAPH_INPUT, MAX_STRING,
+    MODEL_METADATA_PROPS,
+};
 
 /// One reference from a model to another file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +117,15 @@ struct Attribute {
 #[derive(Default)]
 struct Walk {
     found: Vec<FileReference>,
+    /// The model's `metadata_props`.
+    metadata: Vec<(String, String)>,
+    /// The main graph's inputs and their batch dimension.
+    inputs: Vec<(String, Option<usize>)>,
+    /// A metadata entry or an input that could not be read (a name over
+    /// 64 KiB, say): the whole list is then left empty, as the readers of
+    /// metadata and inputs alone leave it, and the model still loads.
+    metadata_unreadable: bool,
+    inputs_unreadable: bool,
     /// Attributes of the node being read (only the scalar ones kept).
     attributes: Vec<Attribute>,
 }
@@ -157,6 +169,19 @@ impl Walk {
                     let (key, value) = entry(r, field_end)?;
                     if key == "location" {
                         tensor_locations.push(value);
+                    }
+                }
+                (Kind::Model, MODEL_METADATA_PROPS) => {
+                    match unless_unreadable(r, field_end, |r| entry(r, field_end))? {
+                        Some(e) => self.metadata.push(e),
+                        None => self.metadata_unreadable = true,
+                    }
+                }
+                // The main graph's (a subgraph's inputs are not the model's).
+                (Kind::Graph, GRAPH_INPUT) if depth == 1 => {
+                    match unless_unreadable(r, field_end, |r| value_info_batch(r, field_end))? {
+                        Some(i) => self.inputs.push(i),
+                        None => self.inputs_unreadable = true,
                     }
                 }
                 (Kind::Node, field::NODE_OP_TYPE) => op_type = r.string(len, field_end)?,
@@ -215,12 +240,46 @@ impl Walk {
     }
 }
 
+/// A field's content as `read` reads it, or `None` (the field skipped) when
+/// it cannot: a field this scan used to seek over must not make the file
+/// unreadable now that it is read.
+fn unless_unreadable<R: Read + Seek, T>(
+    r: &mut Reader<R>,
+    field_end: u64,
+    read: impl FnOnce(&mut Reader<R>) -> Scan<T>,
+) -> Scan<Option<T>> {
+    match read(r) {
+        Ok(value) => Ok(Some(value)),
+        Err(_) if r.pos <= field_end => {
+            r.skip(field_end - r.pos, field_end)?;
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Every file an ONNX model in `source` (of `len` bytes) refers to.
 pub fn scan<R: Read + Seek>(source: R, len: u64) -> Scan<Vec<FileReference>> {
+    walk(source, len).map(|header| header.references)
+}
+
+/// The one pass over a model file: its references, metadata and inputs
+/// ([`crate::onnx_file::read_header`]).
+pub(crate) fn walk<R: Read + Seek>(source: R, len: u64) -> Scan<ModelHeader> {
     let mut r = Reader::new(source);
     let mut walk = Walk::default();
     walk.message(&mut r, Kind::Model, len, 0)?;
-    Ok(walk.found)
+    if walk.metadata_unreadable {
+        walk.metadata.clear();
+    }
+    if walk.inputs_unreadable {
+        walk.inputs.clear();
+    }
+    Ok(ModelHeader {
+        metadata: walk.metadata,
+        inputs: walk.inputs,
+        references: walk.found,
+    })
 }
 
 /// Why `location` (relative to `folder`) is not a file inside `folder`, or
@@ -256,6 +315,13 @@ pub fn escapes(folder: &Path, location: &str) -> Option<String> {
 /// Refuses a model that refers to files outside its own folder; a file that
 /// is not a readable protobuf is refused too (ONNX Runtime would fail on it).
 pub fn check_model_file(path: &Path) -> Result<()> {
+    read_checked(path).map(|_| ())
+}
+
+/// The model file's [`ModelHeader`], read once, when the model refers to no
+/// file outside its own folder (as [`check_model_file`] checks): what
+/// [`crate::Model::load`] reads before ONNX Runtime opens the file.
+pub fn read_checked(path: &Path) -> Result<ModelHeader> {
     let file = File::open(path).map_err(|source| Error::ModelNotFound {
         path: path.to_path_buf(),
         source,
@@ -267,30 +333,29 @@ pub fn check_model_file(path: &Path) -> Result<()> {
             source,
         })?
         .len();
-    let references =
-        scan(BufReader::with_capacity(8192, file), len).map_err(|e| Error::ModelLoad {
-            path: path.to_path_buf(),
-            message: format!(
-                "it is not an ONNX model: the protobuf is malformed at byte {} of {len} ({})",
-                e.offset, e.problem
-            ),
-        })?;
+    let header = walk(BufReader::with_capacity(8192, file), len).map_err(|e| Error::ModelLoad {
+        path: path.to_path_buf(),
+        message: format!(
+            "it is not an ONNX model: the protobuf is malformed at byte {} of {len} ({})",
+            e.offset, e.problem
+        ),
+    })?;
     let folder = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    for r in references {
+    for r in &header.references {
         if let Some(why) = escapes(&folder, &r.location) {
             return Err(Error::ModelExternalData {
                 path: path.to_path_buf(),
                 folder,
-                what: r.what,
-                location: r.location,
+                what: r.what.clone(),
+                location: r.location.clone(),
                 why,
             });
         }
     }
-    Ok(())
+    Ok(header)
 }
 
 #[cfg(test)]

@@ -96,13 +96,30 @@ pub fn sibling_path(fp32: &Path) -> PathBuf {
 
 /// Whether the model file at `path` says it is int8.
 pub fn is_int8_file(path: &Path) -> bool {
-    onnx_file::metadata_value(path, metadata_keys::PRECISION).as_deref() == Some("int8")
+    onnx_file::metadata_props(path).is_ok_and(|m| is_int8(&m))
+}
+
+/// Whether a model whose `metadata_props` are `metadata` says it is int8.
+pub fn is_int8(metadata: &[(String, String)]) -> bool {
+    metadata
+        .iter()
+        .find(|(k, _)| k == metadata_keys::PRECISION)
+        .is_some_and(|(_, v)| v == "int8")
 }
 
 /// The int8 model at `path`, read from its metadata; `Err` says why it is
 /// not one that can stand in for a model of type `kind`.
 pub fn describe(path: &Path, kind: Option<&str>) -> Result<Int8Model, String> {
     let props = onnx_file::metadata_props(path).map_err(|e| format!("cannot read it: {e}"))?;
+    describe_metadata(path, &props, kind)
+}
+
+/// [`describe`] for a model whose `metadata_props` were read already.
+pub fn describe_metadata(
+    path: &Path,
+    props: &[(String, String)],
+    kind: Option<&str>,
+) -> Result<Int8Model, String> {
     let get = |key: &str| {
         props
             .iter()
@@ -136,12 +153,18 @@ pub fn describe(path: &Path, kind: Option<&str>) -> Result<Int8Model, String> {
 /// The int8 model installed next to `fp32`: `Ok(None)` when there is no
 /// file, `Err` when there is one that cannot stand in for it.
 pub fn find_sibling(fp32: &Path) -> Result<Option<Int8Model>, String> {
+    let kind = onnx_file::metadata_value(fp32, metadata_keys::TYPE);
+    find_sibling_of_kind(fp32, kind.as_deref())
+}
+
+/// [`find_sibling`] for an fp32 model whose type (`dreamsim.type`) was
+/// read already.
+pub fn find_sibling_of_kind(fp32: &Path, kind: Option<&str>) -> Result<Option<Int8Model>, String> {
     let sibling = sibling_path(fp32);
     if !sibling.is_file() {
         return Ok(None);
     }
-    let kind = onnx_file::metadata_value(fp32, metadata_keys::TYPE);
-    describe(&sibling, kind.as_deref())
+    describe(&sibling, kind)
         .map(Some)
         .map_err(|why| format!("{} is not used: {why}", sibling.display()))
 }

@@ -10,6 +10,7 @@ use crate::embedding::Embedding;
 use crate::error::{Error, Result};
 use crate::int8::{Int8Model, RequestedPrecision};
 use crate::node_placement::NodePlacement;
+use crate::onnx_file::ModelHeader;
 use crate::provider::{ComputePrecision, ExecutionProvider};
 use crate::runtime::Runtime;
 use crate::session_plan::{self, ModelFacts, SessionPlan, Tf32Override, TF32_OVERRIDE_ENV};
@@ -141,10 +142,13 @@ pub struct Model {
 /// warning. A model given as int8 itself runs as int8 wherever it runs.
 fn choose_int8(
     path: &Path,
+    header: &ModelHeader,
     options: &ModelOptions,
     warnings: &mut Vec<String>,
 ) -> Result<Option<Int8Model>> {
-    let given_is_int8 = crate::int8::is_int8_file(path);
+    let given_is_int8 = crate::int8::is_int8(&header.metadata);
+    let kind = header.metadata_value(metadata_keys::TYPE);
+    let describe_given = || crate::int8::describe_metadata(path, &header.metadata, None);
     if given_is_int8 && options.wants_fp32() {
         return Err(Error::InvalidSetting(format!(
             "{} is an int8 model, and full precision (fp32) is asked for: give the fp32 model \
@@ -175,19 +179,19 @@ fn choose_int8(
                 )));
             }
             if given_is_int8 {
-                return crate::int8::describe(path, None).map(Some).map_err(missing);
+                return describe_given().map(Some).map_err(missing);
             }
-            match crate::int8::find_sibling(path) {
+            match crate::int8::find_sibling_of_kind(path, kind) {
                 Ok(Some(m)) => Ok(Some(m)),
                 Ok(None) => Err(missing("there is no such file".into())),
                 Err(why) => Err(missing(why)),
             }
         }
-        _ if given_is_int8 => Ok(crate::int8::describe(path, None).ok()),
+        _ if given_is_int8 => Ok(describe_given().ok()),
         RequestedPrecision::Auto
             if options.provider == ExecutionProvider::Auto && !options.wants_fp32() =>
         {
-            match crate::int8::find_sibling(path) {
+            match crate::int8::find_sibling_of_kind(path, kind) {
                 Ok(found) => Ok(found),
                 Err(why) => {
                     warnings.push(why);
@@ -218,8 +222,10 @@ impl Model {
                 "it is a directory, not an .onnx file",
             )));
         }
-        // Before ONNX Runtime opens it: the files it refers to must be in its folder.
-        crate::external_data::check_model_file(path)?;
+        // Before ONNX Runtime opens it: the files it refers to must be in
+        // its folder. The one read of the file's header: the int8 choice
+        // and the session plan below take their facts from it.
+        let header = crate::external_data::read_checked(path)?;
 
         let mut warnings = Vec::new();
         let mut options = options.clone();
@@ -236,7 +242,7 @@ impl Model {
         }
         let options = &options;
 
-        let int8 = choose_int8(path, options, &mut warnings)?;
+        let int8 = choose_int8(path, &header, options, &mut warnings)?;
         let tf32 = Tf32Override::from_env();
         let attempts = session_plan::provider_attempts(
             options,
@@ -266,7 +272,11 @@ impl Model {
             // built, before the session can tell the declared input size
             // or a fixed batch: both are read from the file. A wrong value
             // fails the contract check below, on every provider alike.
-            let facts = ModelFacts::read(file);
+            let facts = if file == path {
+                ModelFacts::of_header(path, &header)
+            } else {
+                ModelFacts::read(file)
+            };
             let plan = session_plan::plan(provider, options, &facts, tf32)
                 .map_err(|e| Error::InvalidSetting(e.to_string()))?;
             // A cache folder that cannot be used is the user's setting to

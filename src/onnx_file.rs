@@ -13,7 +13,7 @@ use std::io::{self, BufReader, Read, Seek};
 use std::path::Path;
 
 /// `ModelProto.metadata_props` (onnx.proto).
-const MODEL_METADATA_PROPS: u64 = 14;
+pub(crate) const MODEL_METADATA_PROPS: u64 = 14;
 /// `StringStringEntryProto.key` and `.value`.
 const ENTRY_KEY: u64 = 1;
 const ENTRY_VALUE: u64 = 2;
@@ -31,6 +31,44 @@ pub struct ScanError {
 }
 
 pub(crate) type Scan<T> = std::result::Result<T, ScanError>;
+
+/// What a model load needs from an ONNX file before ONNX Runtime opens it,
+/// read in one pass ([`read_header`]): its `metadata_props`, the batch
+/// dimension of its graph's inputs, and the files it refers to. The load
+/// reads the file once into this and every check takes its facts from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelHeader {
+    /// `metadata_props`, in file order.
+    pub metadata: Vec<(String, String)>,
+    /// The main graph's inputs: name and first dimension when the file
+    /// fixes it (see [`input_fixed_batch`]).
+    pub inputs: Vec<(String, Option<usize>)>,
+    /// Every file the model refers to (`crate::external_data`).
+    pub references: Vec<crate::external_data::FileReference>,
+}
+
+impl ModelHeader {
+    /// The value of metadata key `key`.
+    pub fn metadata_value(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .iter()
+            .find_map(|(k, v)| (k == key).then_some(v.as_str()))
+    }
+
+    /// The fixed batch of graph input `name`, when the file fixes one.
+    pub fn input_fixed_batch(&self, name: &str) -> Option<usize> {
+        self.inputs
+            .iter()
+            .find_map(|(n, batch)| (n == name).then_some(*batch))
+            .flatten()
+    }
+}
+
+/// Reads the [`ModelHeader`] of the ONNX file in `source` (of `len` bytes),
+/// seeking over the weights.
+pub fn read_header<R: Read + Seek>(source: R, len: u64) -> Scan<ModelHeader> {
+    crate::external_data::walk(source, len)
+}
 
 pub(crate) struct Reader<R> {
     inner: R,
@@ -196,7 +234,7 @@ pub fn metadata_value(path: &Path, key: &str) -> Option<String> {
 /// `ModelProto.graph`, `GraphProto.input`, and the fields down to a
 /// dimension of an input's shape (onnx.proto).
 const MODEL_GRAPH: u64 = 7;
-const GRAPH_INPUT: u64 = 11;
+pub(crate) const GRAPH_INPUT: u64 = 11;
 const VALUE_INFO_NAME: u64 = 1;
 const VALUE_INFO_TYPE: u64 = 2;
 const TYPE_TENSOR: u64 = 1;
@@ -239,26 +277,35 @@ fn graph_input_batch<R: Read + Seek>(
             r.skip(n, field_end)?;
             continue;
         }
-        // ValueInfoProto: its name and the batch dimension of its type.
-        let (mut input_name, mut batch) = (String::new(), None);
-        while let Some((number, value)) = r.field(field_end)? {
-            let Value::Bytes(n) = value else { continue };
-            let sub_end = r.pos + n;
-            match number {
-                VALUE_INFO_NAME => input_name = r.string(n, sub_end)?,
-                VALUE_INFO_TYPE => {
-                    batch = first_dim(r, sub_end)?;
-                    // first_dim stops at the first dimension: skip the rest.
-                    r.skip(sub_end - r.pos, sub_end)?;
-                }
-                _ => r.skip(n, sub_end)?,
-            }
-        }
+        let (input_name, batch) = value_info_batch(r, field_end)?;
         if input_name == name {
             return Ok(batch);
         }
     }
     Ok(None)
+}
+
+/// A `ValueInfoProto` (ending at `end`): its name and the first dimension
+/// of its tensor type, when fixed.
+pub(crate) fn value_info_batch<R: Read + Seek>(
+    r: &mut Reader<R>,
+    end: u64,
+) -> Scan<(String, Option<usize>)> {
+    let (mut name, mut batch) = (String::new(), None);
+    while let Some((number, value)) = r.field(end)? {
+        let Value::Bytes(n) = value else { continue };
+        let sub_end = r.pos + n;
+        match number {
+            VALUE_INFO_NAME => name = r.string(n, sub_end)?,
+            VALUE_INFO_TYPE => {
+                batch = first_dim(r, sub_end)?;
+                // first_dim stops at the first dimension: skip the rest.
+                r.skip(sub_end - r.pos, sub_end)?;
+            }
+            _ => r.skip(n, sub_end)?,
+        }
+    }
+    Ok((name, batch))
 }
 
 /// The first `dim_value` of a `TypeProto` holding a tensor type, ending at `end`.
@@ -323,6 +370,38 @@ mod tests {
             metadata_value(&fixture("tiny_dino.onnx"), "dreamsim.type").as_deref(),
             Some("fixture_dino_vitb16")
         );
+    }
+
+    #[test]
+    fn the_header_holds_what_the_separate_readers_find() {
+        for name in [
+            "tiny_ensemble.onnx",
+            "tiny_dino.onnx",
+            "fixed_batch2.onnx",
+            "good_small.onnx",
+        ] {
+            let path = fixture(name);
+            let file = File::open(&path).unwrap();
+            let len = file.metadata().unwrap().len();
+            let header = read_header(BufReader::new(file), len).unwrap();
+            assert_eq!(header.metadata, metadata_props(&path).unwrap(), "{name}");
+            assert_eq!(
+                header.input_fixed_batch("image"),
+                input_fixed_batch(&path, "image"),
+                "{name}"
+            );
+            assert!(header.inputs.iter().any(|(n, _)| n == "image"), "{name}");
+        }
+        assert_eq!(
+            read_header_of("fixed_batch2.onnx").input_fixed_batch("image"),
+            Some(2)
+        );
+    }
+
+    fn read_header_of(name: &str) -> ModelHeader {
+        let file = File::open(fixture(name)).unwrap();
+        let len = file.metadata().unwrap().len();
+        read_header(BufReader::new(file), len).unwrap()
     }
 
     #[test]

@@ -27,3 +27,19 @@ pub fn model_dir() -> Option<PathBuf> {
 pub fn default_model() -> Option<PathBuf> {
     Some(model_dir()?.join("ensemble.onnx"))
 }
+
+/// No model was named and there is no folder to find the default one in
+/// (neither `$GST_DREAMSIM_MODEL_DIR`, `$XDG_DATA_HOME` nor `$HOME` set).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no model given and no HOME to find the default model in")]
+pub struct NoDefaultModel;
+
+/// The model file to load: `given` when there is one, else
+/// [`default_model`]. Every user of the engine (the elements, each job of
+/// the command-line tool) resolves the model through this one function.
+pub fn model_or_default(given: Option<&std::path::Path>) -> Result<PathBuf, NoDefaultModel> {
+    match given {
+        Some(p) => Ok(p.to_path_buf()),
+        None => default_model().ok_or(NoDefaultModel),
+    }
+}

@@ -72,14 +72,29 @@ impl ModelFacts {
     /// takes its default (a broken file fails later, at load, with the
     /// reason).
     pub fn read(path: &Path) -> Self {
-        let input_size =
-            crate::onnx_file::metadata_value(path, crate::model::metadata_keys::INPUT_SIZE)
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .unwrap_or(DEFAULT_INPUT_SIZE);
-        let fixed_batch = crate::onnx_file::input_fixed_batch(path, INPUT_NAME);
+        // Metadata and input each read on their own: a file whose graph
+        // cannot be walked still gives what it can.
+        let header = crate::onnx_file::ModelHeader {
+            metadata: crate::onnx_file::metadata_props(path).unwrap_or_default(),
+            inputs: vec![(
+                INPUT_NAME.to_owned(),
+                crate::onnx_file::input_fixed_batch(path, INPUT_NAME),
+            )],
+            references: Vec::new(),
+        };
+        Self::of_header(path, &header)
+    }
+
+    /// The facts of the model file at `path` from its header, read already
+    /// ([`crate::onnx_file::ModelHeader`]): the same as [`read`](Self::read)
+    /// gives, without reading the file again.
+    pub fn of_header(path: &Path, header: &crate::onnx_file::ModelHeader) -> Self {
         Self {
-            input_size,
-            fixed_batch,
+            input_size: header
+                .metadata_value(crate::model::metadata_keys::INPUT_SIZE)
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(DEFAULT_INPUT_SIZE),
+            fixed_batch: header.input_fixed_batch(INPUT_NAME),
             identity: file_identity(path),
         }
     }

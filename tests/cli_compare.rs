@@ -234,6 +234,12 @@ fn the_html_report_renders_with_every_thumbnail_in_chromium() {
     let browser = chromium();
     let dir = scratch("compare-html");
     let (reference, copy) = clips(&dir);
+    // A long file name with no place to break a line (no space, hyphen or
+    // slash in it): the pooled table must still fit a 1280-pixel window.
+    let long =
+        dir.join("copy_of_the_reference_encoded_as_motion_jpeg_at_quality_10_for_the_report.avi");
+    std::fs::copy(&copy, &long).unwrap();
+    let copy = long;
     let html = dir.join("report.html");
     let o = compare(&[
         s(&reference),
@@ -253,6 +259,32 @@ fn the_html_report_renders_with_every_thumbnail_in_chromium() {
         6,
         "3 worst frames, 2 pictures each"
     );
+    // The plot's y axis follows the data: its top a tenth above the largest
+    // distance (the first worst frame's), whatever the threshold (0.2), and
+    // the threshold's line drawn only when it falls inside.
+    let number_after = |key: &str| -> f64 {
+        let at = page
+            .find(key)
+            .unwrap_or_else(|| panic!("no {key} in the page"))
+            + key.len();
+        let rest = &page[at..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == 'e' || c == '-'))
+            .unwrap();
+        rest[..end].parse().unwrap()
+    };
+    let y_max = number_after("data-y-max=\"");
+    let largest = number_after(": distance ");
+    assert!(
+        // The page prints the distance with 4 decimals.
+        (y_max / 1.1 - largest.max(1e-4)).abs() <= 6e-5,
+        "y axis to {y_max}, largest distance {largest}"
+    );
+    assert_eq!(
+        page.contains("class=\"threshold\""),
+        0.2 <= y_max,
+        "threshold line with the y axis to {y_max}"
+    );
     // A copy of the page whose script counts the images that loaded.
     let probe = dir.join("probe.html");
     std::fs::write(
@@ -261,13 +293,17 @@ fn the_html_report_renders_with_every_thumbnail_in_chromium() {
             "</body>",
             "<script>window.addEventListener('load', () => { const i = [...document.images]; \
              document.body.setAttribute('data-loaded', i.filter(x => x.complete && \
-             x.naturalWidth > 0).length + '/' + i.length); });</script></body>",
+             x.naturalWidth > 0).length + '/' + i.length); \
+             document.body.setAttribute('data-width', Math.ceil(Math.max(\
+             document.querySelector('table').getBoundingClientRect().right, \
+             document.documentElement.scrollWidth))); });</script></body>",
         ),
     )
     .unwrap();
     let profile = dir.join("profile");
     let out = Command::new(browser)
         .args(chromium_args(&profile))
+        .arg("--window-size=1280,1400")
         .arg("--dump-dom")
         .arg(format!("file://{}", probe.display()))
         .stderr(Stdio::null())
@@ -278,6 +314,16 @@ fn the_html_report_renders_with_every_thumbnail_in_chromium() {
         dom.contains("data-loaded=\"6/6\""),
         "{}",
         &dom[..dom.len().min(400)]
+    );
+    // Nothing wider than the window: the pooled table wraps its long name.
+    let width: u32 = dom
+        .split_once("data-width=\"")
+        .and_then(|(_, rest)| rest.split('"').next())
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no width: {}", &dom[..dom.len().min(400)]));
+    assert!(
+        width <= 1280,
+        "the page is {width} px wide in a 1280-px window"
     );
     // A screenshot, for a person to look at (not blank: a PNG of some size).
     let png = dir.join("report.png");

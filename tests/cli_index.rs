@@ -261,6 +261,43 @@ fn a_folder_becomes_a_set_once_and_is_queried() {
     assert!(stderr(&missing).contains("no entry with id 9999"));
 }
 
+/// `index add` embeds pictures with its own engine and a video's frames in
+/// a `dreamsim` pipeline: one model, loaded once (the element takes the
+/// tool's model from the process's model pool, and says so in its log).
+#[test]
+fn index_add_loads_the_model_once_for_pictures_and_a_video() {
+    let dir = scratch("once");
+    let set = dir.join("set");
+    std::fs::create_dir_all(&set).unwrap();
+    std::fs::copy(repo_root().join(REFERENCE), set.join("reference.png")).unwrap();
+    ball_clip(&set.join("clip.avi"));
+    let index = dir.join("once.dsindex");
+    let output = Command::new(env!("CARGO_BIN_EXE_gst-dreamsim"))
+        .args(index_cmd(
+            "add",
+            index.to_str().unwrap(),
+            &[set.to_str().unwrap()],
+        ))
+        .current_dir(repo_root())
+        .env("GST_DEBUG", "dreamsim:4")
+        .env("GST_DEBUG_NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{err}");
+    assert!(
+        err.contains("3 added, 0 already present, 0 failed"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("loaded earlier in this process (model pool)")
+            .count(),
+        1,
+        "the clip's element runs the model the tool loaded: {err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn export_and_import_between_files_keep_the_answers() {
     let dir = scratch("copy");

@@ -20,6 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
+use gstdreamsim::dreamsim::property as dreamsim_property;
+use gstdreamsim::model_settings::property as model_property;
 use gstdreamsim::DreamSimMessage;
 
 use crate::common::CommonArgs;
@@ -251,10 +253,10 @@ fn measure(
     let dreamsim = pipeline.by_name("d").expect("the dreamsim element");
     args.common.configure(&dreamsim);
     if let Some(n) = args.interval {
-        dreamsim.set_property("interval", n);
+        dreamsim.set_property(dreamsim_property::INTERVAL, n);
     }
     if let Some(m) = model {
-        dreamsim.set_property("model-location", m.to_string_lossy().as_ref());
+        dreamsim.set_property(model_property::MODEL_LOCATION, m.to_string_lossy().as_ref());
     }
     for (k, v) in overrides {
         dreamsim.set_property_from_str(k, v);
@@ -272,12 +274,12 @@ fn measure(
     let result = pipeline::run_bus(&pipeline, &mut progress, &mut collect);
     let wall = start.elapsed();
     let (cpu1, _, _) = process_usage();
-    let stats = dreamsim.property::<gst::Structure>("stats");
+    let stats = dreamsim.property::<gst::Structure>(dreamsim_property::STATS);
     let provider = dreamsim
-        .property::<Option<String>>("active-provider")
+        .property::<Option<String>>(dreamsim_property::ACTIVE_PROVIDER)
         .unwrap_or_default();
     let precision = dreamsim
-        .property::<Option<String>>("active-precision")
+        .property::<Option<String>>(dreamsim_property::ACTIVE_PRECISION)
         .unwrap_or_default();
     pipeline::stop(&pipeline);
     result?;
@@ -487,10 +489,8 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     })?;
     let model = args
         .common
-        .model
-        .clone()
-        .or_else(dreamsim::paths::default_model)
-        .map_or_else(|| "the default model".into(), |m| m.display().to_string());
+        .model_path()
+        .map_or_else(|_| "the default model".into(), |m| m.display().to_string());
     let base = measure(&args, "run", None, &[])?;
     report(&mut out, &model, &base, decode)?;
     if let Some(path) = &args.distances {
@@ -512,7 +512,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             &args,
             "change test",
             None,
-            &[("change-threshold", &t.to_string())],
+            &[(dreamsim_property::CHANGE_THRESHOLD, &t.to_string())],
         )?;
         report(
             &mut out,
@@ -545,10 +545,10 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             "fp32",
             None,
             &[
-                ("execution-provider", "cpu"),
-                ("full-precision", "true"),
+                (model_property::EXECUTION_PROVIDER, "cpu"),
+                (model_property::FULL_PRECISION, "true"),
                 // Whatever --precision asked of the first run.
-                ("precision", "fp32"),
+                (model_property::PRECISION, "fp32"),
             ],
         )?;
         report(

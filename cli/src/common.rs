@@ -4,6 +4,13 @@
 use std::path::PathBuf;
 
 use gst::prelude::*;
+use gstdreamsim::{ExecutionProvider, ModelSettings, Precision};
+
+use crate::Error;
+
+/// The batch where the tool runs the model itself and `--batch-size` is
+/// not given: images come in folders, so batches fill.
+pub const TOOL_BATCH_SIZE: u32 = 8;
 
 /// Options flattened into every subcommand's arguments. Unset options leave
 /// the element's defaults (`gst-inspect-1.0 dreamsim` lists them).
@@ -18,7 +25,7 @@ pub struct CommonArgs {
     /// [default: auto]. An explicitly requested provider that cannot start is
     /// an error; auto falls back to the CPU and says so.
     #[arg(long, value_name = "NAME", value_parser = parse_provider)]
-    pub provider: Option<dreamsim::ExecutionProvider>,
+    pub provider: Option<ExecutionProvider>,
 
     /// CUDA device for the cuda and tensorrt providers [default: 0]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..))]
@@ -44,7 +51,7 @@ pub struct CommonArgs {
     /// Arithmetic: auto (bf16 with bf16 units, else the <type>-int8.onnx model beside the
     /// fp32 one if installed, else fp32), fp32, or int8 (an error without an int8 model)
     #[arg(long, value_name = "P", value_parser = parse_precision)]
-    pub precision: Option<dreamsim::RequestedPrecision>,
+    pub precision: Option<Precision>,
 
     /// Directory where TensorRT and OpenVINO keep compiled models between runs
     #[arg(long, value_name = "DIR")]
@@ -59,59 +66,70 @@ pub struct CommonArgs {
     pub quiet: bool,
 }
 
-/// `--precision`'s value, checked by the engine's own parser.
-fn parse_precision(s: &str) -> Result<dreamsim::RequestedPrecision, String> {
+/// `--precision`'s value (the element property's type), read by the
+/// engine's own parser.
+fn parse_precision(s: &str) -> Result<Precision, String> {
     s.parse()
 }
 
-/// `--provider`'s value, checked by the engine's own parser.
-fn parse_provider(s: &str) -> Result<dreamsim::ExecutionProvider, String> {
+/// `--provider`'s value (the element property's type), read by the engine's
+/// own parser.
+fn parse_provider(s: &str) -> Result<ExecutionProvider, String> {
     s.parse()
 }
 
 impl CommonArgs {
+    /// The model settings these options give: the elements' defaults where
+    /// an option is not given. The tool's own model loads and the elements'
+    /// both come from these, through [`ModelSettings::options`].
+    pub fn model_settings(&self) -> ModelSettings {
+        let defaults = ModelSettings::default();
+        ModelSettings {
+            model_location: self.model.clone(),
+            onnxruntime_location: self.onnxruntime.clone(),
+            execution_provider: self.provider.unwrap_or(defaults.execution_provider),
+            device_id: self.device_id.unwrap_or(defaults.device_id),
+            fp16: self.fp16,
+            full_precision: self.full_precision,
+            precision: self.precision.unwrap_or(defaults.precision),
+            engine_cache_location: self.engine_cache.clone(),
+            threads: self.threads.unwrap_or(defaults.threads),
+        }
+    }
+
+    /// The model file the job loads: `--model`, else the default model.
+    pub fn model_path(&self) -> Result<PathBuf, Error> {
+        self.model_settings()
+            .model_path()
+            .map_err(|e| Error::Input {
+                input: "--model".into(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The largest batch where the tool runs the model itself (images of
+    /// `index add`, `index query`, the set-level jobs) and in the video
+    /// pipelines beside it: `--batch-size`, else [`TOOL_BATCH_SIZE`].
+    pub fn max_batch(&self) -> u32 {
+        self.batch_size.unwrap_or(TOOL_BATCH_SIZE).max(1)
+    }
+
     /// The files these options make the job read (the model, the ONNX
     /// Runtime library), for [`crate::overwrite::refuse_overwrite`].
     pub fn input_files(&self) -> Vec<String> {
-        let model = self.model.clone().or_else(dreamsim::paths::default_model);
-        [model, self.onnxruntime.clone()]
+        [self.model_path().ok(), self.onnxruntime.clone()]
             .into_iter()
             .flatten()
             .map(|p| p.to_string_lossy().into_owned())
             .collect()
     }
 
-    /// Sets the given options on a `dreamsim` element.
-    pub fn configure(&self, dreamsim: &gst::Element) {
-        if let Some(m) = &self.model {
-            dreamsim.set_property("model-location", m.to_string_lossy().as_ref());
-        }
-        if let Some(p) = self.provider {
-            dreamsim.set_property_from_str("execution-provider", p.as_str());
-        }
-        if let Some(id) = self.device_id {
-            dreamsim.set_property("device-id", id);
-        }
-        if let Some(n) = self.threads {
-            dreamsim.set_property("threads", n);
-        }
+    /// Sets the model's properties on an element that runs it (`dreamsim`,
+    /// `dreamsimcompare`), and `batch-size` when given.
+    pub fn configure(&self, element: &gst::Element) {
+        self.model_settings().apply_to(element);
         if let Some(n) = self.batch_size {
-            dreamsim.set_property("batch-size", n);
-        }
-        if self.full_precision {
-            dreamsim.set_property("full-precision", true);
-        }
-        if self.fp16 {
-            dreamsim.set_property("fp16", true);
-        }
-        if let Some(p) = self.precision {
-            dreamsim.set_property_from_str("precision", p.as_str());
-        }
-        if let Some(d) = &self.engine_cache {
-            dreamsim.set_property("engine-cache-location", d.to_string_lossy().as_ref());
-        }
-        if let Some(p) = &self.onnxruntime {
-            dreamsim.set_property("onnxruntime-location", p.to_string_lossy().as_ref());
+            element.set_property(gstdreamsim::dreamsim::property::BATCH_SIZE, n);
         }
     }
 }

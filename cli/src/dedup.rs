@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use gst::prelude::*;
+use gstdreamsim::dedup::property as dedup_property;
+use gstdreamsim::dedup::{DEFAULT_MAX_CONSECUTIVE_DROPS, DEFAULT_THRESHOLD};
 use gstdreamsim::meta::DreamSimMeta;
 use gstdreamsim::DedupMessage;
 use serde::Serialize;
@@ -39,15 +41,16 @@ pub struct Args {
     /// Video file or URI
     pub input: String,
 
-    /// Drop a frame within D of the last kept frame (0 to 2) [default: 0.02]
+    /// Drop a frame within D of the last kept frame (0 to 2)
     #[arg(long, value_name = "D", help_heading = "Deduplication options",
-          value_parser = values::distance)]
-    pub threshold: Option<f64>,
+          default_value_t = DEFAULT_THRESHOLD, value_parser = values::distance)]
+    pub threshold: f64,
 
-    /// Keep a frame after N dropped in a row [default: 0, no bound]
+    /// Keep a frame after N dropped in a row (0: no bound)
     #[arg(long, value_name = "N", help_heading = "Deduplication options",
+          default_value_t = DEFAULT_MAX_CONSECUTIVE_DROPS,
           value_parser = values::u32_in(0, u32::MAX))]
-    pub max_drops: Option<u32>,
+    pub max_drops: u32,
 
     /// Write the list of kept frames to FILE instead of standard output
     #[arg(short, long, value_name = "FILE", help_heading = "Output options")]
@@ -200,8 +203,8 @@ impl BusHandler for Collect {
 
     fn status(&self) -> String {
         let (k, d) = (
-            self.dedup.property::<u64>("kept"),
-            self.dedup.property::<u64>("dropped"),
+            self.dedup.property::<u64>(dedup_property::KEPT),
+            self.dedup.property::<u64>(dedup_property::DROPPED),
         );
         format!(
             "{} frames, {k} kept, {d} dropped, {:.1} fps",
@@ -226,14 +229,10 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
 
     let dreamsim = pipeline::dreamsim(&args.common)?;
     let dedup = pipeline::make("dreamsimdedup")?;
-    dreamsim.set_property("post-messages", false);
-    dedup.set_property("extend-duration", true);
-    if let Some(t) = args.threshold {
-        dedup.set_property("threshold", t);
-    }
-    if let Some(n) = args.max_drops {
-        dedup.set_property("max-consecutive-drops", n);
-    }
+    dreamsim.set_property(gstdreamsim::dreamsim::property::POST_MESSAGES, false);
+    dedup.set_property(dedup_property::EXTEND_DURATION, true);
+    dedup.set_property(dedup_property::THRESHOLD, args.threshold);
+    dedup.set_property(dedup_property::MAX_CONSECUTIVE_DROPS, args.max_drops);
     let mut chain = vec![dreamsim, dedup.clone()];
     match &args.video {
         Some(path) => {
@@ -276,8 +275,8 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
 
     let kept = std::mem::take(&mut *kept.lock().unwrap());
     let c = collect.counts.unwrap_or(DedupMessage {
-        kept: dedup.property("kept"),
-        dropped: dedup.property("dropped"),
+        kept: dedup.property(dedup_property::KEPT),
+        dropped: dedup.property(dedup_property::DROPPED),
         without_meta: 0,
     });
     let total = c.kept + c.dropped;

@@ -40,7 +40,7 @@ pub struct Args {
     pub reference: Option<PathBuf>,
 
     /// Analyse one frame in N
-    #[arg(long, value_name = "N", default_value_t = 1,
+    #[arg(long, value_name = "N", default_value_t = gstdreamsim::dreamsim::DEFAULT_INTERVAL,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub interval: u32,
 
@@ -154,9 +154,12 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     }
     let uri = pipeline::to_uri(&args.input)?;
     let dreamsim = pipeline::dreamsim(&args.common)?;
-    dreamsim.set_property("interval", args.interval);
+    dreamsim.set_property(gstdreamsim::dreamsim::property::INTERVAL, args.interval);
     if let Some(r) = &args.reference {
-        dreamsim.set_property("reference-location", r.to_string_lossy().as_ref());
+        dreamsim.set_property(
+            gstdreamsim::dreamsim::property::REFERENCE_LOCATION,
+            r.to_string_lossy().as_ref(),
+        );
     }
     let pipeline = pipeline::decoding_pipeline(&uri, &[dreamsim.clone(), pipeline::fakesink()?])?;
 

@@ -29,7 +29,7 @@ use dreamsim::{Engine, Frame};
 
 use crate::common::CommonArgs;
 use crate::corpus::fingerprint::{self, Sampling};
-use crate::index::{element_options, image_reason, kind_of_file, load_model, Kind};
+use crate::index::{image_reason, kind_of_file, Kind, SharedModel};
 use crate::progress::Counter;
 use crate::Error;
 
@@ -142,8 +142,8 @@ pub fn embed_all(
     cache: Option<&str>,
 ) -> Result<(Vec<ItemEmbeddings>, CacheTally), Error> {
     let show = !common.quiet;
-    let (mut engine, identity) = load_model(common)?;
-    let element_common = element_options(common, &engine);
+    let mut model = SharedModel::load(common)?;
+    let identity = model.identity().clone();
     let mut set = match cache {
         Some(location) => Some(index::open(
             location,
@@ -175,8 +175,10 @@ pub fn embed_all(
             }
         }
         let item = match kind {
-            Kind::Image => embed_image(&mut engine, path)?,
-            Kind::Video => counter.suspend(|| embed_video(path, &element_common, sampling))?,
+            Kind::Image => embed_image(model.engine(), path)?,
+            Kind::Video => {
+                counter.suspend(|| model.lend(|element| embed_video(path, element, sampling)))??
+            }
         };
         if let Some(set) = set.as_deref_mut() {
             store(set, path, &hash, &item, sampling)?;

@@ -22,8 +22,10 @@ use dreamsim::index::{
 use dreamsim::{Engine, Frame, Model, ModelOptions};
 use gst::prelude::*;
 use gstdreamsim::meta::DreamSimMeta;
+use gstdreamsim::ModelSettings;
 use serde::Serialize;
 
+use crate::args::{GraphArgs, SearchArgs};
 use crate::common::CommonArgs;
 use crate::output::{text_cell, timecode, Output};
 use crate::pipeline::{self, BusHandler};
@@ -94,60 +96,6 @@ impl LocationArgs {
         IndexOptions {
             pg_table: self.pg_table.clone(),
             ..IndexOptions::default()
-        }
-    }
-}
-
-/// How a large index is searched (HNSW).
-#[derive(Debug, Clone, clap::Args)]
-#[command(next_help_heading = "Index options")]
-pub struct SearchArgs {
-    /// HNSW search breadth (usearch expansion_search, pgvector
-    /// hnsw.ef_search): wider finds the nearest entry more often on large
-    /// sets, at more time per lookup (docs/index.md); sets below 2,000
-    /// entries in a file are searched exhaustively whatever it is
-    #[arg(long, value_name = "EF", default_value_t = index::DEFAULT_EF_SEARCH,
-          value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=65_536), |v| v as usize))]
-    pub ef_search: usize,
-}
-
-impl SearchArgs {
-    /// `options` with this search breadth.
-    pub fn apply(&self, options: IndexOptions) -> IndexOptions {
-        IndexOptions {
-            ef_search: self.ef_search,
-            ..options
-        }
-    }
-}
-
-/// The HNSW graph of a new index.
-#[derive(Debug, Clone, clap::Args)]
-#[command(next_help_heading = "Index options")]
-pub struct GraphArgs {
-    /// Links per node of a new index's HNSW graph (pgvector's m for a new
-    /// PostgreSQL table): denser finds more at a given --ef-search on large
-    /// sets, at a larger index and a slower build (an existing index keeps
-    /// its own)
-    #[arg(long, value_name = "M", default_value_t = index::DEFAULT_CONNECTIVITY,
-          value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(2..=256), |v| v as usize))]
-    pub connectivity: usize,
-
-    /// Search breadth of each insertion into a new index's graph (pgvector's
-    /// ef_construction, at least twice M): wider builds a better graph, more
-    /// slowly
-    #[arg(long, value_name = "EA", default_value_t = index::DEFAULT_EXPANSION_ADD,
-          value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=65_536), |v| v as usize))]
-    pub expansion_add: usize,
-}
-
-impl GraphArgs {
-    /// `options` with this graph.
-    pub fn apply(&self, options: IndexOptions) -> IndexOptions {
-        IndexOptions {
-            connectivity: self.connectivity,
-            expansion_add: self.expansion_add,
-            ..options
         }
     }
 }
@@ -345,37 +293,78 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
 
 // ---- the model
 
-/// The model of the common options, loaded for the engine, with its identity.
-pub(crate) fn load_model(common: &CommonArgs) -> Result<(Engine, ModelIdentity), Error> {
-    let runtime = dreamsim::runtime(common.onnxruntime.as_deref())?;
-    let path = match &common.model {
-        Some(p) => p.clone(),
-        None => dreamsim::paths::default_model().ok_or_else(|| Error::Input {
-            input: "--model".into(),
-            reason: "not given, and no HOME to find the default model in".into(),
-        })?,
-    };
-    let options = ModelOptions {
-        provider: common.provider.unwrap_or(dreamsim::ExecutionProvider::Auto),
-        threads: common.threads.unwrap_or(0) as usize,
-        device_id: common.device_id.unwrap_or(0),
-        fp16: common.fp16,
-        full_precision: common.full_precision,
-        precision: common.precision.unwrap_or_default(),
-        engine_cache: common.engine_cache.clone(),
-        max_batch: common.batch_size.unwrap_or(8) as usize,
-    };
-    let model = Model::load(runtime, &path, &options)?;
-    let identity = ModelIdentity::of_model(model.info())?;
-    Ok((Engine::new(model), identity))
+/// The tool's own model (images go through the engine) and the model of
+/// the `dreamsim` element in each video's pipeline: one model, loaded once.
+/// Both come from the same settings ([`CommonArgs::model_settings`]) and
+/// batch ([`CommonArgs::max_batch`]), so that while a video's pipeline runs
+/// ([`SharedModel::lend`]) its element takes this model from the process's
+/// model pool instead of loading the file again.
+pub(crate) struct SharedModel {
+    /// `None` only while lent.
+    engine: Option<Engine>,
+    settings: ModelSettings,
+    path: PathBuf,
+    options: ModelOptions,
+    identity: ModelIdentity,
+    /// The options the video pipelines' `dreamsim` elements run with: the
+    /// file the engine loaded and the engine's batch.
+    element: CommonArgs,
 }
 
-/// The common options with `--model` set to the file the engine loaded, so
-/// that the `dreamsim` element of a video pipeline runs the same model.
-pub(crate) fn element_options(common: &CommonArgs, engine: &Engine) -> CommonArgs {
-    let mut common = common.clone();
-    common.model = Some(engine.model().info().path.clone());
-    common
+impl SharedModel {
+    /// Loads the model of the common options.
+    pub(crate) fn load(common: &CommonArgs) -> Result<Self, Error> {
+        let settings = common.model_settings();
+        let runtime = dreamsim::runtime(settings.onnxruntime_location.as_deref())?;
+        let path = common.model_path()?;
+        let batch = common.max_batch();
+        let options = settings.options(batch as usize);
+        let model = Model::load(runtime, &path, &options)?;
+        let identity = ModelIdentity::of_model(model.info())?;
+        let mut element = common.clone();
+        element.model = Some(model.info().path.clone());
+        element.batch_size = Some(batch);
+        Ok(Self {
+            engine: Some(Engine::new(model)),
+            settings,
+            path,
+            options,
+            identity,
+            element,
+        })
+    }
+
+    /// The model's identity, as indexes record it.
+    pub(crate) fn identity(&self) -> &ModelIdentity {
+        &self.identity
+    }
+
+    /// The engine, for images.
+    pub(crate) fn engine(&mut self) -> &mut Engine {
+        self.engine
+            .as_mut()
+            .expect("the model is back after each lend")
+    }
+
+    /// Runs `video` (which builds its `dreamsim` element with the options it
+    /// is given) with the model handed to the model pool meanwhile, where
+    /// that element takes it; takes it back afterwards (or loads it again
+    /// if the element did not give it back).
+    pub(crate) fn lend<T>(&mut self, video: impl FnOnce(&CommonArgs) -> T) -> Result<T, Error> {
+        if let Some(engine) = self.engine.take() {
+            dreamsim::model_pool::give_back(&self.path, &self.options, engine.into_model());
+        }
+        let out = video(&self.element);
+        let model = match dreamsim::model_pool::take(&self.path, &self.options) {
+            Some(model) => model,
+            None => {
+                let runtime = dreamsim::runtime(self.settings.onnxruntime_location.as_deref())?;
+                Model::load(runtime, &self.path, &self.options)?
+            }
+        };
+        self.engine = Some(Engine::new(model));
+        Ok(out)
+    }
 }
 
 // ---- inputs
@@ -539,7 +528,7 @@ fn sample_video(
 ) -> Result<Vec<Sample>, Error> {
     let uri = pipeline::to_uri(&path.to_string_lossy())?;
     let dreamsim = pipeline::dreamsim(common)?;
-    dreamsim.set_property("post-messages", false);
+    dreamsim.set_property(gstdreamsim::dreamsim::property::POST_MESSAGES, false);
     let sink = pipeline::fakesink()?;
     let chain = vec![dreamsim.clone(), sink.clone()];
     if sampling.scenes {
@@ -745,8 +734,8 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
     for (path, reason) in &tally.failed {
         eprintln!("{PROGRAM}: {}: {reason}", path.display());
     }
-    let (mut engine, identity) = load_model(&args.common)?;
-    let element_common = element_options(&args.common, &engine);
+    let mut model = SharedModel::load(&args.common)?;
+    let identity = model.identity().clone();
     let options = IndexOptions {
         create: true,
         quantization: args.quantization,
@@ -755,7 +744,7 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
     let mut set = index::open(&args.index, Some(&identity), &options)?;
     let location = index::redact(&args.index);
 
-    let batch = args.common.batch_size.unwrap_or(8).max(1) as usize;
+    let batch = args.common.max_batch() as usize;
     let counter = Counter::new("index add", files.len() as u64, show);
     let mut pending: Vec<Pending> = Vec::new();
     let mut images: Vec<(PathBuf, dreamsim::image_file::RgbImage, String)> = Vec::new();
@@ -826,18 +815,33 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
                     }
                 }
                 if images.len() >= batch {
-                    embed_images(&mut engine, &mut images, &mut pending, &mut tally, &counter)?;
+                    embed_images(
+                        model.engine(),
+                        &mut images,
+                        &mut pending,
+                        &mut tally,
+                        &counter,
+                    )?;
                 }
             }
             Kind::Video => {
-                embed_images(&mut engine, &mut images, &mut pending, &mut tally, &counter)?;
+                embed_images(
+                    model.engine(),
+                    &mut images,
+                    &mut pending,
+                    &mut tally,
+                    &counter,
+                )?;
                 let sampled = index::file_sha256(path)
                     .map_err(Error::from)
                     .and_then(|hash| {
                         counter
                             .suspend(|| {
-                                sample_video(path, &element_common, &args.sampling, &identity, show)
+                                model.lend(|element| {
+                                    sample_video(path, element, &args.sampling, &identity, show)
+                                })
                             })
+                            .and_then(|sampled| sampled)
                             .map(|s| (s, hash))
                     });
                 match sampled {
@@ -873,7 +877,13 @@ fn add(args: AddArgs) -> Result<ExitCode, Error> {
             flush(set.as_mut(), &mut pending, &mut tally)?;
         }
     }
-    embed_images(&mut engine, &mut images, &mut pending, &mut tally, &counter)?;
+    embed_images(
+        model.engine(),
+        &mut images,
+        &mut pending,
+        &mut tally,
+        &counter,
+    )?;
     flush(set.as_mut(), &mut pending, &mut tally)?;
     counter.finish();
 
@@ -1042,8 +1052,8 @@ fn query(args: QueryArgs) -> Result<ExitCode, Error> {
     inputs.extend(args.inputs.iter().map(|p| p.to_string_lossy().into_owned()));
     crate::overwrite::refuse_overwrite(inputs, &[("--output", args.output.as_deref())])?;
     let show = !args.common.quiet;
-    let (mut engine, identity) = load_model(&args.common)?;
-    let element_common = element_options(&args.common, &engine);
+    let mut model = SharedModel::load(&args.common)?;
+    let identity = model.identity().clone();
     let mut set = index::open(
         &args.index,
         Some(&identity),
@@ -1075,14 +1085,21 @@ fn query(args: QueryArgs) -> Result<ExitCode, Error> {
         }
         match kind_of_file(input) {
             Kind::Image => {
-                let embedding = engine.embed_image_file(input).map_err(|e| Error::Input {
-                    input: name.clone(),
-                    reason: image_reason(e),
-                })?;
+                let embedding =
+                    model
+                        .engine()
+                        .embed_image_file(input)
+                        .map_err(|e| Error::Input {
+                            input: name.clone(),
+                            reason: image_reason(e),
+                        })?;
                 queries.push((name, None, set.search(embedding.as_slice(), k)?));
             }
             Kind::Video => {
-                for s in sample_video(input, &element_common, &args.sampling, &identity, show)? {
+                let samples = model.lend(|element| {
+                    sample_video(input, element, &args.sampling, &identity, show)
+                })??;
+                for s in samples {
                     let hits = set.search(&s.embedding, k)?;
                     queries.push((name.clone(), Some(s.timestamp_ns), hits));
                 }

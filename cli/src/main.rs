@@ -7,6 +7,7 @@
 //! shared options, pipeline plumbing, progress bar and output in modules of
 //! their own. A new job is a module and a variant of [`Command`].
 
+mod args;
 mod bench;
 mod calibrate;
 mod common;

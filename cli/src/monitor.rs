@@ -73,8 +73,8 @@ pub struct Args {
     pub consecutive: u32,
 
     /// Analyse one frame in N
-    #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Alert options",
-          value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = gstdreamsim::dreamsim::DEFAULT_INTERVAL,
+          help_heading = "Alert options", value_parser = clap::value_parser!(u32).range(1..))]
     pub every: u32,
 
     /// Stop at the first alert
@@ -279,7 +279,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         "reference-location",
         args.reference.to_string_lossy().as_ref(),
     );
-    dreamsim.set_property("interval", args.every);
+    dreamsim.set_property(gstdreamsim::dreamsim::property::INTERVAL, args.every);
 
     let mut out = Output::create(args.output.as_deref())?;
     if !args.json {

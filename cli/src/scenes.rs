@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use gst::prelude::*;
+use gstdreamsim::scene as dreamsimscene;
 use gstdreamsim::SceneMessage;
 use serde::Serialize;
 
@@ -47,25 +48,26 @@ pub struct Args {
     pub threshold: Option<f64>,
 
     /// Adaptive mode (the default): a scene starts where the distance is R
-    /// times the mean of its neighbours' (0 to 255) [default: 3]
+    /// times the mean of its neighbours' (0 to 255)
     #[arg(long, value_name = "R", help_heading = "Detection options",
-          value_parser = values::ratio)]
-    pub adaptive_threshold: Option<f64>,
+          default_value_t = dreamsimscene::DEFAULT_ADAPTIVE_THRESHOLD, value_parser = values::ratio)]
+    pub adaptive_threshold: f64,
 
-    /// Adaptive mode: smallest distance that can start a scene (0 to 2) [default: 0.05]
+    /// Adaptive mode: smallest distance that can start a scene (0 to 2)
     #[arg(long, value_name = "D", help_heading = "Detection options",
-          value_parser = values::distance)]
-    pub min_distance: Option<f64>,
+          default_value_t = dreamsimscene::DEFAULT_MIN_DISTANCE, value_parser = values::distance)]
+    pub min_distance: f64,
 
-    /// Adaptive mode: neighbours on each side (1 to 64) [default: 2]
+    /// Adaptive mode: neighbours on each side (1 to 64)
     #[arg(long, value_name = "N", help_heading = "Detection options",
-          value_parser = values::window())]
-    pub window: Option<u32>,
+          default_value_t = dreamsimscene::DEFAULT_WINDOW, value_parser = values::window())]
+    pub window: u32,
 
-    /// Frames before another scene can start [default: 15]
+    /// Frames before another scene can start
     #[arg(long, value_name = "N", help_heading = "Detection options",
+          default_value_t = dreamsimscene::DEFAULT_MIN_SCENE_LENGTH,
           value_parser = values::u32_in(0, u32::MAX))]
-    pub min_scene_len: Option<u32>,
+    pub min_scene_len: u32,
 
     /// Write the scene list to FILE instead of standard output
     #[arg(short, long, value_name = "FILE", help_heading = "Output options")]
@@ -134,28 +136,32 @@ fn analyse(args: &Args, started: Instant) -> Result<Analysis, Error> {
     let scene = pipeline::make("dreamsimscene")?;
     let sink = pipeline::fakesink()?;
 
-    dreamsim.set_property("post-messages", false);
+    dreamsim.set_property(gstdreamsim::dreamsim::property::POST_MESSAGES, false);
     match args.threshold {
         Some(t) => {
-            scene.set_property_from_str("mode", "fixed");
-            scene.set_property("threshold", t);
+            scene.set_property(
+                dreamsimscene::property::MODE,
+                dreamsimscene::SceneMode::Fixed,
+            );
+            scene.set_property(dreamsimscene::property::THRESHOLD, t);
         }
         None => {
-            scene.set_property_from_str("mode", "adaptive");
-            if let Some(r) = args.adaptive_threshold {
-                scene.set_property("adaptive-threshold", r);
-            }
-            if let Some(d) = args.min_distance {
-                scene.set_property("min-distance", d);
-            }
-            if let Some(w) = args.window {
-                scene.set_property("window", w);
-            }
+            scene.set_property(
+                dreamsimscene::property::MODE,
+                dreamsimscene::SceneMode::Adaptive,
+            );
+            scene.set_property(
+                dreamsimscene::property::ADAPTIVE_THRESHOLD,
+                args.adaptive_threshold,
+            );
+            scene.set_property(dreamsimscene::property::MIN_DISTANCE, args.min_distance);
+            scene.set_property(dreamsimscene::property::WINDOW, args.window);
         }
     }
-    if let Some(n) = args.min_scene_len {
-        scene.set_property("min-scene-length", n);
-    }
+    scene.set_property(
+        dreamsimscene::property::MIN_SCENE_LENGTH,
+        args.min_scene_len,
+    );
     let pipeline = pipeline::decoding_pipeline(&uri, &[dreamsim, scene.clone(), sink.clone()])?;
 
     // Frames and the end of the last one, counted where they leave.

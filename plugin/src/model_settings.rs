@@ -3,20 +3,159 @@
 //! `execution-provider`, `device-id`, `fp16`, `full-precision`, `precision`,
 //! `engine-cache-location`, `threads`), loading the model with the log lines
 //! and bus messages that say what runs where, and the mapping of engine
-//! errors to GStreamer errors.
+//! errors to GStreamer errors. The command-line tool builds the same
+//! [`ModelSettings`] from its options, so that its own model loads and the
+//! elements' come from one mapping ([`ModelSettings::options`]).
 
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use dreamsim::{Model, ModelOptions};
 use gst::glib;
 use gst::prelude::*;
 
-use crate::dreamsim::{ExecutionProvider, Precision};
+/// The `execution-provider` property's values (every element that runs the
+/// model has it), and the tool's `--provider`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstDreamSimExecutionProvider")]
+pub enum ExecutionProvider {
+    /// TensorRT, else CUDA, else OpenVINO in bf16 (only on processors with
+    /// bf16 matrix units, unless full-precision), else the CPU; a message
+    /// says which runs.
+    #[default]
+    #[enum_value(
+        name = "Auto: TensorRT, else CUDA, else OpenVINO bf16 (AMX / AVX512-BF16 processors), else CPU",
+        nick = "auto"
+    )]
+    Auto = 0,
+    /// ONNX Runtime's CPU provider.
+    #[enum_value(name = "CPU (ONNX Runtime)", nick = "cpu")]
+    Cpu = 1,
+    /// ONNX Runtime's CUDA provider; an error if it cannot start.
+    #[enum_value(name = "CUDA (onnxruntime-gpu)", nick = "cuda")]
+    Cuda = 2,
+    /// ONNX Runtime's TensorRT provider; an error if it cannot start.
+    #[enum_value(name = "TensorRT (onnxruntime-gpu + TensorRT 10)", nick = "tensorrt")]
+    TensorRt = 3,
+    /// ONNX Runtime's OpenVINO provider on the CPU; an error if the loaded
+    /// ONNX Runtime is not the onnxruntime-openvino build.
+    #[enum_value(
+        name = "OpenVINO on the CPU (onnxruntime-openvino): bf16 on AMX / AVX512-BF16",
+        nick = "openvino"
+    )]
+    OpenVino = 4,
+}
 
-pub(crate) const DEFAULT_THREADS: u32 = 0;
-pub(crate) const DEFAULT_DEVICE_ID: i32 = 0;
-pub(crate) const DEFAULT_FP16: bool = false;
-pub(crate) const DEFAULT_FULL_PRECISION: bool = false;
+impl From<ExecutionProvider> for dreamsim::ExecutionProvider {
+    fn from(p: ExecutionProvider) -> Self {
+        match p {
+            ExecutionProvider::Auto => Self::Auto,
+            ExecutionProvider::Cpu => Self::Cpu,
+            ExecutionProvider::Cuda => Self::Cuda,
+            ExecutionProvider::TensorRt => Self::TensorRt,
+            ExecutionProvider::OpenVino => Self::OpenVino,
+        }
+    }
+}
+
+/// The `precision` property's values, and the tool's `--precision`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstDreamSimPrecision")]
+pub enum Precision {
+    /// The fastest that starts: TensorRT fp16 only with `fp16`, bf16 on
+    /// OpenVINO with bf16 units, else the int8 model installed beside the
+    /// fp32 one, else fp32.
+    #[default]
+    #[enum_value(
+        name = "Auto: bf16 on OpenVINO with bf16 units, else the int8 model beside the fp32 one \
+                if installed (CPU), else fp32",
+        nick = "auto"
+    )]
+    Auto = 0,
+    /// fp32 on every provider (as `full-precision=true`).
+    #[enum_value(
+        name = "fp32 on every provider (as full-precision=true)",
+        nick = "fp32"
+    )]
+    Fp32 = 1,
+    /// The int8 model beside the fp32 one, on the CPU; an error if none.
+    #[enum_value(
+        name = "int8: the <type>-int8.onnx model beside the fp32 one, on the CPU (tools/get_model.sh --int8)",
+        nick = "int8"
+    )]
+    Int8 = 2,
+}
+
+impl From<Precision> for dreamsim::RequestedPrecision {
+    fn from(p: Precision) -> Self {
+        match p {
+            Precision::Auto => Self::Auto,
+            Precision::Fp32 => Self::Fp32,
+            Precision::Int8 => Self::Int8,
+        }
+    }
+}
+
+/// Text as the engine's parser reads it (`--provider` in the tool), so that
+/// the words it accepts and its error are the engine's.
+impl FromStr for ExecutionProvider {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.parse::<dreamsim::ExecutionProvider>()? {
+            dreamsim::ExecutionProvider::Auto => Self::Auto,
+            dreamsim::ExecutionProvider::Cpu => Self::Cpu,
+            dreamsim::ExecutionProvider::Cuda => Self::Cuda,
+            dreamsim::ExecutionProvider::TensorRt => Self::TensorRt,
+            dreamsim::ExecutionProvider::OpenVino => Self::OpenVino,
+        })
+    }
+}
+
+/// Text as the engine's parser reads it (`--precision` in the tool).
+impl FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.parse::<dreamsim::RequestedPrecision>()? {
+            dreamsim::RequestedPrecision::Auto => Self::Auto,
+            dreamsim::RequestedPrecision::Fp32 => Self::Fp32,
+            dreamsim::RequestedPrecision::Int8 => Self::Int8,
+        })
+    }
+}
+
+/// The names of the model's properties, shared by every element that runs
+/// the model (and used by the tool to set them).
+pub mod property {
+    /// The ONNX model file.
+    pub const MODEL_LOCATION: &str = "model-location";
+    /// The ONNX Runtime library.
+    pub const ONNXRUNTIME_LOCATION: &str = "onnxruntime-location";
+    /// [`super::ExecutionProvider`].
+    pub const EXECUTION_PROVIDER: &str = "execution-provider";
+    /// The CUDA device.
+    pub const DEVICE_ID: &str = "device-id";
+    /// TensorRT fp16 engines.
+    pub const FP16: &str = "fp16";
+    /// fp32 on every provider.
+    pub const FULL_PRECISION: &str = "full-precision";
+    /// [`super::Precision`].
+    pub const PRECISION: &str = "precision";
+    /// TensorRT's and OpenVINO's compiled-model cache.
+    pub const ENGINE_CACHE_LOCATION: &str = "engine-cache-location";
+    /// ONNX Runtime's CPU threads.
+    pub const THREADS: &str = "threads";
+}
+
+/// `threads`' default: one per physical core.
+pub const DEFAULT_THREADS: u32 = 0;
+/// `device-id`'s default.
+pub const DEFAULT_DEVICE_ID: i32 = 0;
+/// `fp16`'s default.
+pub const DEFAULT_FP16: bool = false;
+/// `full-precision`'s default.
+pub const DEFAULT_FULL_PRECISION: bool = false;
 
 /// Maps an engine error to a GStreamer error domain, and adds to the
 /// engine's advice which of this element's properties to change. Every
@@ -91,17 +230,27 @@ pub(crate) fn path_from(value: &glib::Value) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-/// The model's settings, as properties of the element that runs it.
-#[derive(Debug, Clone)]
-pub(crate) struct ModelSettings {
+/// The model's settings, as properties of the element that runs it (one
+/// field per property, defaults the properties' defaults).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSettings {
+    /// `model-location`; unset: [`dreamsim::paths::default_model`].
     pub model_location: Option<PathBuf>,
+    /// `onnxruntime-location`; unset: [`dreamsim::runtime`]'s search.
     pub onnxruntime_location: Option<PathBuf>,
+    /// `execution-provider`.
     pub execution_provider: ExecutionProvider,
+    /// `device-id`.
     pub device_id: i32,
+    /// `fp16`.
     pub fp16: bool,
+    /// `full-precision`.
     pub full_precision: bool,
+    /// `precision`.
     pub precision: Precision,
+    /// `engine-cache-location`.
     pub engine_cache_location: Option<PathBuf>,
+    /// `threads`.
     pub threads: u32,
 }
 
@@ -122,13 +271,45 @@ impl Default for ModelSettings {
 }
 
 impl ModelSettings {
+    /// The model file these settings load: `model-location`, else the
+    /// default model.
+    pub fn model_path(&self) -> Result<PathBuf, dreamsim::paths::NoDefaultModel> {
+        dreamsim::paths::model_or_default(self.model_location.as_deref())
+    }
+
+    /// The engine's options for these settings, for batches of at most
+    /// `max_batch` frames: the one mapping from settings to
+    /// [`ModelOptions`], for the elements and the tool alike (a model loaded
+    /// by one is the model pool's match for the other).
+    pub fn options(&self, max_batch: usize) -> ModelOptions {
+        ModelOptions {
+            provider: self.execution_provider.into(),
+            threads: self.threads as usize,
+            device_id: self.device_id,
+            fp16: self.fp16,
+            full_precision: self.full_precision,
+            precision: self.precision.into(),
+            engine_cache: self.engine_cache_location.clone(),
+            max_batch: max_batch.max(1),
+        }
+    }
+
+    /// Sets every model property of `element` (any element that runs the
+    /// model) to these settings.
+    pub fn apply_to(&self, element: &impl IsA<gst::Element>) {
+        for pspec in Self::properties() {
+            let value = self.get(pspec.name()).expect("one of these settings");
+            element.set_property_from_value(pspec.name(), &value);
+        }
+    }
+
     /// The properties these settings are read from, all mutable in READY.
     pub(crate) fn properties() -> Vec<glib::ParamSpec> {
         let default_model = dreamsim::paths::default_model()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "$XDG_DATA_HOME/gst-dreamsim/models/ensemble.onnx".into());
         vec![
-            glib::ParamSpecString::builder("model-location")
+            glib::ParamSpecString::builder(property::MODEL_LOCATION)
                 .nick("Model location")
                 .blurb(&format!(
                     "DreamSim ONNX model (input `image` [N,3,224,224], output `embedding` [N,D]). \
@@ -137,7 +318,7 @@ impl ModelSettings {
                 ))
                 .mutable_ready()
                 .build(),
-            glib::ParamSpecString::builder("onnxruntime-location")
+            glib::ParamSpecString::builder(property::ONNXRUNTIME_LOCATION)
                 .nick("ONNX Runtime library")
                 .blurb(
                     "Path of libonnxruntime.so (1.24 or newer; the onnxruntime-openvino build \
@@ -159,20 +340,20 @@ impl ModelSettings {
             )
             .mutable_ready()
             .build(),
-            glib::ParamSpecInt::builder("device-id")
+            glib::ParamSpecInt::builder(property::DEVICE_ID)
                 .nick("Device ID")
                 .blurb("CUDA device for the cuda and tensorrt providers")
                 .minimum(0)
                 .default_value(DEFAULT_DEVICE_ID)
                 .mutable_ready()
                 .build(),
-            glib::ParamSpecBoolean::builder("fp16")
+            glib::ParamSpecBoolean::builder(property::FP16)
                 .nick("FP16")
                 .blurb("Let TensorRT build fp16 engines (faster, distances within about 1e-3)")
                 .default_value(DEFAULT_FP16)
                 .mutable_ready()
                 .build(),
-            glib::ParamSpecBoolean::builder("full-precision")
+            glib::ParamSpecBoolean::builder(property::FULL_PRECISION)
                 .nick("Full precision")
                 .blurb(
                     "Compute in fp32 on every provider: auto then skips the bf16 CPU path \
@@ -184,7 +365,7 @@ impl ModelSettings {
                 .default_value(DEFAULT_FULL_PRECISION)
                 .mutable_ready()
                 .build(),
-            glib::ParamSpecEnum::builder_with_default("precision", Precision::default())
+            glib::ParamSpecEnum::builder_with_default(property::PRECISION, Precision::default())
                 .nick("Precision")
                 .blurb(
                     "Arithmetic the model runs in. auto: the fastest that starts (bf16 on \
@@ -196,7 +377,7 @@ impl ModelSettings {
                 )
                 .mutable_ready()
                 .build(),
-            glib::ParamSpecString::builder("engine-cache-location")
+            glib::ParamSpecString::builder(property::ENGINE_CACHE_LOCATION)
                 .nick("Engine cache location")
                 .blurb(
                     "Directory where TensorRT keeps built engines and timing caches (one \
@@ -206,7 +387,7 @@ impl ModelSettings {
                 )
                 .mutable_ready()
                 .build(),
-            glib::ParamSpecUInt::builder("threads")
+            glib::ParamSpecUInt::builder(property::THREADS)
                 .nick("Threads")
                 .blurb(
                     "CPU threads for ONNX Runtime (0: one per physical core). More than the \
@@ -221,15 +402,17 @@ impl ModelSettings {
     /// Sets the property `name`; false when it is not one of these settings.
     pub(crate) fn set(&mut self, name: &str, value: &glib::Value) -> bool {
         match name {
-            "model-location" => self.model_location = path_from(value),
-            "onnxruntime-location" => self.onnxruntime_location = path_from(value),
-            "execution-provider" => self.execution_provider = value.get().expect("type checked"),
-            "device-id" => self.device_id = value.get().expect("type checked"),
-            "fp16" => self.fp16 = value.get().expect("type checked"),
-            "full-precision" => self.full_precision = value.get().expect("type checked"),
-            "precision" => self.precision = value.get().expect("type checked"),
-            "engine-cache-location" => self.engine_cache_location = path_from(value),
-            "threads" => self.threads = value.get().expect("type checked"),
+            property::MODEL_LOCATION => self.model_location = path_from(value),
+            property::ONNXRUNTIME_LOCATION => self.onnxruntime_location = path_from(value),
+            property::EXECUTION_PROVIDER => {
+                self.execution_provider = value.get().expect("type checked")
+            }
+            property::DEVICE_ID => self.device_id = value.get().expect("type checked"),
+            property::FP16 => self.fp16 = value.get().expect("type checked"),
+            property::FULL_PRECISION => self.full_precision = value.get().expect("type checked"),
+            property::PRECISION => self.precision = value.get().expect("type checked"),
+            property::ENGINE_CACHE_LOCATION => self.engine_cache_location = path_from(value),
+            property::THREADS => self.threads = value.get().expect("type checked"),
             _ => return false,
         }
         true
@@ -238,15 +421,15 @@ impl ModelSettings {
     /// The property `name`'s value; `None` when it is not one of these settings.
     pub(crate) fn get(&self, name: &str) -> Option<glib::Value> {
         Some(match name {
-            "model-location" => path_value(&self.model_location),
-            "onnxruntime-location" => path_value(&self.onnxruntime_location),
-            "execution-provider" => self.execution_provider.to_value(),
-            "device-id" => self.device_id.to_value(),
-            "fp16" => self.fp16.to_value(),
-            "full-precision" => self.full_precision.to_value(),
-            "precision" => self.precision.to_value(),
-            "engine-cache-location" => path_value(&self.engine_cache_location),
-            "threads" => self.threads.to_value(),
+            property::MODEL_LOCATION => path_value(&self.model_location),
+            property::ONNXRUNTIME_LOCATION => path_value(&self.onnxruntime_location),
+            property::EXECUTION_PROVIDER => self.execution_provider.to_value(),
+            property::DEVICE_ID => self.device_id.to_value(),
+            property::FP16 => self.fp16.to_value(),
+            property::FULL_PRECISION => self.full_precision.to_value(),
+            property::PRECISION => self.precision.to_value(),
+            property::ENGINE_CACHE_LOCATION => path_value(&self.engine_cache_location),
+            property::THREADS => self.threads.to_value(),
             _ => return None,
         })
     }
@@ -284,25 +467,13 @@ impl ModelSettings {
             runtime.library().display()
         );
 
-        let model_path = match &self.model_location {
-            Some(p) => p.clone(),
-            None => dreamsim::paths::default_model().ok_or_else(|| {
-                gst::error_msg!(
-                    gst::ResourceError::NotFound,
-                    ("No model-location set and no HOME to find the default model in")
-                )
-            })?,
-        };
-        let options = ModelOptions {
-            provider: self.execution_provider.into(),
-            threads: self.threads as usize,
-            device_id: self.device_id,
-            fp16: self.fp16,
-            full_precision: self.full_precision,
-            precision: self.precision.into(),
-            engine_cache: self.engine_cache_location.clone(),
-            max_batch: max_batch.max(1),
-        };
+        let model_path = self.model_path().map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::NotFound,
+                ("{e}: set the `model-location` property")
+            )
+        })?;
+        let options = self.options(max_batch);
         // A first TensorRT start builds engines for minutes, OpenVINO compiles
         // for seconds: an application can show these messages meanwhile.
         let compiles = match options.provider {

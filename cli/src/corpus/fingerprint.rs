@@ -283,7 +283,7 @@ fn analyse_about_once_per_period(dreamsim: &gst::Element, period_ns: u64) {
                     .and_then(|s| s.get::<gst::Fraction>("framerate").ok());
                 if let (Some(rate), Some(element)) = (rate, element.upgrade()) {
                     let interval = interval_for(rate.numer(), rate.denom(), period_ns);
-                    element.set_property("interval", interval);
+                    element.set_property(gstdreamsim::dreamsim::property::INTERVAL, interval);
                 }
             }
         }
@@ -302,7 +302,7 @@ pub fn fingerprint(
 ) -> Result<Fingerprint, Error> {
     let uri = pipeline::to_uri(path)?;
     let dreamsim = pipeline::dreamsim(common)?;
-    dreamsim.set_property("post-messages", false);
+    dreamsim.set_property(gstdreamsim::dreamsim::property::POST_MESSAGES, false);
     let sink = pipeline::fakesink()?;
     let collected = Arc::new(Mutex::new(Collected::default()));
     let scene_mode = sampling.scene_starts;
@@ -378,7 +378,7 @@ pub fn fingerprint(
         .and_then(|p| p.peer_query_duration::<gst::ClockTime>())
         .map(gst::ClockTime::nseconds);
     let model_runs = dreamsim
-        .property::<gst::Structure>("stats")
+        .property::<gst::Structure>(gstdreamsim::dreamsim::property::STATS)
         .get::<u64>("inferred-frames")
         .unwrap_or(0);
     pipeline::stop(&pipe);

@@ -153,7 +153,7 @@ struct AddArgs {
     workers: u32,
 
     #[command(flatten)]
-    graph: crate::index::GraphArgs,
+    graph: crate::args::GraphArgs,
 
     #[command(flatten)]
     sampling: SamplingArgs,
@@ -219,7 +219,7 @@ struct MatchArgs {
     all: bool,
 
     #[command(flatten)]
-    search: crate::index::SearchArgs,
+    search: crate::args::SearchArgs,
 
     /// Write the result to FILE instead of standard output
     #[arg(short, long, value_name = "FILE", help_heading = "Output options")]
@@ -253,22 +253,10 @@ fn index_error(e: IndexError) -> Error {
     Error::Pipeline(e.to_string())
 }
 
-/// The model file the `dreamsim` element will load.
-fn model_path(common: &CommonArgs) -> Result<PathBuf, Error> {
-    common
-        .model
-        .clone()
-        .or_else(dreamsim::paths::default_model)
-        .ok_or_else(|| Error::Input {
-            input: "--model".into(),
-            reason: "no model given and no HOME to find the default model in".into(),
-        })
-}
-
 /// The identity of the model that made `fp`.
 fn identity_of(common: &CommonArgs, fp: &Fingerprint) -> Result<ModelIdentity, Error> {
     let dim = fp.frames.first().map_or(0, |f| f.embedding.len());
-    ModelIdentity::of_model_file(&model_path(common)?, &fp.model_kind, dim).map_err(index_error)
+    ModelIdentity::of_model_file(&common.model_path()?, &fp.model_kind, dim).map_err(index_error)
 }
 
 /// Checks that `identity` is the index's model.

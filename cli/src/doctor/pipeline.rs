@@ -60,10 +60,16 @@ fn run_inner(
     by_name("src").set_property("num-buffers", i32::try_from(frames).unwrap_or(i32::MAX));
     let dreamsim = by_name("dreamsim");
     if let Some(model) = model {
-        dreamsim.set_property("model-location", model.to_string_lossy().as_ref());
+        dreamsim.set_property(
+            gstdreamsim::model_settings::property::MODEL_LOCATION,
+            model.to_string_lossy().as_ref(),
+        );
     }
     if let Some(provider) = provider {
-        dreamsim.set_property_from_str("execution-provider", provider);
+        dreamsim.set_property_from_str(
+            gstdreamsim::model_settings::property::EXECUTION_PROVIDER,
+            provider,
+        );
     }
     let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let sink_arrivals = Arc::clone(&arrivals);
@@ -102,8 +108,10 @@ fn run_inner(
             }
         }
     })();
-    report.provider = dreamsim.property::<Option<String>>("active-provider");
-    report.precision = dreamsim.property::<Option<String>>("active-precision");
+    report.provider =
+        dreamsim.property::<Option<String>>(gstdreamsim::dreamsim::property::ACTIVE_PROVIDER);
+    report.precision =
+        dreamsim.property::<Option<String>>(gstdreamsim::dreamsim::property::ACTIVE_PRECISION);
     let _ = pipeline.set_state(gst::State::Null);
     let times = arrivals.lock().unwrap_or_else(|e| e.into_inner()).clone();
     report.frames = times.len() as u64;

@@ -6,6 +6,7 @@
 //! covers, embeds the reference frame (once) and those tested frames in one
 //! model run, and pushes the first tested stream's frame with its meta.
 
+use super::property;
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
@@ -36,7 +37,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 /// Name of the reference stream's pad.
 pub(crate) const REFERENCE_PAD: &str = "reference";
 
-const DEFAULT_THRESHOLD: f64 = 0.2;
+pub const DEFAULT_THRESHOLD: f64 = 0.2;
 const DEFAULT_POST_MESSAGES: bool = true;
 /// The largest model run when fewer pads exist at start (TensorRT builds
 /// its engine for a maximum batch; larger rounds run in chunks).
@@ -672,7 +673,7 @@ impl ObjectImpl for DreamSimCompare {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let mut properties = ModelSettings::properties();
             properties.extend([
-                glib::ParamSpecDouble::builder("threshold")
+                glib::ParamSpecDouble::builder(property::THRESHOLD)
                     .nick("Threshold")
                     .blurb(
                         "The summary at EOS counts the frames whose distance to the reference \
@@ -683,23 +684,23 @@ impl ObjectImpl for DreamSimCompare {
                     .default_value(DEFAULT_THRESHOLD)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecBoolean::builder("post-messages")
+                glib::ParamSpecBoolean::builder(property::POST_MESSAGES)
                     .nick("Post messages")
                     .blurb("Post a `dreamsimcompare` element message for every compared frame")
                     .default_value(DEFAULT_POST_MESSAGES)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecString::builder("active-provider")
+                glib::ParamSpecString::builder(property::ACTIVE_PROVIDER)
                     .nick("Active provider")
                     .blurb("The execution provider actually running the model (NULL until started)")
                     .read_only()
                     .build(),
-                glib::ParamSpecString::builder("active-precision")
+                glib::ParamSpecString::builder(property::ACTIVE_PRECISION)
                     .nick("Active precision")
                     .blurb("The arithmetic the model actually runs in (NULL until started)")
                     .read_only()
                     .build(),
-                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                glib::ParamSpecBoxed::builder::<gst::Structure>(property::STATS)
                     .nick("Statistics")
                     .blurb(
                         "Since start: frames (tested frames compared), unpaired-frames, \
@@ -721,8 +722,8 @@ impl ObjectImpl for DreamSimCompare {
         let mut s = lock(&self.settings);
         match pspec.name() {
             name if s.model.set(name, value) => {}
-            "threshold" => s.threshold = value.get().expect("type checked"),
-            "post-messages" => s.post_messages = value.get().expect("type checked"),
+            property::THRESHOLD => s.threshold = value.get().expect("type checked"),
+            property::POST_MESSAGES => s.post_messages = value.get().expect("type checked"),
             other => unreachable!("unknown property {other}"),
         }
         gst::info!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
@@ -730,11 +731,11 @@ impl ObjectImpl for DreamSimCompare {
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         match pspec.name() {
-            "active-provider" => return lock(&self.stats).provider.to_value(),
-            "active-precision" => return lock(&self.stats).precision.to_value(),
+            property::ACTIVE_PROVIDER => return lock(&self.stats).provider.to_value(),
+            property::ACTIVE_PRECISION => return lock(&self.stats).precision.to_value(),
             _ => {}
         }
-        if pspec.name() == "stats" {
+        if pspec.name() == property::STATS {
             let st = *lock(&self.stats);
             return gst::Structure::builder("dreamsimcompare-stats")
                 .field("frames", st.frames)
@@ -754,8 +755,8 @@ impl ObjectImpl for DreamSimCompare {
             return value;
         }
         match pspec.name() {
-            "threshold" => s.threshold.to_value(),
-            "post-messages" => s.post_messages.to_value(),
+            property::THRESHOLD => s.threshold.to_value(),
+            property::POST_MESSAGES => s.post_messages.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }

@@ -59,14 +59,32 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
-pub mod log;
 pub mod message;
 pub mod pairing;
-pub mod report;
 pub mod stats;
 
 pub use message::{CompareMessage, CompareSummary};
 pub use stats::Pooled;
+
+/// The names of `dreamsimcompare`'s own properties, for applications that set
+/// them (the command-line tool does); the model's are in
+/// [`crate::model_settings::property`].
+pub mod property {
+    /// `stats`.
+    pub const STATS: &str = "stats";
+    /// `threshold`.
+    pub const THRESHOLD: &str = "threshold";
+    /// `post-messages`.
+    pub const POST_MESSAGES: &str = "post-messages";
+    /// `active-provider`.
+    pub const ACTIVE_PROVIDER: &str = "active-provider";
+    /// `active-precision`.
+    pub const ACTIVE_PRECISION: &str = "active-precision";
+}
+
+/// Defaults of the properties the command-line tool exposes as options (its
+/// help shows these values).
+pub use imp::DEFAULT_THRESHOLD;
 
 glib::wrapper! {
     /// The `dreamsimcompare` element.

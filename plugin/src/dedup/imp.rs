@@ -6,6 +6,7 @@
 //! arrives, so that its duration can cover the frames dropped after it;
 //! other serialized events wait behind it, so nothing is reordered.
 
+use super::property;
 use std::sync::{LazyLock, Mutex};
 
 use gst::glib;
@@ -26,8 +27,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 // For the real DreamSim ensemble; see the README (Defaults, and what they were checked on).
-const DEFAULT_THRESHOLD: f64 = 0.02;
-const DEFAULT_MAX_CONSECUTIVE_DROPS: u32 = 0;
+pub const DEFAULT_THRESHOLD: f64 = 0.02;
+pub const DEFAULT_MAX_CONSECUTIVE_DROPS: u32 = 0;
 const DEFAULT_EXTEND_DURATION: bool = false;
 const DEFAULT_POST_MESSAGES: bool = true;
 /// DreamSim distances are 1 - cosine: 0 to 2.
@@ -358,7 +359,7 @@ impl ObjectImpl for DreamSimDedup {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
-                glib::ParamSpecDouble::builder("threshold")
+                glib::ParamSpecDouble::builder(property::THRESHOLD)
                     .nick("Threshold")
                     .blurb(
                         "A frame whose DreamSim distance to the last kept frame is at most this \
@@ -369,7 +370,7 @@ impl ObjectImpl for DreamSimDedup {
                     .default_value(DEFAULT_THRESHOLD)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecUInt::builder("max-consecutive-drops")
+                glib::ParamSpecUInt::builder(property::MAX_CONSECUTIVE_DROPS)
                     .nick("Maximum consecutive drops")
                     .blurb(
                         "Frames that may be dropped in a row; the next one is kept whatever its \
@@ -378,7 +379,7 @@ impl ObjectImpl for DreamSimDedup {
                     .default_value(DEFAULT_MAX_CONSECUTIVE_DROPS)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecBoolean::builder("extend-duration")
+                glib::ParamSpecBoolean::builder(property::EXTEND_DURATION)
                     .nick("Extend duration")
                     .blurb(
                         "Stretch each kept frame's duration over the frames dropped after it \
@@ -387,18 +388,18 @@ impl ObjectImpl for DreamSimDedup {
                     .default_value(DEFAULT_EXTEND_DURATION)
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecBoolean::builder("post-messages")
+                glib::ParamSpecBoolean::builder(property::POST_MESSAGES)
                     .nick("Post messages")
                     .blurb("Post a `dreamsim-dedup` element message with the counts at EOS")
                     .default_value(DEFAULT_POST_MESSAGES)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecUInt64::builder("kept")
+                glib::ParamSpecUInt64::builder(property::KEPT)
                     .nick("Kept")
                     .blurb("Frames passed downstream since the element started")
                     .read_only()
                     .build(),
-                glib::ParamSpecUInt64::builder("dropped")
+                glib::ParamSpecUInt64::builder(property::DROPPED)
                     .nick("Dropped")
                     .blurb("Frames dropped since the element started")
                     .read_only()
@@ -413,12 +414,12 @@ impl ObjectImpl for DreamSimDedup {
             let mut s = lock(&self.settings);
             let before = s.delay_frames();
             match pspec.name() {
-                "threshold" => s.threshold = value.get().expect("type checked"),
-                "max-consecutive-drops" => {
+                property::THRESHOLD => s.threshold = value.get().expect("type checked"),
+                property::MAX_CONSECUTIVE_DROPS => {
                     s.max_consecutive_drops = value.get().expect("type checked")
                 }
-                "extend-duration" => s.extend_duration = value.get().expect("type checked"),
-                "post-messages" => s.post_messages = value.get().expect("type checked"),
+                property::EXTEND_DURATION => s.extend_duration = value.get().expect("type checked"),
+                property::POST_MESSAGES => s.post_messages = value.get().expect("type checked"),
                 other => unreachable!("unknown property {other}"),
             }
             before != s.delay_frames()
@@ -431,16 +432,16 @@ impl ObjectImpl for DreamSimDedup {
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         match pspec.name() {
-            "kept" => return lock(&self.state).counts.kept.to_value(),
-            "dropped" => return lock(&self.state).counts.dropped.to_value(),
+            property::KEPT => return lock(&self.state).counts.kept.to_value(),
+            property::DROPPED => return lock(&self.state).counts.dropped.to_value(),
             _ => {}
         }
         let s = lock(&self.settings);
         match pspec.name() {
-            "threshold" => s.threshold.to_value(),
-            "max-consecutive-drops" => s.max_consecutive_drops.to_value(),
-            "extend-duration" => s.extend_duration.to_value(),
-            "post-messages" => s.post_messages.to_value(),
+            property::THRESHOLD => s.threshold.to_value(),
+            property::MAX_CONSECUTIVE_DROPS => s.max_consecutive_drops.to_value(),
+            property::EXTEND_DURATION => s.extend_duration.to_value(),
+            property::POST_MESSAGES => s.post_messages.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }

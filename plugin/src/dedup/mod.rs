@@ -28,6 +28,28 @@ mod message;
 
 pub use message::DedupMessage;
 
+/// The names of `dreamsimdedup`'s own properties, for applications that set
+/// them (the command-line tool does); the model's are in
+/// [`crate::model_settings::property`].
+pub mod property {
+    /// `threshold`.
+    pub const THRESHOLD: &str = "threshold";
+    /// `max-consecutive-drops`.
+    pub const MAX_CONSECUTIVE_DROPS: &str = "max-consecutive-drops";
+    /// `extend-duration`.
+    pub const EXTEND_DURATION: &str = "extend-duration";
+    /// `post-messages`.
+    pub const POST_MESSAGES: &str = "post-messages";
+    /// `kept`.
+    pub const KEPT: &str = "kept";
+    /// `dropped`.
+    pub const DROPPED: &str = "dropped";
+}
+
+/// Defaults of the properties the command-line tool exposes as options (its
+/// help shows these values).
+pub use imp::{DEFAULT_MAX_CONSECUTIVE_DROPS, DEFAULT_THRESHOLD};
+
 glib::wrapper! {
     /// The `dreamsimdedup` element.
     pub struct DreamSimDedup(ObjectSubclass<imp::DreamSimDedup>)

@@ -3,6 +3,7 @@
 //! the model on batches, attaches the meta and pushes everything downstream.
 //! The streaming thread never waits on the model, only on a full queue.
 
+use super::property;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::time::{Duration, Instant};
@@ -29,9 +30,9 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-const DEFAULT_INTERVAL: u32 = 1;
+pub const DEFAULT_INTERVAL: u32 = 1;
 const DEFAULT_POST_MESSAGES: bool = true;
-const DEFAULT_BATCH_SIZE: u32 = 1;
+pub const DEFAULT_BATCH_SIZE: u32 = 1;
 const DEFAULT_MAX_LATENCY_MS: u32 = 500;
 /// 0: `$GST_DREAMSIM_REFERENCE_MAX_PIXELS`, else the engine's default.
 const DEFAULT_REFERENCE_MAX_PIXELS: u64 = 0;
@@ -1033,7 +1034,7 @@ impl ObjectImpl for DreamSim {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let mut properties = ModelSettings::properties();
             properties.extend([
-                glib::ParamSpecString::builder("reference-location")
+                glib::ParamSpecString::builder(property::REFERENCE_LOCATION)
                     .nick("Reference image")
                     .blurb(
                         "PNG/JPEG/BMP/WebP image; each analysed frame gets its distance to it \
@@ -1041,7 +1042,7 @@ impl ObjectImpl for DreamSim {
                     )
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecUInt64::builder("reference-max-pixels")
+                glib::ParamSpecUInt64::builder(property::REFERENCE_MAX_PIXELS)
                     .nick("Reference image pixel limit")
                     .blurb(
                         "Largest reference image (width x height) decoded; a larger one is an \
@@ -1051,12 +1052,12 @@ impl ObjectImpl for DreamSim {
                     .default_value(DEFAULT_REFERENCE_MAX_PIXELS)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecString::builder("active-provider")
+                glib::ParamSpecString::builder(property::ACTIVE_PROVIDER)
                     .nick("Active provider")
                     .blurb("The execution provider actually running the model (NULL until started)")
                     .read_only()
                     .build(),
-                glib::ParamSpecString::builder("active-precision")
+                glib::ParamSpecString::builder(property::ACTIVE_PRECISION)
                     .nick("Active precision")
                     .blurb(
                         "The arithmetic the model actually runs in: fp32, bf16 (OpenVINO on \
@@ -1066,7 +1067,7 @@ impl ObjectImpl for DreamSim {
                     )
                     .read_only()
                     .build(),
-                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                glib::ParamSpecBoxed::builder::<gst::Structure>(property::STATS)
                     .nick("Statistics")
                     .blurb(
                         "Since start: frames, inferred-frames (exact repeats of the previous \
@@ -1078,7 +1079,7 @@ impl ObjectImpl for DreamSim {
                     )
                     .read_only()
                     .build(),
-                glib::ParamSpecUInt::builder("interval")
+                glib::ParamSpecUInt::builder(property::INTERVAL)
                     .nick("Interval")
                     .blurb(
                         "Analyse one buffer in every N (1: all); the others pass without meta. \
@@ -1088,13 +1089,13 @@ impl ObjectImpl for DreamSim {
                     .default_value(DEFAULT_INTERVAL)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecBoolean::builder("post-messages")
+                glib::ParamSpecBoolean::builder(property::POST_MESSAGES)
                     .nick("Post messages")
                     .blurb("Post a `dreamsim` element message on the bus for every analysed buffer")
                     .default_value(DEFAULT_POST_MESSAGES)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecUInt::builder("batch-size")
+                glib::ParamSpecUInt::builder(property::BATCH_SIZE)
                     .nick("Batch size")
                     .blurb(
                         "Analysed frames run through the model together. A partial batch runs \
@@ -1110,7 +1111,7 @@ impl ObjectImpl for DreamSim {
                     .default_value(DEFAULT_BATCH_SIZE)
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecDouble::builder("change-threshold")
+                glib::ParamSpecDouble::builder(property::CHANGE_THRESHOLD)
                     .nick("Change threshold")
                     .blurb(
                         "The change test (0: off). A frame that interval selects is compared \
@@ -1126,7 +1127,7 @@ impl ObjectImpl for DreamSim {
                     .default_value(DEFAULT_CHANGE_THRESHOLD)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecUInt::builder("max-reuse")
+                glib::ParamSpecUInt::builder(property::MAX_REUSE)
                     .nick("Maximum reuse")
                     .blurb(
                         "With the change test on, at most this many frames in a row reuse an \
@@ -1136,7 +1137,7 @@ impl ObjectImpl for DreamSim {
                     .default_value(DEFAULT_MAX_REUSE)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecUInt64::builder("max-queued-bytes")
+                glib::ParamSpecUInt64::builder(property::MAX_QUEUED_BYTES)
                     .nick("Maximum queued bytes")
                     .blurb(
                         "Bound on the bytes of the buffers the element holds (queued and in \
@@ -1149,7 +1150,7 @@ impl ObjectImpl for DreamSim {
                     .default_value(DEFAULT_MAX_QUEUED_BYTES)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecUInt::builder("max-latency")
+                glib::ParamSpecUInt::builder(property::MAX_LATENCY)
                     .nick("Maximum latency")
                     .blurb(
                         "Milliseconds the first frame of a batch may wait for the batch to fill \
@@ -1168,15 +1169,17 @@ impl ObjectImpl for DreamSim {
         let mut s = lock(&self.settings);
         match pspec.name() {
             name if s.model.set(name, value) => {}
-            "reference-location" => s.reference_location = path_from(value),
-            "reference-max-pixels" => s.reference_max_pixels = value.get().expect("type checked"),
-            "interval" => s.interval = value.get().expect("type checked"),
-            "post-messages" => s.post_messages = value.get().expect("type checked"),
-            "batch-size" => s.batch_size = value.get().expect("type checked"),
-            "max-latency" => s.max_latency_ms = value.get().expect("type checked"),
-            "change-threshold" => s.change_threshold = value.get().expect("type checked"),
-            "max-reuse" => s.max_reuse = value.get().expect("type checked"),
-            "max-queued-bytes" => s.max_queued_bytes = value.get().expect("type checked"),
+            property::REFERENCE_LOCATION => s.reference_location = path_from(value),
+            property::REFERENCE_MAX_PIXELS => {
+                s.reference_max_pixels = value.get().expect("type checked")
+            }
+            property::INTERVAL => s.interval = value.get().expect("type checked"),
+            property::POST_MESSAGES => s.post_messages = value.get().expect("type checked"),
+            property::BATCH_SIZE => s.batch_size = value.get().expect("type checked"),
+            property::MAX_LATENCY => s.max_latency_ms = value.get().expect("type checked"),
+            property::CHANGE_THRESHOLD => s.change_threshold = value.get().expect("type checked"),
+            property::MAX_REUSE => s.max_reuse = value.get().expect("type checked"),
+            property::MAX_QUEUED_BYTES => s.max_queued_bytes = value.get().expect("type checked"),
             other => unreachable!("unknown property {other}"),
         }
         // A waiting streaming thread looks at a new bound at once.
@@ -1186,9 +1189,9 @@ impl ObjectImpl for DreamSim {
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         match pspec.name() {
-            "active-provider" => return lock(&self.active_provider).to_value(),
-            "active-precision" => return lock(&self.active_precision).to_value(),
-            "stats" => {
+            property::ACTIVE_PROVIDER => return lock(&self.active_provider).to_value(),
+            property::ACTIVE_PRECISION => return lock(&self.active_precision).to_value(),
+            property::STATS => {
                 let st = *lock(&self.stats);
                 let change = *lock(&self.change_stats);
                 let peak = lock(&self.shared).peak_bytes;
@@ -1212,15 +1215,15 @@ impl ObjectImpl for DreamSim {
             return value;
         }
         match pspec.name() {
-            "reference-location" => path_value(&s.reference_location),
-            "reference-max-pixels" => s.reference_max_pixels.to_value(),
-            "interval" => s.interval.to_value(),
-            "post-messages" => s.post_messages.to_value(),
-            "batch-size" => s.batch_size.to_value(),
-            "max-latency" => s.max_latency_ms.to_value(),
-            "change-threshold" => s.change_threshold.to_value(),
-            "max-reuse" => s.max_reuse.to_value(),
-            "max-queued-bytes" => s.max_queued_bytes.to_value(),
+            property::REFERENCE_LOCATION => path_value(&s.reference_location),
+            property::REFERENCE_MAX_PIXELS => s.reference_max_pixels.to_value(),
+            property::INTERVAL => s.interval.to_value(),
+            property::POST_MESSAGES => s.post_messages.to_value(),
+            property::BATCH_SIZE => s.batch_size.to_value(),
+            property::MAX_LATENCY => s.max_latency_ms.to_value(),
+            property::CHANGE_THRESHOLD => s.change_threshold.to_value(),
+            property::MAX_REUSE => s.max_reuse.to_value(),
+            property::MAX_QUEUED_BYTES => s.max_queued_bytes.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }

@@ -7,6 +7,7 @@
 //! decisions become known: at once in `fixed` mode, `window` analysed frames
 //! later in `adaptive` mode, everything at EOS.
 
+use super::property;
 use std::collections::VecDeque;
 use std::sync::{LazyLock, Mutex};
 
@@ -32,11 +33,11 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 const DEFAULT_MODE: SceneMode = SceneMode::Adaptive;
 // Defaults for the real DreamSim ensemble; the README ("Defaults, and what
 // they were checked on") says how they were chosen and what was verified.
-const DEFAULT_THRESHOLD: f64 = 0.2;
-const DEFAULT_ADAPTIVE_THRESHOLD: f64 = 3.0;
-const DEFAULT_MIN_DISTANCE: f64 = 0.05;
-const DEFAULT_WINDOW: u32 = 2;
-const DEFAULT_MIN_SCENE_LENGTH: u32 = 15;
+pub const DEFAULT_THRESHOLD: f64 = 0.2;
+pub const DEFAULT_ADAPTIVE_THRESHOLD: f64 = 3.0;
+pub const DEFAULT_MIN_DISTANCE: f64 = 0.05;
+pub const DEFAULT_WINDOW: u32 = 2;
+pub const DEFAULT_MIN_SCENE_LENGTH: u32 = 15;
 const DEFAULT_FORCE_KEY_UNITS: bool = false;
 const DEFAULT_POST_MESSAGES: bool = true;
 const MAX_WINDOW: u32 = 64;
@@ -456,7 +457,7 @@ impl ObjectImpl for DreamSimScene {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
-                glib::ParamSpecEnum::builder_with_default("mode", DEFAULT_MODE)
+                glib::ParamSpecEnum::builder_with_default(property::MODE, DEFAULT_MODE)
                     .nick("Mode")
                     .blurb(
                         "fixed: a frame starts a scene when its distance reaches `threshold` \
@@ -466,7 +467,7 @@ impl ObjectImpl for DreamSimScene {
                     )
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecDouble::builder("threshold")
+                glib::ParamSpecDouble::builder(property::THRESHOLD)
                     .nick("Threshold")
                     .blurb(
                         "Fixed mode: DreamSim distance to the previous frame that starts a scene",
@@ -476,7 +477,7 @@ impl ObjectImpl for DreamSimScene {
                     .default_value(DEFAULT_THRESHOLD)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecDouble::builder("adaptive-threshold")
+                glib::ParamSpecDouble::builder(property::ADAPTIVE_THRESHOLD)
                     .nick("Adaptive threshold")
                     .blurb(
                         "Adaptive mode: ratio of a frame's distance to the mean distance of its \
@@ -487,7 +488,7 @@ impl ObjectImpl for DreamSimScene {
                     .default_value(DEFAULT_ADAPTIVE_THRESHOLD)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecDouble::builder("min-distance")
+                glib::ParamSpecDouble::builder(property::MIN_DISTANCE)
                     .nick("Minimum distance")
                     .blurb(
                         "Adaptive mode: a frame whose distance is below this never starts a scene \
@@ -498,7 +499,7 @@ impl ObjectImpl for DreamSimScene {
                     .default_value(DEFAULT_MIN_DISTANCE)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecUInt::builder("window")
+                glib::ParamSpecUInt::builder(property::WINDOW)
                     .nick("Window")
                     .blurb(
                         "Adaptive mode: analysed frames on each side whose mean distance a \
@@ -509,7 +510,7 @@ impl ObjectImpl for DreamSimScene {
                     .default_value(DEFAULT_WINDOW)
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecUInt::builder("min-scene-length")
+                glib::ParamSpecUInt::builder(property::MIN_SCENE_LENGTH)
                     .nick("Minimum scene length")
                     .blurb(
                         "Frames (counted by dreamsim) from a scene's first frame before another \
@@ -518,7 +519,7 @@ impl ObjectImpl for DreamSimScene {
                     .default_value(DEFAULT_MIN_SCENE_LENGTH)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecBoolean::builder("force-key-units")
+                glib::ParamSpecBoolean::builder(property::FORCE_KEY_UNITS)
                     .nick("Force key units")
                     .blurb(
                         "Send a downstream force-key-unit event before each cut, so an encoder \
@@ -527,13 +528,13 @@ impl ObjectImpl for DreamSimScene {
                     .default_value(DEFAULT_FORCE_KEY_UNITS)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecBoolean::builder("post-messages")
+                glib::ParamSpecBoolean::builder(property::POST_MESSAGES)
                     .nick("Post messages")
                     .blurb("Post a `dreamsim-scene` element message on each scene's first frame")
                     .default_value(DEFAULT_POST_MESSAGES)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecUInt64::builder("scenes")
+                glib::ParamSpecUInt64::builder(property::SCENES)
                     .nick("Scenes")
                     .blurb("Scenes started since the element started")
                     .read_only()
@@ -546,17 +547,19 @@ impl ObjectImpl for DreamSimScene {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = lock(&self.settings);
         match pspec.name() {
-            "mode" => s.mode = value.get().expect("type checked"),
-            "threshold" => s.threshold = value.get().expect("type checked"),
-            "adaptive-threshold" => s.adaptive_threshold = value.get().expect("type checked"),
-            "min-distance" => s.min_distance = value.get().expect("type checked"),
-            "window" => s.window = value.get().expect("type checked"),
-            "min-scene-length" => s.min_scene_length = value.get().expect("type checked"),
-            "force-key-units" => s.force_key_units = value.get().expect("type checked"),
-            "post-messages" => s.post_messages = value.get().expect("type checked"),
+            property::MODE => s.mode = value.get().expect("type checked"),
+            property::THRESHOLD => s.threshold = value.get().expect("type checked"),
+            property::ADAPTIVE_THRESHOLD => {
+                s.adaptive_threshold = value.get().expect("type checked")
+            }
+            property::MIN_DISTANCE => s.min_distance = value.get().expect("type checked"),
+            property::WINDOW => s.window = value.get().expect("type checked"),
+            property::MIN_SCENE_LENGTH => s.min_scene_length = value.get().expect("type checked"),
+            property::FORCE_KEY_UNITS => s.force_key_units = value.get().expect("type checked"),
+            property::POST_MESSAGES => s.post_messages = value.get().expect("type checked"),
             other => unreachable!("unknown property {other}"),
         }
-        if matches!(pspec.name(), "mode" | "window")
+        if matches!(pspec.name(), property::MODE | property::WINDOW)
             && self.obj().current_state() > gst::State::Ready
         {
             gst::warning!(
@@ -570,19 +573,19 @@ impl ObjectImpl for DreamSimScene {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        if pspec.name() == "scenes" {
+        if pspec.name() == property::SCENES {
             return lock(&self.state).detector.scenes().to_value();
         }
         let s = lock(&self.settings);
         match pspec.name() {
-            "mode" => s.mode.to_value(),
-            "threshold" => s.threshold.to_value(),
-            "adaptive-threshold" => s.adaptive_threshold.to_value(),
-            "min-distance" => s.min_distance.to_value(),
-            "window" => s.window.to_value(),
-            "min-scene-length" => s.min_scene_length.to_value(),
-            "force-key-units" => s.force_key_units.to_value(),
-            "post-messages" => s.post_messages.to_value(),
+            property::MODE => s.mode.to_value(),
+            property::THRESHOLD => s.threshold.to_value(),
+            property::ADAPTIVE_THRESHOLD => s.adaptive_threshold.to_value(),
+            property::MIN_DISTANCE => s.min_distance.to_value(),
+            property::WINDOW => s.window.to_value(),
+            property::MIN_SCENE_LENGTH => s.min_scene_length.to_value(),
+            property::FORCE_KEY_UNITS => s.force_key_units.to_value(),
+            property::POST_MESSAGES => s.post_messages.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }

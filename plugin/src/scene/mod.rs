@@ -52,6 +52,37 @@ pub enum SceneMode {
     Adaptive = 1,
 }
 
+/// The names of `dreamsimscene`'s own properties, for applications that set
+/// them (the command-line tool does); the model's are in
+/// [`crate::model_settings::property`].
+pub mod property {
+    /// `mode`.
+    pub const MODE: &str = "mode";
+    /// `threshold`.
+    pub const THRESHOLD: &str = "threshold";
+    /// `adaptive-threshold`.
+    pub const ADAPTIVE_THRESHOLD: &str = "adaptive-threshold";
+    /// `min-distance`.
+    pub const MIN_DISTANCE: &str = "min-distance";
+    /// `window`.
+    pub const WINDOW: &str = "window";
+    /// `min-scene-length`.
+    pub const MIN_SCENE_LENGTH: &str = "min-scene-length";
+    /// `force-key-units`.
+    pub const FORCE_KEY_UNITS: &str = "force-key-units";
+    /// `post-messages`.
+    pub const POST_MESSAGES: &str = "post-messages";
+    /// `scenes`.
+    pub const SCENES: &str = "scenes";
+}
+
+/// Defaults of the properties the command-line tool exposes as options (its
+/// help shows these values).
+pub use imp::{
+    DEFAULT_ADAPTIVE_THRESHOLD, DEFAULT_MIN_DISTANCE, DEFAULT_MIN_SCENE_LENGTH, DEFAULT_THRESHOLD,
+    DEFAULT_WINDOW,
+};
+
 glib::wrapper! {
     /// The `dreamsimscene` element.
     pub struct DreamSimScene(ObjectSubclass<imp::DreamSimScene>)

@@ -14,6 +14,9 @@
 //! them, which is the decoding order of frames out of the decoder: the same
 //! count here).
 
+mod log;
+mod report;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -22,8 +25,6 @@ use std::time::Instant;
 
 use gst::prelude::*;
 use gst_video::prelude::*;
-use gstdreamsim::compare::log::{metric_name, CompareLog, LogFrame, LogStream};
-use gstdreamsim::compare::report::{self, Thumbnail};
 use gstdreamsim::compare::Pooled;
 use gstdreamsim::{CompareMessage, CompareSummary};
 
@@ -34,6 +35,9 @@ use crate::pipeline::{self, BusHandler};
 use crate::progress::Progress;
 use crate::values;
 use crate::{Error, PROGRAM};
+
+use log::{metric_name, CompareLog, LogFrame, LogStream};
+use report::Thumbnail;
 
 /// The exit status when `--fail-above` is given and a tested stream's
 /// pooled distance (`--fail-on`) is above it.
@@ -122,7 +126,8 @@ pub struct Args {
 
     /// Count the frames whose distance is above D (in the log and the
     /// summary), 0 to 2
-    #[arg(long, value_name = "D", default_value_t = 0.2, value_parser = values::distance)]
+    #[arg(long, value_name = "D", default_value_t = gstdreamsim::compare::DEFAULT_THRESHOLD,
+          value_parser = values::distance)]
     pub threshold: f64,
 
     /// Exit with status 4 when a tested file's pooled distance (--fail-on)
@@ -227,7 +232,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     }
     let compare = pipeline::make("dreamsimcompare")?;
     common.configure(&compare);
-    compare.set_property("threshold", args.threshold);
+    compare.set_property(gstdreamsim::compare::property::THRESHOLD, args.threshold);
     let pipeline = gst::Pipeline::new();
     let sink = pipeline::fakesink()?;
     pipeline.add_many([&compare, &sink])?;

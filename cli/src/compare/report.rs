@@ -1,6 +1,7 @@
 //! A comparison as one self-contained HTML page: the per-frame distance
-//! over the frames as inline SVG (one line per tested stream, the threshold
-//! dashed), the pooled figures, and the worst frames beside their reference
+//! over the frames as inline SVG (one line per tested stream, the y axis
+//! scaled to the distances, the threshold dashed where it falls inside),
+//! the pooled figures (a table that fits a 1280-pixel window), and the worst frames beside their reference
 //! frames (PNG thumbnails the caller provides, embedded as `data:` URIs).
 //! No GStreamer and no external resource: the page opens offline.
 
@@ -71,8 +72,30 @@ fn escape(text: &str) -> String {
     out
 }
 
+/// The top of the plot's y axis: a tenth above the largest distance, so
+/// that a curve of small distances fills the plot rather than lying flat
+/// under a threshold far above it; the threshold when no frame was compared.
+fn y_top(log: &CompareLog) -> f64 {
+    let largest = log
+        .streams
+        .iter()
+        .flat_map(|s| s.frames.iter().map(|f| f.distance))
+        .filter(|d| d.is_finite())
+        .reduce(f64::max)
+        .unwrap_or(log.threshold);
+    // Identical frames everywhere (all zero): a small range rather than none.
+    largest.max(1e-4) * 1.1
+}
+
+/// Decimals for the y axis's labels: enough to tell the five apart.
+fn label_decimals(top: f64) -> usize {
+    let step = top / 4.0;
+    (2.0 - step.log10().floor()).clamp(3.0, 8.0) as usize
+}
+
 /// The distance plot: x the tested frame number, y the distance from 0 to
-/// a little above the largest distance or the threshold.
+/// [`y_top`] (its value in the `data-y-max` attribute); the threshold's
+/// dashed line only where it falls inside, a note on it otherwise.
 pub fn svg_plot(log: &CompareLog) -> String {
     let last_frame = log
         .streams
@@ -81,13 +104,8 @@ pub fn svg_plot(log: &CompareLog) -> String {
         .max()
         .unwrap_or(0)
         .max(1) as f64;
-    let top = log
-        .streams
-        .iter()
-        .flat_map(|s| s.frames.iter().map(|f| f.distance))
-        .fold(log.threshold, f64::max)
-        .max(1e-3)
-        * 1.1;
+    let top = y_top(log);
+    let decimals = label_decimals(top);
     let plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT;
     let plot_h = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM;
     let x = |frame: f64| MARGIN_LEFT + frame / last_frame * plot_w;
@@ -97,7 +115,8 @@ pub fn svg_plot(log: &CompareLog) -> String {
     let _ = write!(
         svg,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" \
-         width=\"{WIDTH}\" height=\"{HEIGHT}\" font-family=\"sans-serif\" font-size=\"11\">"
+         width=\"{WIDTH}\" height=\"{HEIGHT}\" font-family=\"sans-serif\" font-size=\"11\" \
+         data-y-max=\"{top}\">"
     );
     // Axes, grid and labels.
     let _ = write!(
@@ -110,7 +129,7 @@ pub fn svg_plot(log: &CompareLog) -> String {
         let _ = write!(
             svg,
             "<line class=\"grid\" x1=\"{MARGIN_LEFT}\" x2=\"{}\" y1=\"{y0:.1}\" y2=\"{y0:.1}\" \
-             stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{d:.3}</text>",
+             stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{d:.decimals$}</text>",
             MARGIN_LEFT + plot_w,
             MARGIN_LEFT - 6.0,
             y(d) + 4.0,
@@ -136,14 +155,26 @@ pub fn svg_plot(log: &CompareLog) -> String {
         MARGIN_TOP + plot_h / 2.0,
         MARGIN_TOP + plot_h / 2.0,
     );
-    // The threshold.
-    let _ = write!(
-        svg,
-        "<line class=\"threshold\" x1=\"{MARGIN_LEFT}\" x2=\"{}\" y1=\"{t:.1}\" y2=\"{t:.1}\" \
-         stroke=\"#555\" stroke-dasharray=\"4 3\"/>",
-        MARGIN_LEFT + plot_w,
-        t = y(log.threshold),
-    );
+    // The threshold, where the axis reaches it; said in words where not.
+    if log.threshold.is_finite() && (0.0..=top).contains(&log.threshold) {
+        let _ = write!(
+            svg,
+            "<line class=\"threshold\" x1=\"{MARGIN_LEFT}\" x2=\"{}\" y1=\"{t:.1}\" y2=\"{t:.1}\" \
+             stroke=\"#555\" stroke-dasharray=\"4 3\"/>",
+            MARGIN_LEFT + plot_w,
+            t = y(log.threshold),
+        );
+    } else {
+        let _ = write!(
+            svg,
+            "<text class=\"threshold-note\" x=\"{}\" y=\"{}\" text-anchor=\"end\" fill=\"#555\">\
+             threshold {} (above the plot)</text>",
+            // In the top margin, clear of the streams' names inside the plot.
+            MARGIN_LEFT + plot_w,
+            MARGIN_TOP - 6.0,
+            log.threshold,
+        );
+    }
     // One line per stream, in frame order.
     for (i, stream) in log.streams.iter().enumerate() {
         let mut frames: Vec<&LogFrame> = stream.frames.iter().collect();
@@ -188,8 +219,9 @@ pub fn html(log: &CompareLog, title: &str, thumbnails: &[Thumbnail]) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>{t}</title><style>\
          body{{font-family:sans-serif;margin:2em;color:#222}}\
-         table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;\
-         text-align:right}}th{{background:#f3f3f3}}td.name{{text-align:left}}\
+         table{{border-collapse:collapse;max-width:100%}}\
+         td,th{{border:1px solid #ccc;padding:4px 6px;text-align:right}}\
+         th{{background:#f3f3f3}}td.name{{text-align:left;overflow-wrap:anywhere}}\
          figure{{display:inline-block;margin:0 1em 1em 0}}img{{max-width:320px}}\
          </style></head><body><h1>{t}</h1>\
          <p>Reference: {reference}. Model: {model}. Threshold: {threshold}. {version}</p>",
@@ -323,6 +355,34 @@ mod tests {
             svg.matches("<polyline").count(),
             svg.matches("</polyline>").count()
         );
+    }
+
+    #[test]
+    fn the_y_axis_follows_small_distances_below_the_threshold() {
+        // A typical encode: distances far under the 0.2 threshold.
+        let mut log = sample();
+        log.streams = vec![LogStream {
+            source: "x.mp4".into(),
+            frames: vec![frame(0, 0.002), frame(1, 0.01), frame(2, 0.004)],
+            unpaired: 0,
+        }];
+        let svg = svg_plot(&log);
+        // The top a tenth above 0.01, the largest point at the plot's top
+        // tenth (y = 20 + 240 * (1 - 1 / 1.1)), not flat on the axis.
+        assert!(svg.contains("data-y-max=\"0.011"), "{svg}");
+        assert!(svg.contains("420.0,41.8"), "{svg}");
+        // The threshold is outside: no line, a note instead.
+        assert!(!svg.contains("class=\"threshold\""), "{svg}");
+        assert!(svg.contains("threshold 0.2 (above the plot)"), "{svg}");
+        // Labels with enough decimals to differ: 0.00275 steps.
+        assert!(
+            svg.contains(">0.00275<") && svg.contains(">0.01100<"),
+            "{svg}"
+        );
+        // No frame at all: the axis goes to the threshold, its line inside.
+        log.streams[0].frames.clear();
+        let svg = svg_plot(&log);
+        assert!(svg.contains("class=\"threshold\""), "{svg}");
     }
 
     #[test]

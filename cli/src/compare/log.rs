@@ -1,7 +1,7 @@
 //! A comparison's log in the layout of libvmaf's (FFmpeg's `libvmaf`
 //! filter, `vmaf --json`/`--csv`), so that tools which read those logs read
 //! this one. No GStreamer here: the `gst-dreamsim compare` job fills it from
-//! the element's messages and writes it.
+//! the `dreamsimcompare` element's messages and writes it.
 //!
 //! JSON, as libvmaf's with the metric `dreamsim` (a distance: lower is
 //! closer, unlike VMAF's score):
@@ -35,7 +35,7 @@
 //!   `reference_frames` the reference frame each was paired with (they
 //!   differ from `frameNum` for a delayed copy or another frame rate).
 //! - `pooled_metrics` has libvmaf's `min`, `max`, `mean`, `harmonic_mean`
-//!   (pooled as [`super::stats`] defines for a distance) and ours:
+//!   (pooled as [`gstdreamsim::compare::stats`] defines for a distance) and ours:
 //!   percentiles, frame counts, frames over the threshold. A stream with
 //!   no compared frame has only the counts.
 //!
@@ -47,7 +47,8 @@ use std::io::{self, Write};
 
 use serde_json::{json, Map, Value};
 
-use super::stats::{self, Pooled};
+use gstdreamsim::compare::stats::{self, Pooled};
+use gstdreamsim::compare::CompareMessage;
 
 /// One compared frame of a tested stream.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -60,8 +61,8 @@ pub struct LogFrame {
     pub distance: f64,
 }
 
-impl From<&super::message::CompareMessage> for LogFrame {
-    fn from(m: &super::message::CompareMessage) -> Self {
+impl From<&CompareMessage> for LogFrame {
+    fn from(m: &CompareMessage) -> Self {
         Self {
             frame: m.frame,
             reference_frame: m.reference_frame,
@@ -295,9 +296,9 @@ mod tests {
 
     #[test]
     fn frames_come_from_the_element_messages() {
-        let m = super::super::message::CompareMessage {
+        let m = CompareMessage {
             pad: "sink_0".into(),
-            timing: crate::timing::FrameTiming::default(),
+            timing: gstdreamsim::FrameTiming::default(),
             frame: 4,
             reference_frame: 7,
             reference_running_time: None,
