@@ -10,7 +10,7 @@
 //! The server is restarted with `tools/pg_test_server.sh restart`; the
 //! figures are printed as JSON.
 
-#[path = "../tests/pg_load_common/mod.rs"]
+#[path = "../plugin/tests/pg_load_common/mod.rs"]
 mod pg_load_common;
 
 use std::time::Duration;
@@ -53,7 +53,7 @@ fn main() {
         .to_path_buf();
     let report = pg_load_common::run(pg_load_common::LoadConfig {
         location: args.location,
-        table: dreamsim::index::DEFAULT_PG_TABLE.into(),
+        table: dreamsim_index::DEFAULT_PG_TABLE.into(),
         model: repo.join("tests/fixtures/tiny_ensemble.onnx"),
         pipelines: args.pipelines as usize,
         frames: args.frames,

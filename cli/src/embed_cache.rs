@@ -24,7 +24,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dreamsim::index::{self, EmbeddingIndex, IndexOptions, NewEntry, Quantization, Source};
+use dreamsim_index::{self as index, EmbeddingIndex, IndexOptions, NewEntry, Quantization, Source};
 use dreamsim::{Engine, Frame};
 
 use crate::common::CommonArgs;

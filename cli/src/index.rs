@@ -2,7 +2,7 @@
 //! (sets of known images) that the `dreamsimmatch` element matches frames
 //! against.
 //!
-//! The index itself is the engine's (`dreamsim::index`): an embedded file
+//! The index itself is the index crate's (`dreamsim_index`): an embedded file
 //! or a PostgreSQL + pgvector server addressed by a `postgresql://` URI.
 //! Images are embedded with the engine directly; videos are decoded and
 //! sampled through GStreamer (`uridecodebin ! videoconvert ! dreamsim !
@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use dreamsim::index::{
+use dreamsim_index::{
     self, Added, EmbeddingIndex, IndexOptions, Match, ModelIdentity, NewEntry, Quantization, Source,
 };
 use dreamsim::{Engine, Frame, Model, ModelOptions};

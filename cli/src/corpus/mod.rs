@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use dreamsim::index::{
+use dreamsim_index::{
     self, EmbeddingIndex, IndexError, IndexOptions, Match, ModelIdentity, NewEntry, Source,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};

@@ -7,7 +7,7 @@
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use dreamsim::index::IndexOptions;
+use dreamsim_index::IndexOptions;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -38,7 +38,7 @@ const MAX_DISTANCE: f64 = 2.0;
 const DEFAULT_TIMEOUT_MS: u32 = 1000;
 const DEFAULT_RETRY_INTERVAL_MS: u32 = 5000;
 const DEFAULT_POST_MESSAGES: bool = true;
-const DEFAULT_EF_SEARCH: u32 = dreamsim::index::DEFAULT_EF_SEARCH as u32;
+const DEFAULT_EF_SEARCH: u32 = dreamsim_index::DEFAULT_EF_SEARCH as u32;
 const MAX_EF_SEARCH: u32 = 65_536;
 
 #[derive(Debug, Clone)]
@@ -489,7 +489,7 @@ impl ObjectImpl for DreamSimMatch {
 }
 
 fn redact(location: &str) -> String {
-    dreamsim::index::redact(location)
+    dreamsim_index::redact(location)
 }
 
 impl GstObjectImpl for DreamSimMatch {}
