@@ -16,10 +16,11 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use dreamsim_index::{
-    self, Added, EmbeddingIndex, IndexOptions, Match, ModelIdentity, NewEntry, Quantization, Source,
-};
 use dreamsim::{Engine, Frame, Model, ModelOptions};
+use dreamsim_index::{
+    self as index, Added, EmbeddingIndex, IndexOptions, Match, ModelIdentity, NewEntry,
+    Quantization, Source,
+};
 use gst::prelude::*;
 use gstdreamsim::meta::DreamSimMeta;
 use serde::Serialize;

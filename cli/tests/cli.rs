@@ -351,7 +351,12 @@ fn write_clip(path: &Path) {
     }
     src.end_of_stream().unwrap();
     let bus = pipeline.bus().unwrap();
-    gst_run::read_bus_ok(&bus, gst::ClockTime::from_seconds(30), "writing the clip", |_| {});
+    gst_run::read_bus_ok(
+        &bus,
+        gst::ClockTime::from_seconds(30),
+        "writing the clip",
+        |_| {},
+    );
     pipeline.set_state(gst::State::Null).unwrap();
 }
 

@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dreamsim_index::{
-    self, EmbeddedIndex, EmbeddingIndex, IndexOptions, ModelIdentity, NewEntry, Quantization,
-    Source,
+    self as index, EmbeddedIndex, EmbeddingIndex, IndexOptions, ModelIdentity, NewEntry,
+    Quantization, Source,
 };
 
 /// Vector width: the ensemble's 1792 unless `--dim` says otherwise.

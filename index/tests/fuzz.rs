@@ -162,4 +162,3 @@ fn fuzz_index_files() {
     tally.report("index files", start.elapsed());
     let _ = std::fs::remove_dir_all(&dir);
 }
-

@@ -14,11 +14,11 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use dreamsim_testsupport as common;
 use dreamsim_index::{
-    self, copy_entries, Added, EmbeddedIndex, EmbeddingIndex, IndexError, IndexOptions, Match,
-    ModelIdentity, NewEntry, Source, StoredEntry,
+    self as index, copy_entries, Added, EmbeddedIndex, EmbeddingIndex, IndexError, IndexOptions,
+    Match, ModelIdentity, NewEntry, Source, StoredEntry,
 };
+use dreamsim_testsupport as common;
 
 const DIM: usize = 64;
 

@@ -12,10 +12,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use dreamsim_testsupport as common;
 use dreamsim_index::{
     EmbeddedIndex, EmbeddingIndex, IndexOptions, ModelIdentity, NewEntry, Quantization, Source,
 };
+use dreamsim_testsupport as common;
 
 use dreamsim_testsupport::mutate;
 use mutate::{fix_index_header, index_graph_start, Mutator};

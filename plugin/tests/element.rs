@@ -150,16 +150,19 @@ fn the_start_message_names_the_provider_and_the_build() {
     pipeline.set_state(gst::State::Playing).unwrap();
     let (mut infos, mut progress) = (Vec::new(), Vec::new());
     let bus = pipeline.bus().unwrap();
-    gst_run::read_bus_ok(&bus, gst::ClockTime::from_seconds(30), "start", |msg| {
-        match msg.view() {
+    gst_run::read_bus_ok(
+        &bus,
+        gst::ClockTime::from_seconds(30),
+        "start",
+        |msg| match msg.view() {
             gst::MessageView::Info(i) => infos.push(format!("{:?}", i.debug())),
             gst::MessageView::Progress(p) => {
                 let (kind, code, text) = p.get();
                 progress.push((kind, code.to_string(), text.to_string()));
             }
             _ => {}
-        }
-    });
+        },
+    );
     pipeline.set_state(gst::State::Null).unwrap();
     assert!(
         infos.iter().any(

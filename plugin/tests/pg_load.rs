@@ -13,14 +13,10 @@ use std::time::Duration;
 #[ignore = "needs PostgreSQL + pgvector in DREAMSIM_TEST_PG (.ci/run starts one) and restarts it"]
 fn a_server_restart_loses_no_frame_and_no_entry() {
     let location = std::env::var("DREAMSIM_TEST_PG").expect("DREAMSIM_TEST_PG");
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
     let report = pg_load_common::run(pg_load_common::LoadConfig {
         location,
         table: dreamsim_index::DEFAULT_PG_TABLE.into(),
-        model: repo.join("tests/fixtures/tiny_ensemble.onnx"),
+        model: dreamsim_testsupport::fixture("tiny_ensemble.onnx"),
         pipelines: 8,
         frames: 150,
         writers: 2,
@@ -28,7 +24,7 @@ fn a_server_restart_loses_no_frame_and_no_entry() {
         batch: 20,
         prefill: 1000,
         restart_after: Duration::from_secs(2),
-        restart: pg_load_common::restart_test_server(repo),
+        restart: pg_load_common::restart_test_server(dreamsim_testsupport::repo_root()),
     });
     eprintln!("{report:#?}");
     assert!(

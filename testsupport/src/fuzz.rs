@@ -30,8 +30,7 @@ pub fn seed() -> u64 {
 /// A fresh folder for `target`'s inputs under `tmp` (the test's
 /// `CARGO_TARGET_TMPDIR`, which only the test itself sees).
 pub fn work_dir(tmp: &str, target: &str) -> PathBuf {
-    let dir = PathBuf::from(tmp)
-        .join(format!("fuzz-{target}-{}", std::process::id()));
+    let dir = PathBuf::from(tmp).join(format!("fuzz-{target}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir

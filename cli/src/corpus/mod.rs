@@ -26,7 +26,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use dreamsim_index::{
-    self, EmbeddingIndex, IndexError, IndexOptions, Match, ModelIdentity, NewEntry, Source,
+    self as index, EmbeddingIndex, IndexError, IndexOptions, Match, ModelIdentity, NewEntry, Source,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
