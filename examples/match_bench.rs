@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use dreamsim::index::{self, IndexOptions, ModelIdentity, NewEntry, Source};
+use dreamsim_index::{self as index, IndexOptions, ModelIdentity, NewEntry, Source};
 use gst::prelude::*;
 
 #[derive(Parser)]
@@ -52,7 +52,7 @@ struct Options {
     ef_search: Option<u32>,
     /// Vector storage of the index: f16, i8 or f32.
     #[arg(long, default_value = "f16")]
-    quantization: dreamsim::index::Quantization,
+    quantization: dreamsim_index::Quantization,
     /// CPU threads for ONNX Runtime.
     #[arg(long, default_value_t = 1)]
     threads: u32,
@@ -82,7 +82,7 @@ fn build_index(
     path: &str,
     identity: &ModelIdentity,
     n: usize,
-    quantization: dreamsim::index::Quantization,
+    quantization: dreamsim_index::Quantization,
 ) -> Result<(), String> {
     let vectors = random_unit_vectors(n, identity.dim, 0x9E37_79B9_7F4A_7C15);
     let entries: Vec<NewEntry> = vectors

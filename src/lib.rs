@@ -27,7 +27,6 @@ pub mod external_data;
 pub mod frame;
 pub mod gpu_libs;
 pub mod image_file;
-pub mod index;
 pub mod int8;
 pub mod limits;
 pub mod model;

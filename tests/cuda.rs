@@ -17,7 +17,7 @@
 //! decoded by a gst-launch-1.0 subprocess to raw RGBA, NV12 and I420, at its
 //! own size, 1080p and 2160p; the PNG fixtures otherwise.
 
-mod common;
+use dreamsim_testsupport as common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! every input layout, YUV conversion, embeddings and distances, and the
 //! model contract checks.
 
-mod common;
+use dreamsim_testsupport as common;
 
 use common::*;
 use dreamsim::{

@@ -6,7 +6,7 @@
 //! tests/cuda.rs checks the GPU branch of the engine through its kernel
 //! emulation.
 
-mod common;
+use dreamsim_testsupport as common;
 
 use std::path::{Path, PathBuf};
 

@@ -3,9 +3,9 @@
 # are missing: GStreamer headers, base/good/libav plugins and tools, g++ (the
 # CUDA kernels' CPU emulation in tests/cuda.rs; usearch, the embedded index),
 # PyGObject with GStreamer's introspection data (examples/read_meta.py, run
-# by tests/examples.rs), and a Python with pip and venv (the ONNX Runtime
+# by plugin/tests/examples.rs), and a Python with pip and venv (the ONNX Runtime
 # wheel, the test media, the PostgreSQL test server), and headless Chromium
-# (tests/cli_compare.rs renders the HTML report of `gst-dreamsim compare`),
+# (cli/tests/cli_compare.rs renders the HTML report of `gst-dreamsim compare`),
 # and OpenSSL's headers (TLS to PostgreSQL, postgres-openssl).
 # Uses sudo when not root. Does nothing when everything is there.
 set -euo pipefail

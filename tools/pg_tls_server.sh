@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A PostgreSQL built with SSL for tests/pg_tls.rs (sslmode against a real
+# A PostgreSQL built with SSL for index/tests/pg_tls.rs (sslmode against a real
 # TLS handshake): Debian's postgresql-15 (tools/install_deps.sh installs
 # it), a throwaway cluster under target/, on a Unix socket and a free TCP
 # port of 127.0.0.1, trust authentication, run as an unprivileged system

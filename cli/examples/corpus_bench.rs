@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Instant;
 
-use dreamsim::index::{self, IndexOptions, ModelIdentity, NewEntry, Source};
+use dreamsim_index::{self as index, IndexOptions, ModelIdentity, NewEntry, Source};
 
 const DIM: usize = 64;
 const FRAMES: usize = 8;

@@ -3,7 +3,7 @@
 //! options of `index` and `corpus`. A group lives here, not in the first
 //! subcommand that had it, so that no subcommand borrows another's.
 
-use dreamsim::index::{self, IndexOptions};
+use dreamsim_index::{self as index, IndexOptions};
 
 /// How a large index is searched (HNSW).
 #[derive(Debug, Clone, clap::Args)]

@@ -24,8 +24,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dreamsim::index::{self, EmbeddingIndex, IndexOptions, NewEntry, Quantization, Source};
 use dreamsim::{Engine, Frame};
+use dreamsim_index::{self as index, EmbeddingIndex, IndexOptions, NewEntry, Quantization, Source};
 
 use crate::common::CommonArgs;
 use crate::corpus::fingerprint::{self, Sampling};

@@ -42,7 +42,7 @@ pub enum Error {
     /// An embedding index cannot be opened, read or written (its messages
     /// name the index, its password removed).
     #[error(transparent)]
-    Index(#[from] dreamsim::index::IndexError),
+    Index(#[from] dreamsim_index::IndexError),
     /// The model cannot be loaded or run.
     #[error(transparent)]
     Engine(#[from] dreamsim::Error),

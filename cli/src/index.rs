@@ -2,7 +2,7 @@
 //! (sets of known images) that the `dreamsimmatch` element matches frames
 //! against.
 //!
-//! The index itself is the engine's (`dreamsim::index`): an embedded file
+//! The index itself is the index crate's (`dreamsim_index`): an embedded file
 //! or a PostgreSQL + pgvector server addressed by a `postgresql://` URI.
 //! Images are embedded with the engine directly; videos are decoded and
 //! sampled through GStreamer (`uridecodebin ! videoconvert ! dreamsim !
@@ -16,10 +16,11 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use dreamsim::index::{
-    self, Added, EmbeddingIndex, IndexOptions, Match, ModelIdentity, NewEntry, Quantization, Source,
-};
 use dreamsim::{Engine, Frame, Model, ModelOptions};
+use dreamsim_index::{
+    self as index, Added, EmbeddingIndex, IndexOptions, Match, ModelIdentity, NewEntry,
+    Quantization, Source,
+};
 use gst::prelude::*;
 use gstdreamsim::meta::DreamSimMeta;
 use gstdreamsim::ModelSettings;
@@ -337,6 +338,19 @@ impl SharedModel {
     /// The model's identity, as indexes record it.
     pub(crate) fn identity(&self) -> &ModelIdentity {
         &self.identity
+    }
+
+    /// The options a video pipeline's `dreamsim` element runs this model
+    /// with (the file the engine loaded, the engine's batch).
+    pub(crate) fn element_options(&self) -> &CommonArgs {
+        &self.element
+    }
+
+    /// The engine itself, for a caller that keeps it (one per worker).
+    pub(crate) fn into_engine(mut self) -> Engine {
+        self.engine
+            .take()
+            .expect("the model is back after each lend")
     }
 
     /// The engine, for images.

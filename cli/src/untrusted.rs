@@ -4,7 +4,7 @@
 //! from a regular file, at most a fixed number of bytes, and parsed into
 //! checked values, every defect an error that says where and what.
 //!
-//! The module depends on nothing else of the crate: tests/cli_fuzz.rs
+//! The module depends on nothing else of the crate: cli/tests/cli_fuzz.rs
 //! includes it (`#[path]`) to run it on mutated files.
 
 use std::collections::BTreeMap;

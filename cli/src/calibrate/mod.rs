@@ -274,7 +274,7 @@ fn pair_bootstrap(
 fn check_outputs(args: &Args, inputs: &[PathBuf]) -> Result<(), Error> {
     let mut reads: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
     if let Some(c) = &args.cache {
-        if !dreamsim::index::is_postgres_location(c) {
+        if !dreamsim_index::is_postgres_location(c) {
             reads.push(c.clone());
         }
     }

@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use dreamsim::index::{
-    self, EmbeddingIndex, IndexError, IndexOptions, Match, ModelIdentity, NewEntry, Source,
+use dreamsim_index::{
+    self as index, EmbeddingIndex, IndexError, IndexOptions, Match, ModelIdentity, NewEntry, Source,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;

@@ -9,18 +9,18 @@
 use std::path::Path;
 use std::time::Duration;
 
-use dreamsim::index::{ConnectError, IndexError, PgLocation};
+use dreamsim_index::{ConnectError, IndexError, PgLocation};
 use postgres::Client;
 
 use super::store::VideoRecord;
 use crate::Error;
 
 /// Table prefix (the index's default).
-const PREFIX: &str = dreamsim::index::DEFAULT_PG_TABLE;
+const PREFIX: &str = dreamsim_index::DEFAULT_PG_TABLE;
 
 fn pg_error(location: &str, action: &str, e: postgres::Error) -> Error {
     Error::Input {
-        input: dreamsim::index::redact(location),
+        input: dreamsim_index::redact(location),
         reason: format!(
             "PostgreSQL failed to {action}: {}",
             e.as_db_error()
@@ -45,7 +45,7 @@ impl PgCorpus {
                 reason,
             },
             other => Error::Input {
-                input: dreamsim::index::redact(location),
+                input: dreamsim_index::redact(location),
                 reason: other.to_string(),
             },
         })?;

@@ -129,7 +129,7 @@ fn refusal(path: &str, id: Option<&str>) -> Option<String> {
         }
         Ok(_) => {}
     }
-    match dreamsim::index::file_sha256(Path::new(path)) {
+    match dreamsim_index::file_sha256(Path::new(path)) {
         Err(e) => Some(format!("video not readable: {e}")),
         Ok(hash) if hash != id => Some(
             "refused: the file's content is not the one recorded by corpus add (sha256 differs)"

@@ -37,7 +37,7 @@ pub fn list_path(index: &str) -> PathBuf {
 impl VideoList {
     /// Reads the list of the index at `index` (an empty list when there is none).
     pub fn open(index: &str) -> Result<Self, Error> {
-        if dreamsim::index::is_postgres_location(index) {
+        if dreamsim_index::is_postgres_location(index) {
             let mut pg = super::pgjobs::PgCorpus::connect(index)?;
             let videos = pg
                 .videos()?

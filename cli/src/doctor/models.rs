@@ -99,7 +99,7 @@ fn describe(path: PathBuf) -> InstalledModel {
         kind: metadata_value(&path, metadata_keys::TYPE),
         precision: metadata_value(&path, metadata_keys::PRECISION),
         size_bytes: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
-        sha256: dreamsim::index::file_sha256(&path).ok(),
+        sha256: dreamsim_index::file_sha256(&path).ok(),
         int8,
         path,
     }

@@ -9,12 +9,12 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use dreamsim::index::{self, EmbeddingIndex, IndexOptions, ModelIdentity, Quantization};
 use dreamsim::Engine;
+use dreamsim_index::{self as index, EmbeddingIndex, IndexOptions, ModelIdentity, Quantization};
 
 use crate::common::CommonArgs;
 use crate::embed_cache::{self, CacheTally, ItemEmbeddings, VideoSampling};
-use crate::index::{element_options, kind_of_file, load_model, Kind};
+use crate::index::{kind_of_file, Kind, SharedModel};
 use crate::progress::Counter;
 use crate::Error;
 
@@ -63,7 +63,7 @@ impl Shared<'_> {
         let item = match kind {
             Kind::Image => {
                 if engine.is_none() {
-                    *engine = Some(load_model(common)?.0);
+                    *engine = Some(SharedModel::load(common)?.into_engine());
                 }
                 embed_cache::embed_image(engine.as_mut().expect("loaded above"), path)?
             }
@@ -106,8 +106,10 @@ pub fn embed(
     cache: Option<&str>,
     workers: usize,
 ) -> Result<Embedded, Error> {
-    let (engine, identity) = load_model(common)?;
-    let element_common = element_options(common, &engine);
+    let model = SharedModel::load(common)?;
+    let identity = model.identity().clone();
+    let element_common = model.element_options().clone();
+    let engine = model.into_engine();
     let cache = match cache {
         Some(location) => Some(Mutex::new(index::open(
             location,

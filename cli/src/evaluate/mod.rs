@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use dreamsim::index::{self, IndexOptions, Source};
+use dreamsim_index::{self as index, IndexOptions, Source};
 
 use crate::common::CommonArgs;
 use crate::embed_cache::VideoSampling;

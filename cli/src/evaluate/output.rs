@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use dreamsim::index::ModelIdentity;
+use dreamsim_index::ModelIdentity;
 use serde::Serialize;
 
 use super::embed::Embedded;
@@ -155,7 +155,7 @@ impl Evaluation {
             near_duplicate: args.near_duplicate,
             resamples: args.resamples,
             seed: args.seed,
-            against: args.against.as_deref().map(dreamsim::index::redact),
+            against: args.against.as_deref().map(dreamsim_index::redact),
             video_vector: "mean of the sampled frames' embeddings, normalised",
             reference_pooling: "mean over the item's sampled frames, paired by time",
         };

@@ -15,7 +15,7 @@
 //! frame the element holds because it arrived late on a pad added while
 //! playing) is *unpaired*: it passes without a distance and is counted.
 //!
-//! Consequences, tested below and in `tests/compare.rs`:
+//! Consequences, tested below and in `plugin/tests/compare.rs`:
 //! - same frame rate, same start: frame i pairs with reference frame i;
 //! - a tested stream at half the frame rate: tested frame i pairs with
 //!   reference frame 2i;

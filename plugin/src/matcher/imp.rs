@@ -7,7 +7,7 @@
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use dreamsim::index::IndexOptions;
+use dreamsim_index::IndexOptions;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -38,7 +38,7 @@ const MAX_DISTANCE: f64 = 2.0;
 const DEFAULT_TIMEOUT_MS: u32 = 1000;
 const DEFAULT_RETRY_INTERVAL_MS: u32 = 5000;
 const DEFAULT_POST_MESSAGES: bool = true;
-const DEFAULT_EF_SEARCH: u32 = dreamsim::index::DEFAULT_EF_SEARCH as u32;
+const DEFAULT_EF_SEARCH: u32 = dreamsim_index::DEFAULT_EF_SEARCH as u32;
 const MAX_EF_SEARCH: u32 = 65_536;
 
 #[derive(Debug, Clone)]
@@ -68,7 +68,7 @@ impl Default for Settings {
             retry_interval_ms: DEFAULT_RETRY_INTERVAL_MS,
             post_messages: DEFAULT_POST_MESSAGES,
             ef_search: DEFAULT_EF_SEARCH,
-            table_prefix: dreamsim::index::DEFAULT_PG_TABLE.to_owned(),
+            table_prefix: dreamsim_index::DEFAULT_PG_TABLE.to_owned(),
         }
     }
 }
@@ -368,7 +368,7 @@ impl ObjectImpl for DreamSimMatch {
                          PREFIX_entries (gst-dreamsim index --pg-table); lowercase letters, \
                          digits and _, at most 48, else the element fails to start",
                     )
-                    .default_value(Some(dreamsim::index::DEFAULT_PG_TABLE))
+                    .default_value(Some(dreamsim_index::DEFAULT_PG_TABLE))
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("top-k")
@@ -468,7 +468,7 @@ impl ObjectImpl for DreamSimMatch {
                 s.table_prefix = value
                     .get::<Option<String>>()
                     .expect("type checked")
-                    .unwrap_or_else(|| dreamsim::index::DEFAULT_PG_TABLE.to_owned())
+                    .unwrap_or_else(|| dreamsim_index::DEFAULT_PG_TABLE.to_owned())
             }
             "top-k" => s.top_k = value.get().expect("type checked"),
             "threshold" => s.threshold = value.get().expect("type checked"),
@@ -512,7 +512,7 @@ impl ObjectImpl for DreamSimMatch {
 }
 
 fn redact(location: &str) -> String {
-    dreamsim::index::redact(location)
+    dreamsim_index::redact(location)
 }
 
 impl GstObjectImpl for DreamSimMatch {}

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use dreamsim::index::{self, EmbeddingIndex, IndexError, IndexOptions, Match};
+use dreamsim_index::{self as index, EmbeddingIndex, IndexError, IndexOptions, Match};
 
 /// How often an index file is checked for a replacement. The check is a
 /// `stat` of its path: a few microseconds that a job running faster than
