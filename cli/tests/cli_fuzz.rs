@@ -5,8 +5,9 @@
 //! time, on stable Rust. Every input must give a value or a clear error
 //! (one that names a line or what is wrong), never a panic.
 //!
-//! `DREAMSIM_FUZZ_SECONDS` sets the time per parser (default 3 s);
-//! `DREAMSIM_FUZZ_SEED` the first seed. The counts go to standard error
+//! `DREAMSIM_FUZZ_SECS` sets the time per parser (default 20 s);
+//! `DREAMSIM_FUZZ_SEED` the first seed (default 1), as for the engine's and
+//! the index's fuzz tests (`dreamsim_testsupport::fuzz`). The counts go to standard error
 //! (`cargo test -p gst-dreamsim --test cli_fuzz -- --nocapture`).
 
 #[path = "../src/untrusted.rs"]
@@ -121,16 +122,10 @@ fn fuzz<T, E: std::fmt::Display>(
 }
 
 fn settings() -> (Duration, u64) {
-    let seconds = std::env::var("DREAMSIM_FUZZ_SECONDS")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .unwrap_or(3.0);
-    let seed = std::env::var("DREAMSIM_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_2026);
-    (Duration::from_secs_f64(seconds), seed)
+    (
+        dreamsim_testsupport::fuzz::budget(),
+        dreamsim_testsupport::fuzz::seed(),
+    )
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! The bounded-time fuzz harness shared by the engine's and the index's
-//! fuzz tests (`tests/fuzz.rs`, `index/tests/fuzz.rs`): the time budget and
+//! The bounded-time fuzz harness shared by the engine's, the index's and
+//! the tool's fuzz tests (`tests/fuzz.rs`, `index/tests/fuzz.rs`,
+//! `cli/tests/cli_fuzz.rs`): the time budget and
 //! seed from the environment (`DREAMSIM_FUZZ_SECS`, default 20;
 //! `DREAMSIM_FUZZ_SEED`, default 1), a tally that fails the test on a
 //! panic, and the pool of accepted inputs mutated again.
@@ -14,8 +15,10 @@ use crate::mutate::Mutator;
 pub fn budget() -> Duration {
     let secs = std::env::var("DREAMSIM_FUZZ_SECS")
         .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20.0f64);
+        .and_then(|s| s.parse::<f64>().ok())
+        // A value Duration cannot hold (NaN, negative, huge) is the default.
+        .filter(|s| s.is_finite() && (0.0..1e9).contains(s))
+        .unwrap_or(20.0);
     Duration::from_secs_f64(secs)
 }
 
