@@ -1,9 +1,27 @@
 //! Argument groups that more than one subcommand flattens into its own
-//! (beside [`crate::common::CommonArgs`], which every job has): the HNSW
-//! options of `index` and `corpus`. A group lives here, not in the first
-//! subcommand that had it, so that no subcommand borrows another's.
+//! (beside [`crate::common::CommonArgs`], which every job has): where a
+//! result goes and in which format, the HNSW options of `index` and
+//! `corpus`. A group lives here, not in the first subcommand that had it,
+//! so that no subcommand borrows another's.
+
+use std::path::PathBuf;
 
 use dreamsim_index::{self as index, IndexOptions};
+
+/// Where a subcommand's result goes (`-o FILE` or standard output) and
+/// whether it is JSON. The help says what most subcommands write; one that
+/// writes something else words it for itself with
+/// `#[command(mut_arg("json", |a| a.help(...)))]` on its arguments.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OutputArgs {
+    /// Write the result to FILE instead of standard output
+    #[arg(short, long, value_name = "FILE", help_heading = "Output options")]
+    pub output: Option<PathBuf>,
+
+    /// Write a JSON document instead of CSV
+    #[arg(long, help_heading = "Output options")]
+    pub json: bool,
+}
 
 /// How a large index is searched (HNSW).
 #[derive(Debug, Clone, clap::Args)]

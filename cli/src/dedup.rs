@@ -33,6 +33,7 @@ use crate::{Error, PROGRAM};
 /// (CSV: Frame,Timecode,Time (seconds),Duration (seconds), the duration being
 /// how long the frame stays on screen once the dropped frames are gone).
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("output", |a| a.help("Write the list of kept frames to FILE instead of standard output")), mut_arg("json", |a| a.help("Write the list as a JSON document instead of CSV")))]
 #[command(after_help = "Examples:\n  \
     gst-dreamsim dedup --model tests/fixtures/tiny_ensemble.onnx --threshold 0.002 \\\n      \
     --video /tmp/bikes-dedup.mkv .cache/media/bikes.mp4 > kept.csv\n  \
@@ -52,13 +53,8 @@ pub struct Args {
           value_parser = values::u32_in(0, u32::MAX))]
     pub max_drops: u32,
 
-    /// Write the list of kept frames to FILE instead of standard output
-    #[arg(short, long, value_name = "FILE", help_heading = "Output options")]
-    pub output: Option<PathBuf>,
-
-    /// Write the list as a JSON document instead of CSV
-    #[arg(long, help_heading = "Output options")]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: crate::args::OutputArgs,
 
     /// Also write the deduplicated video (video only) to FILE: .mkv, .mp4,
     /// .mov, .webm or .avi
@@ -220,7 +216,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     crate::overwrite::refuse_overwrite(
         inputs,
         &[
-            ("--output", args.output.as_deref()),
+            ("--output", args.out.output.as_deref()),
             ("--video", args.video.as_deref()),
         ],
     )?;
@@ -280,8 +276,8 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         without_meta: 0,
     });
     let total = c.kept + c.dropped;
-    let mut out = Output::create(args.output.as_deref())?;
-    if args.json {
+    let mut out = Output::create(args.out.output.as_deref())?;
+    if args.out.json {
         out.write_json(&Document {
             input: &args.input,
             frames: total,

@@ -28,6 +28,7 @@ use crate::{Error, PROGRAM};
 /// none, as on the first frame). A summary with the largest distances goes to
 /// standard error.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("output", |a| a.help("Write the table to FILE instead of standard output")))]
 #[command(after_help = "Example:\n  \
     gst-dreamsim distances --model tests/fixtures/tiny_ensemble.onnx \\\n      \
     --reference tests/fixtures/reference.png .cache/media/bikes.mp4 > distances.csv")]
@@ -44,13 +45,8 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub interval: u32,
 
-    /// Write the table to FILE instead of standard output
-    #[arg(short, long, value_name = "FILE", help_heading = "Output options")]
-    pub output: Option<PathBuf>,
-
-    /// Write a JSON document instead of CSV
-    #[arg(long, help_heading = "Output options")]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: crate::args::OutputArgs,
 
     #[command(flatten)]
     pub metrics: MetricsArgs,
@@ -148,7 +144,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
             .iter()
             .map(|r| r.to_string_lossy().into_owned()),
     );
-    crate::overwrite::refuse_overwrite(inputs, &[("--output", args.output.as_deref())])?;
+    crate::overwrite::refuse_overwrite(inputs, &[("--output", args.out.output.as_deref())])?;
     if let Some(r) = &args.reference {
         crate::untrusted::check_regular(r).map_err(|e| Error::untrusted_read(r, e))?;
     }
@@ -163,8 +159,8 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     }
     let pipeline = pipeline::decoding_pipeline(&uri, &[dreamsim.clone(), pipeline::fakesink()?])?;
 
-    let mut out = Output::create(args.output.as_deref())?;
-    if !args.json {
+    let mut out = Output::create(args.out.output.as_deref())?;
+    if !args.out.json {
         out.write_row(|w| csv_row(w, CSV_HEADER))?;
     }
     let metrics = Metrics::start(&args.metrics)?;
@@ -173,7 +169,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     }
     let mut collect = Collect {
         out,
-        json: args.json,
+        json: args.out.json,
         rows: Vec::new(),
         frames: 0,
         distances: Vec::new(),
@@ -195,7 +191,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
         started,
         ..
     } = collect;
-    if args.json {
+    if args.out.json {
         out.write_json(&Document {
             input: &args.input,
             provider: provider.clone(),

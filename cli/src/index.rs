@@ -208,13 +208,8 @@ pub struct QueryArgs {
     #[arg(short, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub k: u32,
 
-    /// Write a JSON document instead of CSV
-    #[arg(long, help_heading = "Output options")]
-    pub json: bool,
-
-    /// Write the result to FILE instead of standard output
-    #[arg(short, long, value_name = "FILE", help_heading = "Output options")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: crate::args::OutputArgs,
 
     #[command(flatten)]
     pub search: SearchArgs,
@@ -1064,7 +1059,7 @@ fn query(args: QueryArgs) -> Result<ExitCode, Error> {
     let mut inputs = args.common.input_files();
     inputs.push(args.index.clone());
     inputs.extend(args.inputs.iter().map(|p| p.to_string_lossy().into_owned()));
-    crate::overwrite::refuse_overwrite(inputs, &[("--output", args.output.as_deref())])?;
+    crate::overwrite::refuse_overwrite(inputs, &[("--output", args.out.output.as_deref())])?;
     let show = !args.common.quiet;
     let mut model = SharedModel::load(&args.common)?;
     let identity = model.identity().clone();
@@ -1121,8 +1116,8 @@ fn query(args: QueryArgs) -> Result<ExitCode, Error> {
         }
     }
 
-    let mut out = Output::create(args.output.as_deref())?;
-    if args.json {
+    let mut out = Output::create(args.out.output.as_deref())?;
+    if args.out.json {
         let doc = QueryDocument {
             index: index::redact(&args.index),
             k: args.k,

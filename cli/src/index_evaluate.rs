@@ -37,6 +37,7 @@ const RECALL_AT: [usize; 3] = [1, 5, 10];
 /// video, the label of the index entry it shows, or an empty label when the
 /// index holds no true match. See docs/cli.md (index evaluate).
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("output", |a| a.help("Write the scores to FILE instead of standard output")), mut_arg("json", |a| a.help("Write a JSON document instead of text")))]
 #[command(after_help = "Examples:\n  \
     gst-dreamsim index query known.dsindex queries/*.jpg -k 10 --json -o result.json\n  \
     gst-dreamsim index evaluate --truth truth.csv --max-distance 0.1 result.json")]
@@ -53,13 +54,8 @@ pub struct EvaluateArgs {
     #[arg(long, value_name = "D", value_parser = parse_distance)]
     pub max_distance: f64,
 
-    /// Write a JSON document instead of text
-    #[arg(long, help_heading = "Output options")]
-    pub json: bool,
-
-    /// Write the scores to FILE instead of standard output
-    #[arg(short, long, value_name = "FILE", help_heading = "Output options")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: crate::args::OutputArgs,
 }
 
 fn parse_distance(s: &str) -> Result<f64, String> {
@@ -391,14 +387,14 @@ fn join<'a>(
 pub fn run(args: EvaluateArgs) -> Result<ExitCode, Error> {
     crate::overwrite::refuse_overwrite(
         [&args.result, &args.truth].map(|p| p.display().to_string()),
-        &[("--output", args.output.as_deref())],
+        &[("--output", args.out.output.as_deref())],
     )?;
     let truth = read_truth(&args.truth)?;
     let (k, queries) = read_result(&args.result)?;
     let joined = join(&truth, &queries, &args)?;
     let scores = score(&joined, k, args.max_distance);
-    let mut out = Output::create(args.output.as_deref())?;
-    if args.json {
+    let mut out = Output::create(args.out.output.as_deref())?;
+    if args.out.json {
         out.write_json(&scores)?;
     } else {
         let o = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.4}"));

@@ -34,6 +34,7 @@ pub const EXIT_ALERT: u8 = 3;
 /// Distance,Distance) as frames are analysed, and raises an alert (a line on
 /// standard error, and exit status 3) when it passes a limit.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("output", |a| a.help("Write the distances to FILE instead of standard output")), mut_arg("json", |a| a.help("Write JSON Lines (one object per analysed frame) instead of CSV")))]
 #[command(
     allow_missing_positional = true,
     override_usage = "gst-dreamsim monitor [OPTIONS] <INPUT> <REFERENCE>\n       \
@@ -81,13 +82,8 @@ pub struct Args {
     #[arg(long, help_heading = "Alert options")]
     pub stop_on_alert: bool,
 
-    /// Write the distances to FILE instead of standard output
-    #[arg(short, long, value_name = "FILE", help_heading = "Output options")]
-    pub output: Option<PathBuf>,
-
-    /// Write JSON Lines (one object per analysed frame) instead of CSV
-    #[arg(long, help_heading = "Output options")]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: crate::args::OutputArgs,
 
     #[command(flatten)]
     pub metrics: MetricsArgs,
@@ -237,7 +233,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     let mut inputs = args.common.input_files();
     inputs.extend(args.input.iter().cloned());
     inputs.push(args.reference.to_string_lossy().into_owned());
-    crate::overwrite::refuse_overwrite(inputs, &[("--output", args.output.as_deref())])?;
+    crate::overwrite::refuse_overwrite(inputs, &[("--output", args.out.output.as_deref())])?;
     if !args.reference.exists() {
         return Err(Error::Input {
             input: args.reference.display().to_string(),
@@ -281,8 +277,8 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     );
     dreamsim.set_property(gstdreamsim::dreamsim::property::INTERVAL, args.every);
 
-    let mut out = Output::create(args.output.as_deref())?;
-    if !args.json {
+    let mut out = Output::create(args.out.output.as_deref())?;
+    if !args.out.json {
         out.write_row(|w| {
             csv_row(
                 w,
@@ -302,7 +298,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     }
     let mut collect = Collect {
         out,
-        json: args.json,
+        json: args.out.json,
         stop_on_alert: args.stop_on_alert,
         metrics: metrics.as_ref().map(|m| m.stream("input", true)),
         watch: Watch {

@@ -32,6 +32,7 @@ use crate::{Error, PROGRAM};
 /// layout: a Timecode List row with the cuts, then one row per scene with
 /// 1-based start frames and exclusive end frames.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("output", |a| a.help("Write the scene list to FILE instead of standard output")), mut_arg("json", |a| a.help("Write the scene list as a JSON document instead of CSV")))]
 #[command(after_help = "Examples:\n  \
     gst-dreamsim scenes --model tests/fixtures/tiny_ensemble.onnx .cache/media/bikes.mp4\n  \
     gst-dreamsim scenes --threshold 0.06 --edl cuts.edl -o scenes.csv video.mp4\n  \
@@ -69,13 +70,8 @@ pub struct Args {
           value_parser = values::u32_in(0, u32::MAX))]
     pub min_scene_len: u32,
 
-    /// Write the scene list to FILE instead of standard output
-    #[arg(short, long, value_name = "FILE", help_heading = "Output options")]
-    pub output: Option<PathBuf>,
-
-    /// Write the scene list as a JSON document instead of CSV
-    #[arg(long, help_heading = "Output options")]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: crate::args::OutputArgs,
 
     /// Also write a CMX 3600 EDL (one cut event per scene) to FILE
     #[arg(long, value_name = "FILE", help_heading = "Output options")]
@@ -420,7 +416,7 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     crate::overwrite::refuse_overwrite(
         inputs,
         &[
-            ("--output", args.output.as_deref()),
+            ("--output", args.out.output.as_deref()),
             ("--edl", args.edl.as_deref()),
         ],
     )?;
@@ -431,8 +427,8 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     }
     let scenes = scene_list(&analysis);
 
-    let mut out = Output::create(args.output.as_deref())?;
-    if args.json {
+    let mut out = Output::create(args.out.output.as_deref())?;
+    if args.out.json {
         out.write_json(&document(&args, &analysis, &scenes))?;
     } else {
         out.write(|w| write_csv(w, &scenes))?;

@@ -66,6 +66,7 @@ pub enum Purpose {
 /// Without --json the report is text; with --for only the setting is
 /// written to standard output (the report goes to standard error).
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("output", |a| a.help("Write the report (text or JSON) to FILE instead of standard output")), mut_arg("json", |a| a.help("Write a JSON document instead of text")))]
 #[command(
     group(clap::ArgGroup::new("material").required(true).args(["pairs", "groups", "manifest"])),
     group(clap::ArgGroup::new("target").required(true).args(["target_fpr", "target_precision", "threshold"])),
@@ -135,13 +136,8 @@ pub struct Args {
     #[arg(long, help_heading = "Video options")]
     pub no_scene_starts: bool,
 
-    /// Write a JSON document instead of text
-    #[arg(long, help_heading = "Output options")]
-    pub json: bool,
-
-    /// Write the report (text or JSON) to FILE instead of standard output
-    #[arg(short, long, value_name = "FILE", help_heading = "Output options")]
-    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: crate::args::OutputArgs,
 
     /// Write every pair's distance as CSV (a,b,label,distance)
     #[arg(long, value_name = "FILE", help_heading = "Output options")]
@@ -284,7 +280,7 @@ fn check_outputs(args: &Args, inputs: &[PathBuf]) -> Result<(), Error> {
     crate::overwrite::refuse_overwrite(
         reads,
         &[
-            ("--output", args.output.as_deref()),
+            ("--output", args.out.output.as_deref()),
             ("--csv", args.csv.as_deref()),
             ("--curve-csv", args.curve_csv.as_deref()),
             ("--html", args.html.as_deref()),

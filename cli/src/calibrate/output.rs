@@ -284,9 +284,9 @@ fn csv_error(path: &std::path::Path) -> impl Fn(csv::Error) -> Error + '_ {
 
 /// Writes every output `args` asks for.
 pub fn write(args: &Args, c: &Calibration) -> Result<(), Error> {
-    let report_to_stderr = c.purpose.is_some() && !args.json && args.output.is_none();
-    if args.json {
-        let mut out = Output::create(args.output.as_deref())?;
+    let report_to_stderr = c.purpose.is_some() && !args.out.json && args.out.output.is_none();
+    if args.out.json {
+        let mut out = Output::create(args.out.output.as_deref())?;
         out.write_json(&document(c))?;
         out.finish()?;
     } else if report_to_stderr {
@@ -294,14 +294,14 @@ pub fn write(args: &Args, c: &Calibration) -> Result<(), Error> {
             text(c, &mut std::io::stderr()).map_err(Error::Stdout)?;
         }
     } else {
-        let mut out = Output::create(args.output.as_deref())?;
+        let mut out = Output::create(args.out.output.as_deref())?;
         out.write(|w| text(c, w))?;
         out.finish()?;
     }
     // --for without --json: the setting alone on standard output, to be
     // pasted or substituted as it is.
-    if let (Some(s), false) = (setting(c), args.json) {
-        if args.output.is_some() || report_to_stderr {
+    if let (Some(s), false) = (setting(c), args.out.json) {
+        if args.out.output.is_some() || report_to_stderr {
             let mut out = Output::create(None)?;
             out.write(|w| writeln!(w, "{}", s.text))?;
             out.finish()?;

@@ -42,6 +42,7 @@ const MAX_INPUT_BYTES: u64 = 256 << 20;
 /// stem on both sides. See docs/cli.md (corpus evaluate) for the
 /// definitions.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("output", |a| a.help("Write the scores to FILE instead of standard output")), mut_arg("json", |a| a.help("Write a JSON document instead of text")))]
 #[command(after_help = "Examples:\n  \
     gst-dreamsim corpus match --index library.dsindex --json > result.json\n  \
     gst-dreamsim corpus evaluate --truth truth.csv result.json")]
@@ -53,13 +54,8 @@ pub struct EvaluateArgs {
     #[arg(long, value_name = "FILE")]
     truth: PathBuf,
 
-    /// Write a JSON document instead of text
-    #[arg(long, help_heading = "Output options")]
-    json: bool,
-
-    /// Write the scores to FILE instead of standard output
-    #[arg(short, long, value_name = "FILE", help_heading = "Output options")]
-    output: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: crate::args::OutputArgs,
 }
 
 /// A box in (query time, reference time), seconds, with its confidence.
@@ -398,7 +394,7 @@ fn score(truth: &Keyed, result: &ResultDocument, path: &Path) -> Result<Scores, 
 pub fn run(args: EvaluateArgs) -> Result<ExitCode, Error> {
     crate::overwrite::refuse_overwrite(
         [&args.result, &args.truth].map(|p| p.display().to_string()),
-        &[("--output", args.output.as_deref())],
+        &[("--output", args.out.output.as_deref())],
     )?;
     let truth = read_truth(&args.truth)?;
     let text = read_capped(&args.result)?;
@@ -409,8 +405,8 @@ pub fn run(args: EvaluateArgs) -> Result<ExitCode, Error> {
         )
     })?;
     let scores = score(&truth, &result, &args.result)?;
-    let mut out = Output::create(args.output.as_deref())?;
-    if args.json {
+    let mut out = Output::create(args.out.output.as_deref())?;
+    if args.out.json {
         out.write_json(&scores)?;
     } else {
         let o = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.4}"));

@@ -173,6 +173,7 @@ struct AddArgs {
 /// constant offset in both videos). A pair is a match when both shares
 /// reach their thresholds; only matches are listed unless --all.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("json", |a| a.help("Write a JSON document (pairs with their segments) instead of CSV")))]
 #[command(after_help = "Examples:\n  \
     gst-dreamsim corpus match --index library.dsindex > pairs.csv\n  \
     gst-dreamsim corpus match --index library.dsindex --json new.mp4")]
@@ -221,13 +222,8 @@ struct MatchArgs {
     #[command(flatten)]
     search: crate::args::SearchArgs,
 
-    /// Write the result to FILE instead of standard output
-    #[arg(short, long, value_name = "FILE", help_heading = "Output options")]
-    output: Option<PathBuf>,
-
-    /// Write a JSON document (pairs with their segments) instead of CSV
-    #[arg(long, help_heading = "Output options")]
-    json: bool,
+    #[command(flatten)]
+    pub out: crate::args::OutputArgs,
 
     /// Also write a self-contained HTML page to FILE: per pair, matched
     /// frames side by side and a timeline of the segments
@@ -774,7 +770,7 @@ fn match_videos(args: MatchArgs) -> Result<ExitCode, Error> {
     crate::overwrite::refuse_overwrite(
         read,
         &[
-            ("--output", args.output.as_deref()),
+            ("--output", args.out.output.as_deref()),
             ("--html", args.html.as_deref()),
         ],
     )?;
@@ -962,8 +958,8 @@ fn match_videos(args: MatchArgs) -> Result<ExitCode, Error> {
     bar.finish_and_clear();
     rows.sort_by(|a, b| (&a.query, &a.candidate).cmp(&(&b.query, &b.candidate)));
 
-    let mut out = Output::create(args.output.as_deref())?;
-    if args.json {
+    let mut out = Output::create(args.out.output.as_deref())?;
+    if args.out.json {
         out.write_json(&MatchDocument {
             index: index::redact(&args.index),
             frame_distance: args.frame_distance,
