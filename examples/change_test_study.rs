@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! cargo run --release -p gst-plugin-dreamsim --example change_test_study -- \
-//!     [--model MODEL.onnx] [--max-frames N] [--max-reuse N]
+//!     [--model MODEL.onnx] [--max-frames N] [--max-reuse N] [--threads N] [CLIP...]
 //! ```
 //!
 //! Clips: bikes.mp4 and bigbuckbunny.mp4 (`.cache/media`, tools/fetch_test_media.sh)
@@ -39,6 +39,13 @@ struct Options {
     /// The bound on reused frames in a row (the element's max-reuse).
     #[arg(long, default_value_t = 25)]
     max_reuse: u32,
+    /// ONNX Runtime threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Video files to study instead of the built-in clips (bikes.mp4,
+    /// bigbuckbunny.mp4 and the clips made from bikes.mp4), each decoded up
+    /// to --max-frames: short clips keep a large model's run short.
+    clips: Vec<PathBuf>,
 }
 
 /// RGB frames of one clip.
@@ -217,20 +224,35 @@ fn simulate(
 
 fn run(options: &Options) -> Result<(), String> {
     gst::init().map_err(|e| e.to_string())?;
-    let media = Path::new(".cache/media");
-    let bikes = decode(&media.join("bikes.mp4"), options.max_frames)?;
-    let bunny = decode(&media.join("bigbuckbunny.mp4"), options.max_frames)?;
-    let mut clips = vec![
-        Clip {
-            name: "bikes".into(),
-            frames: bikes.clone(),
-        },
-        Clip {
-            name: "bigbuckbunny".into(),
-            frames: bunny,
-        },
-    ];
-    clips.extend(made_clips(&bikes[100], [&bikes[50], &bikes[200]]));
+    let clips = if options.clips.is_empty() {
+        let media = Path::new(".cache/media");
+        let bikes = decode(&media.join("bikes.mp4"), options.max_frames)?;
+        let bunny = decode(&media.join("bigbuckbunny.mp4"), options.max_frames)?;
+        let mut clips = vec![
+            Clip {
+                name: "bikes".into(),
+                frames: bikes.clone(),
+            },
+            Clip {
+                name: "bigbuckbunny".into(),
+                frames: bunny,
+            },
+        ];
+        clips.extend(made_clips(&bikes[100], [&bikes[50], &bikes[200]]));
+        clips
+    } else {
+        let mut clips = Vec::new();
+        for path in &options.clips {
+            clips.push(Clip {
+                name: path
+                    .file_stem()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| path.display().to_string()),
+                frames: decode(path, options.max_frames)?,
+            });
+        }
+        clips
+    };
 
     let rt = dreamsim::runtime(None).map_err(|e| e.to_string())?;
     let model = Model::load(
@@ -238,7 +260,7 @@ fn run(options: &Options) -> Result<(), String> {
         &options.model,
         &ModelOptions {
             provider: ExecutionProvider::Cpu,
-            threads: 1,
+            threads: options.threads,
             ..ModelOptions::default()
         },
     )
