@@ -15,7 +15,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use common::*;
@@ -555,10 +554,6 @@ fn the_corpus_setting_is_accepted_verbatim_by_corpus_match() {
 
 #[test]
 fn the_html_page_renders_in_chromium_with_its_three_plots() {
-    let browser = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
-        .expect("headless Chromium is needed: install the Debian package `chromium` (tools/install_deps.sh does)");
     let dir = scratch("html");
     let groups = overlapping(&dir);
     let html = dir.join("report.html");
@@ -579,24 +574,7 @@ fn the_html_page_renders_in_chromium_with_its_three_plots() {
         "self-contained"
     );
     let profile = dir.join("profile");
-    let out = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--virtual-time-budget=3000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", html.display()))
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let dom = rendered_dom(&html, &profile, &[]);
     assert_eq!(dom.matches("<svg").count(), 3, "histograms, ROC, PR");
     assert!(dom.contains("id=\"threshold\""));
     assert_eq!(dom.matches("class=\"chosen\"").count(), 2);

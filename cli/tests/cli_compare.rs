@@ -184,40 +184,6 @@ fn a_reencoded_copy_is_at_a_distance_and_fail_above_gates_on_it() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Headless Chromium, or a failure saying what to install.
-fn chromium() -> &'static str {
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        if Command::new(name)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
-            return name;
-        }
-    }
-    panic!(
-        "headless Chromium is needed to render the HTML report: install the Debian package \
-         `chromium` (tools/install_deps.sh does)"
-    );
-}
-
-fn chromium_args(profile: &Path) -> Vec<String> {
-    [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--virtual-time-budget=5000",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([format!("--user-data-dir={}", profile.display())])
-    .collect()
-}
-
 #[test]
 fn the_html_report_renders_with_every_thumbnail_in_chromium() {
     let browser = chromium();
@@ -290,15 +256,7 @@ fn the_html_report_renders_with_every_thumbnail_in_chromium() {
     )
     .unwrap();
     let profile = dir.join("profile");
-    let out = Command::new(browser)
-        .args(chromium_args(&profile))
-        .arg("--window-size=1280,1400")
-        .arg("--dump-dom")
-        .arg(format!("file://{}", probe.display()))
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let dom = rendered_dom(&probe, &profile, &["--window-size=1280,1400"]);
     assert!(
         dom.contains("data-loaded=\"6/6\""),
         "{}",

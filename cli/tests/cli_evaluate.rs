@@ -540,16 +540,8 @@ fn outputs_are_never_written_over_inputs() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-fn chromium() -> &'static str {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
-        .expect("headless Chromium is needed: install the Debian package `chromium` (tools/install_deps.sh does)")
-}
-
 #[test]
 fn the_html_page_renders_with_every_picture_in_chromium() {
-    let browser = chromium();
     let dir = scratch("html");
     let manifest = mixed_set(&dir);
     // Known items: p2's picture re-encoded is in the index.
@@ -606,24 +598,7 @@ fn the_html_page_renders_with_every_picture_in_chromium() {
     )
     .unwrap();
     let profile = dir.join("profile");
-    let out = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--virtual-time-budget=5000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", probe.display()))
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let dom = rendered_dom(&probe, &profile, &[]);
     assert!(
         dom.contains("data-loaded=\"16/16\""),
         "{}",

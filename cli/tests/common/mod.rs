@@ -1,9 +1,11 @@
 //! What the tests of the `gst-dreamsim` tool share: where the repository
 //! is, running the tool built by cargo (`CARGO_BIN_EXE_gst-dreamsim`) from
-//! there, its output as text, and running it on a terminal.
+//! there, its output as text, running it on a terminal, and rendering the
+//! HTML pages it writes in headless Chromium.
 #![allow(dead_code)] // Each test file uses a part of this module.
 
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 
 /// The repository root (cargo runs the tool's tests from cli/; the tool
 /// runs from the root, where the tests' relative fixture paths start).
@@ -94,4 +96,55 @@ pub fn on_terminal(command: &str) -> String {
     let terminal = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(o.status.success(), "{terminal}");
     terminal
+}
+
+/// Headless Chromium, which renders the HTML pages the tool writes, or a
+/// failure saying what to install.
+pub fn chromium() -> &'static str {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect(
+            "headless Chromium is needed to render the HTML pages: install the Debian package \
+             `chromium` (tools/install_deps.sh does)",
+        )
+}
+
+/// Chromium's arguments for a headless run that reaches nothing but the
+/// page, with its own profile folder (never the user's) and time for the
+/// page's scripts to run.
+pub fn chromium_args(profile: &Path) -> Vec<String> {
+    [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--virtual-time-budget=10000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("--user-data-dir={}", profile.display())])
+    .collect()
+}
+
+/// The DOM of `page` once headless Chromium has loaded it (`extra`: more
+/// arguments, a window size), with the profile in `profile`.
+pub fn rendered_dom(page: &Path, profile: &Path, extra: &[&str]) -> String {
+    let out = Command::new(chromium())
+        .args(chromium_args(profile))
+        .args(extra)
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
