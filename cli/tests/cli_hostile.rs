@@ -9,6 +9,7 @@
 mod common;
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -459,7 +460,19 @@ fn monitor_rows_are_in_the_file_when_the_job_is_interrupted() {
     let dir = scratch("sigint");
     let out = dir.join("out.csv");
     // 5 frames a second: 8 KiB of rows (the old buffer) takes 40 s.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gst-dreamsim"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gst-dreamsim"));
+    // A shell starts background jobs with SIGINT ignored, and the ignored
+    // action survives exec: run from such a job (`nohup .ci/run &`), the
+    // tool would never see the Ctrl-C this test sends. Give it the action
+    // a terminal's foreground job has.
+    // SAFETY: signal() is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = command
         .args([
             "monitor",
             "--model",
